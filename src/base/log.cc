@@ -1,0 +1,42 @@
+// Logging to stderr (see log.h).
+#include "base/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+namespace strata::base {
+
+namespace {
+std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+
+// Under systemd (JOURNAL_STREAM set) the "<N>" syslog priority prefixes of sd-daemon(3) make
+// journald record the level; on a terminal a word says it.
+const bool g_journal = std::getenv("JOURNAL_STREAM") != nullptr;
+
+const char* prefix(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return g_journal ? "<7>" : "debug: ";
+    case LogLevel::kInfo: return g_journal ? "<6>" : "";
+    case LogLevel::kWarning: return g_journal ? "<4>" : "warning: ";
+    case LogLevel::kError: return g_journal ? "<3>" : "error: ";
+  }
+  return "";
+}
+}  // namespace
+
+void set_log_level(LogLevel level) { g_level.store(static_cast<int>(level)); }
+
+bool log_enabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
+
+void log_line(LogLevel level, std::string_view message) {
+  std::string line = prefix(level);
+  line.append(message);
+  line.push_back('\n');
+  // One write per line; a short write on stderr is not worth retrying for a log.
+  [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
+}  // namespace strata::base

@@ -1,0 +1,55 @@
+// Unit tests of address and endpoint parsing.
+#include "base/net.h"
+
+#include <gtest/gtest.h>
+
+namespace strata::base {
+namespace {
+
+TEST(Net, ParsesV4AndV6Endpoints) {
+  auto a = Endpoint::parse("192.0.2.1:123", std::nullopt);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->address.family, Family::kV4);
+  EXPECT_EQ(a->port, 123);
+  EXPECT_EQ(a->to_string(), "192.0.2.1:123");
+  auto b = Endpoint::parse("[2001:db8::1]:4460", std::nullopt);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->address.family, Family::kV6);
+  EXPECT_EQ(b->to_string(), "[2001:db8::1]:4460");
+}
+
+TEST(Net, DefaultPortAndBareV6) {
+  EXPECT_EQ(Endpoint::parse("10.0.0.1", 123)->port, 123);
+  EXPECT_EQ(Endpoint::parse("::1", 123)->address.family, Family::kV6);
+  EXPECT_EQ(Endpoint::parse("[::1]", 123)->port, 123);
+  EXPECT_FALSE(Endpoint::parse("10.0.0.1", std::nullopt));
+}
+
+TEST(Net, RejectsBadText) {
+  for (const char* bad : {"", "1.2.3.4:", "1.2.3.4:65536", "1.2.3.4:12a", "[::1", "[::1]x",
+                          "host.example:123", "300.1.1.1:1", "[::1]:-1"})
+    EXPECT_FALSE(Endpoint::parse(bad, 123)) << bad;
+}
+
+TEST(Net, SockaddrRoundTrip) {
+  for (const char* text : {"127.0.0.1:9", "[fe80::1]:123", "[::]:0"}) {
+    const Endpoint e = *Endpoint::parse(text, std::nullopt);
+    sockaddr_storage ss;
+    e.to_sockaddr(ss);
+    EXPECT_EQ(*Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss)), e) << text;
+  }
+}
+
+TEST(Net, AddressClasses) {
+  EXPECT_TRUE(IpAddress::parse("127.3.4.5")->is_loopback());
+  EXPECT_TRUE(IpAddress::parse("::1")->is_loopback());
+  EXPECT_TRUE(IpAddress::parse("0.0.0.0")->is_unspecified());
+  EXPECT_TRUE(IpAddress::parse("::")->is_unspecified());
+  EXPECT_TRUE(IpAddress::parse("224.0.1.1")->is_multicast());
+  EXPECT_TRUE(IpAddress::parse("ff02::101")->is_multicast());
+  EXPECT_TRUE(IpAddress::parse("fe80::1")->is_v6_link_local());
+  EXPECT_EQ(IpAddress::v4(0x7F000001).to_string(), "127.0.0.1");
+}
+
+}  // namespace
+}  // namespace strata::base

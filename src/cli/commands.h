@@ -1,0 +1,45 @@
+// The strata subcommands. Each takes its parsed options and returns the process exit status.
+// Called from cli/main.cc on the main thread.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace strata::cli {
+
+inline constexpr const char* kDefaultControl = "/run/stratad/control.sock";
+
+struct QueryOptions {
+  std::string server;       // HOST[:PORT]
+  int count = 1;            // requests, one per interval
+  double interval = 1.0;    // seconds between requests
+  double timeout = 2.0;     // seconds to wait for each reply
+  bool ipv4 = false;
+  bool ipv6 = false;
+  bool json = false;
+  int version = 4;
+};
+int run_query(const QueryOptions& options);
+
+struct StatsOptions {
+  std::string control = kDefaultControl;
+  bool json = false;
+};
+int run_stats(const StatsOptions& options);
+
+struct LoadOptions {
+  std::string server;              // ADDR:PORT
+  unsigned clients = 1;            // distinct source addresses
+  std::string source_prefix;       // where the client addresses come from ("" = loopback)
+  std::optional<double> rate;      // requests per second (open loop)
+  bool max = false;                // as fast as replies come (closed loop)
+  unsigned window = 0;             // outstanding requests in --max mode (0: auto)
+  double duration = 5.0;           // seconds of sending
+  double timeout = 1.0;            // seconds to wait for replies after the last request
+  unsigned sockets = 4;            // source sockets (source ports)
+  int version = 4;
+  bool json = false;
+};
+int run_load(const LoadOptions& options);
+
+}  // namespace strata::cli

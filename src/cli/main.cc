@@ -1,0 +1,63 @@
+// strata: the operator's CLI. Parses the command line (CLI11) and runs one subcommand.
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace strata::cli;
+  CLI::App app{"strata: query NTP servers, read stratad's statistics, load-test a server.",
+               "strata"};
+  app.require_subcommand(1);
+  app.set_version_flag("-V,--version", std::string("strata ") + STRATA_VERSION);
+
+  QueryOptions q;
+  CLI::App* query = app.add_subcommand("query", "ask an NTP server for the time (like sntp)");
+  query->add_option("server", q.server, "HOST[:PORT] or [IPv6]:PORT (port 123 by default)")->required();
+  query->add_option("-c,--count", q.count, "requests to send, one per interval")->check(CLI::Range(1, 100000));
+  query->add_option("-i,--interval", q.interval, "seconds between requests")->check(CLI::Range(0.0, 3600.0));
+  query->add_option("-t,--timeout", q.timeout, "seconds to wait for each reply")->check(CLI::Range(0.01, 60.0));
+  auto* v4 = query->add_flag("-4", q.ipv4, "IPv4 only");
+  query->add_flag("-6", q.ipv6, "IPv6 only")->excludes(v4);
+  query->add_option("--ntp-version", q.version, "NTP version of the request")->check(CLI::Range(1, 4));
+  query->add_flag("--json", q.json, "JSON output");
+
+  StatsOptions s;
+  CLI::App* stats = app.add_subcommand("stats", "show stratad's counters (ntpq sysstats labels first)");
+  stats->add_option("--control", s.control, "stratad's control socket");
+  stats->add_flag("--json", s.json, "JSON output");
+
+  LoadOptions l;
+  CLI::App* load = app.add_subcommand(
+      "load", "load-test an NTP server from many source addresses, validating every reply");
+  load->add_option("--server", l.server, "ADDR:PORT of the server")->required();
+  load->add_option("--clients", l.clients,
+                   "distinct source addresses (loopback servers: any 127.x.y.z is used)")
+      ->check(CLI::Range(1u, 16000000u));
+  load->add_option("--source-prefix", l.source_prefix,
+                   "CIDR the client addresses come from (default 127.0.0.0/8 for a loopback "
+                   "server); every address in it must be local to this host");
+  auto* rate = load->add_option("--rate", l.rate, "requests per second, open loop")
+                   ->check(CLI::Range(1.0, 1e8));
+  load->add_flag("--max", l.max, "send as fast as replies come (closed loop)")->excludes(rate);
+  load->add_option("--window", l.window, "requests in flight with --max (default 64 per socket)")
+      ->check(CLI::Range(1u, 1000000u));
+  load->add_option("--duration", l.duration, "seconds of sending")->check(CLI::Range(0.01, 3600.0));
+  load->add_option("--timeout", l.timeout, "seconds to wait for late replies after sending")
+      ->check(CLI::Range(0.0, 60.0));
+  load->add_option("--sockets", l.sockets, "source sockets, i.e. source ports")->check(CLI::Range(1u, 256u));
+  load->add_option("--ntp-version", l.version, "NTP version of the requests")->check(CLI::Range(1, 4));
+  load->add_flag("--json", l.json, "JSON output");
+
+  CLI11_PARSE(app, argc, argv);
+  if (query->parsed()) return run_query(q);
+  if (stats->parsed()) return run_stats(s);
+  if (load->parsed()) {
+    if (!l.rate && !l.max) {
+      fmt::print(stderr, "strata load: give --rate R or --max\n");
+      return 2;
+    }
+    return run_load(l);
+  }
+  return 2;
+}

@@ -1,0 +1,114 @@
+// `strata query`: asks an NTP server for the time, like sntp, and shows everything an operator
+// checks in a reply, including the server's processing time (its T3 - T2). A new socket (a
+// new source port, RFC 9109) per request.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <thread>
+
+#include "clock/sources.h"
+#include "cli/commands.h"
+#include "cli/resolve.h"
+#include "wire/packet.h"
+
+namespace strata::cli {
+
+namespace {
+
+const char* leap_text(wire::Leap l) {
+  switch (l) {
+    case wire::Leap::kNone: return "none";
+    case wire::Leap::kInsert: return "insert";
+    case wire::Leap::kDelete: return "delete";
+    case wire::Leap::kUnsynchronised: return "unsynchronised";
+  }
+  return "?";
+}
+
+struct Outcome {
+  bool valid = false;
+  nlohmann::json json;
+  std::string text;
+};
+
+Outcome describe(const base::Endpoint& server, const clock::NtpSample& s, int version) {
+  const wire::Header& h = s.reply;
+  Outcome o;
+  const std::string who = server.to_string();
+  if (wire::is_kod(h)) {
+    const std::string code = clock::format_reference_id(h.reference_id, 0);
+    o.text = fmt::format("{}  KoD {} (kiss-o'-death: the server asks us to {})", who, code,
+                         code == "RATE" ? "poll less often" : "stop");
+    o.json = {{"server", who}, {"kod", code}};
+    return o;
+  }
+  const clock::OffsetDelay od = clock::offset_delay(s);
+  const double processing = base::ntp_diff_seconds(h.transmit, h.receive);
+  const bool synced = h.leap != wire::Leap::kUnsynchronised && h.stratum >= 1 && h.stratum <= 15;
+  const bool sane = h.version == version && !h.receive.is_zero() && !h.transmit.is_zero() &&
+                    processing >= 0;
+  o.valid = synced && sane;
+  o.text = fmt::format(
+      "{}  stratum {}  refid {}  leap {}  offset {:+.6f} s  delay {:.6f} s  root-delay {:.6f} s  "
+      "root-disp {:.6f} s  server-time {:.6f} s{}",
+      who, h.stratum, clock::format_reference_id(h.reference_id, h.stratum), leap_text(h.leap),
+      od.offset, od.delay, h.root_delay.to_seconds(), h.root_dispersion.to_seconds(), processing,
+      !synced ? "  (server unsynchronised)" : !sane ? "  (invalid reply)" : "");
+  o.json = {{"server", who},
+            {"version", h.version},
+            {"stratum", h.stratum},
+            {"refid", clock::format_reference_id(h.reference_id, h.stratum)},
+            {"leap", static_cast<int>(h.leap)},
+            {"precision", h.precision},
+            {"poll", h.poll},
+            {"offset", od.offset},
+            {"delay", od.delay},
+            {"root_delay", h.root_delay.to_seconds()},
+            {"root_dispersion", h.root_dispersion.to_seconds()},
+            {"server_time", processing},
+            {"length", s.length},
+            {"valid", o.valid}};
+  return o;
+}
+
+}  // namespace
+
+int run_query(const QueryOptions& opt) {
+  const FamilyFilter filter = opt.ipv4 ? FamilyFilter::kV4 : opt.ipv6 ? FamilyFilter::kV6
+                                                                      : FamilyFilter::kAny;
+  std::vector<base::Endpoint> servers;
+  try {
+    servers = resolve(opt.server, 123, filter);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "strata query: {}\n", e.what());
+    return 2;
+  }
+  const base::Endpoint server = servers.front();
+  const auto timeout = std::chrono::duration_cast<base::Nanos>(std::chrono::duration<double>(opt.timeout));
+  int valid = 0;
+  nlohmann::json replies = nlohmann::json::array();
+  for (int i = 0; i < opt.count; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::duration<double>(opt.interval));
+    clock::NtpClient client(server, static_cast<uint8_t>(opt.version));
+    const auto sample = client.poll(timeout);
+    if (!sample) {
+      if (opt.json)
+        replies.push_back({{"server", server.to_string()}, {"error", client.last_error()}});
+      else
+        fmt::print("{}  {}\n", server.to_string(), client.last_error());
+      continue;
+    }
+    const Outcome o = describe(server, *sample, opt.version);
+    valid += o.valid ? 1 : 0;
+    if (opt.json)
+      replies.push_back(o.json);
+    else
+      fmt::print("{}\n", o.text);
+    std::fflush(stdout);
+  }
+  if (opt.json) fmt::print("{}\n", replies.dump(2));
+  return valid > 0 ? 0 : 1;
+}
+
+}  // namespace strata::cli

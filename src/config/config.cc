@@ -1,0 +1,301 @@
+// TOML configuration parsing and validation (see config.h).
+#include "config/config.h"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+namespace strata::config {
+
+namespace {
+
+// Collects errors for one file; every check reports and carries on, so the operator sees
+// all mistakes at once.
+class Checker {
+ public:
+  explicit Checker(std::string file) : file_(std::move(file)) {}
+
+  void fail(const toml::node& node, std::string reason) {
+    errors_.push_back({file_, static_cast<int>(node.source().begin.line), std::move(reason)});
+  }
+  void fail(int line, std::string reason) { errors_.push_back({file_, line, std::move(reason)}); }
+  std::vector<Error>& errors() { return errors_; }
+
+  std::optional<int64_t> integer(const toml::node& n, std::string_view key, int64_t lo,
+                                 int64_t hi) {
+    const auto v = n.value_exact<int64_t>();
+    if (!v) {
+      fail(n, fmt::format("{} must be an integer", key));
+      return std::nullopt;
+    }
+    if (*v < lo || *v > hi) {
+      fail(n, fmt::format("{} = {} is out of range {}..{}", key, *v, lo, hi));
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  std::optional<double> number(const toml::node& n, std::string_view key, double lo, double hi) {
+    std::optional<double> v;
+    if (n.is_floating_point()) v = n.value<double>();
+    if (n.is_integer()) v = static_cast<double>(*n.value<int64_t>());
+    if (!v) {
+      fail(n, fmt::format("{} must be a number", key));
+      return std::nullopt;
+    }
+    if (!(*v >= lo && *v <= hi)) {
+      fail(n, fmt::format("{} = {} is out of range {}..{}", key, *v, lo, hi));
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  std::optional<std::string> string(const toml::node& n, std::string_view key) {
+    const auto v = n.value_exact<std::string>();
+    if (!v) fail(n, fmt::format("{} must be a string", key));
+    return v;
+  }
+
+  std::optional<bool> boolean(const toml::node& n, std::string_view key) {
+    const auto v = n.value_exact<bool>();
+    if (!v) fail(n, fmt::format("{} must be true or false", key));
+    return v;
+  }
+
+ private:
+  std::string file_;
+  std::vector<Error> errors_;
+};
+
+using Handler = std::function<void(const toml::node&)>;
+
+void walk_table(Checker& check, const toml::table& table, std::string_view name,
+                const std::map<std::string, Handler, std::less<>>& handlers) {
+  for (auto&& [key, node] : table) {
+    const auto it = handlers.find(key.str());
+    if (it == handlers.end()) {
+      check.fail(node, fmt::format("unknown key '{}' in [{}]", key.str(), name));
+      continue;
+    }
+    it->second(node);
+  }
+}
+
+void parse_listen(Checker& check, const toml::node& node, ServerConfig& server) {
+  const toml::array* list = node.as_array();
+  if (list == nullptr) {
+    check.fail(node, "listen must be an array of \"address:port\" strings");
+    return;
+  }
+  server.listen.clear();
+  server.listen_is_default = false;
+  for (const toml::node& item : *list) {
+    const auto text = check.string(item, "listen entry");
+    if (!text) continue;
+    const auto ep = base::Endpoint::parse(*text, kNtpPort);
+    if (!ep)
+      check.fail(item, fmt::format("listen entry '{}' is not an IPv4 or [IPv6] address with an "
+                                   "optional :port",
+                                   *text));
+    else
+      server.listen.push_back(*ep);
+  }
+  if (server.listen.empty() && list->empty()) check.fail(node, "listen must not be empty");
+}
+
+void parse_server(Checker& check, const toml::table& t, ServerConfig& s) {
+  walk_table(
+      check, t, "server",
+      {
+          {"listen", [&](const toml::node& n) { parse_listen(check, n, s); }},
+          {"threads",
+           [&](const toml::node& n) {
+             if (auto v = check.integer(n, "threads", 0, 1024)) s.threads = static_cast<unsigned>(*v);
+           }},
+          {"control",
+           [&](const toml::node& n) {
+             if (auto v = check.string(n, "control")) s.control = *v;
+           }},
+          {"user",
+           [&](const toml::node& n) {
+             if (auto v = check.string(n, "user")) s.user = *v;
+           }},
+          {"batch",
+           [&](const toml::node& n) {
+             if (auto v = check.integer(n, "batch", 1, 1024)) s.batch = static_cast<size_t>(*v);
+           }},
+          {"freebind",
+           [&](const toml::node& n) {
+             if (auto v = check.boolean(n, "freebind")) s.socket.freebind = *v;
+           }},
+          {"receive_buffer",
+           [&](const toml::node& n) {
+             std::optional<uint64_t> bytes;
+             if (n.is_integer() && *n.value<int64_t>() >= 0) bytes = *n.value<int64_t>();
+             if (n.is_string()) bytes = parse_size(*n.value<std::string>());
+             if (!bytes || *bytes > (1u << 30))
+               check.fail(n, "receive_buffer must be a size up to 1GiB, e.g. \"4MiB\"");
+             else
+               s.socket.receive_buffer = static_cast<int>(*bytes);
+           }},
+      });
+}
+
+void parse_time(Checker& check, const toml::table& t, clock::Options& o) {
+  std::optional<int64_t> stratum;
+  std::optional<uint32_t> refid;
+  walk_table(
+      check, t, "time",
+      {
+          {"source",
+           [&](const toml::node& n) {
+             const auto v = check.string(n, "source");
+             if (!v) return;
+             if (*v == "kernel") o.source = clock::Source::kKernel;
+             else if (*v == "mirror") o.source = clock::Source::kMirror;
+             else if (*v == "local") o.source = clock::Source::kLocal;
+             else check.fail(n, fmt::format("source = \"{}\": expected \"kernel\", \"mirror\" or \"local\"", *v));
+           }},
+          {"stratum", [&](const toml::node& n) { stratum = check.integer(n, "stratum", 1, 15); }},
+          {"refid",
+           [&](const toml::node& n) {
+             const auto v = check.string(n, "refid");
+             if (!v) return;
+             refid = clock::parse_reference_id(*v);
+             if (!refid)
+               check.fail(n, fmt::format("refid = \"{}\": expected an IPv4 address or 1-4 "
+                                         "letters/digits",
+                                         *v));
+           }},
+          {"precision",
+           [&](const toml::node& n) {
+             if (auto v = check.integer(n, "precision", -30, 0)) o.precision = static_cast<int8_t>(*v);
+           }},
+          {"root_delay",
+           [&](const toml::node& n) {
+             if (auto v = check.number(n, "root_delay", 0, 16)) o.root_delay = *v;
+           }},
+          {"root_dispersion",
+           [&](const toml::node& n) {
+             if (auto v = check.number(n, "root_dispersion", 0, 16)) o.root_dispersion = *v;
+           }},
+          {"mirror",
+           [&](const toml::node& n) {
+             const auto v = check.string(n, "mirror");
+             if (!v) return;
+             const auto ep = base::Endpoint::parse(*v, kNtpPort);
+             if (!ep)
+               check.fail(n, fmt::format("mirror = \"{}\": expected address[:port]", *v));
+             else
+               o.mirror = *ep;
+           }},
+          {"mirror_interval",
+           [&](const toml::node& n) {
+             if (auto v = check.number(n, "mirror_interval", 0.1, 60)) o.mirror_interval = *v;
+           }},
+          {"mirror_timeout",
+           [&](const toml::node& n) {
+             if (auto v = check.number(n, "mirror_timeout", 1, 86400)) o.mirror_timeout = *v;
+           }},
+          {"unsynchronised",
+           [&](const toml::node& n) {
+             const auto v = check.string(n, "unsynchronised");
+             if (!v) return;
+             if (*v == "reply") o.unsynchronised = clock::UnsyncAction::kReply;
+             else if (*v == "drop") o.unsynchronised = clock::UnsyncAction::kDrop;
+             else check.fail(n, fmt::format("unsynchronised = \"{}\": expected \"reply\" or \"drop\"", *v));
+           }},
+      });
+  // A local clock defaults to chrony's `local` settings: stratum 10, refid 127.127.1.1.
+  if (o.source == clock::Source::kLocal) {
+    o.stratum = 10;
+    o.reference_id = 0x7F7F0101;
+  }
+  if (stratum) o.stratum = static_cast<uint8_t>(*stratum);
+  if (refid) o.reference_id = *refid;
+}
+
+}  // namespace
+
+std::string Error::to_string() const {
+  if (line > 0) return fmt::format("{}:{}: {}", file, line, reason);
+  return fmt::format("{}: {}", file, reason);
+}
+
+Config default_config() {
+  Config c;
+  c.server.listen = {base::Endpoint{base::IpAddress{base::Family::kV4, {}}, kNtpPort},
+                     base::Endpoint{base::IpAddress{base::Family::kV6, {}}, kNtpPort}};
+  return c;
+}
+
+LoadResult parse_config(std::string_view text, const std::string& name) {
+  LoadResult result;
+  Checker check(name);
+  toml::table root;
+  try {
+    root = toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    result.errors.push_back(
+        {name, static_cast<int>(e.source().begin.line), std::string(e.description())});
+    return result;
+  }
+  Config config = default_config();
+  for (auto&& [key, node] : root) {
+    const toml::table* table = node.as_table();
+    if (key.str() == "server" && table) {
+      parse_server(check, *table, config.server);
+    } else if (key.str() == "time" && table) {
+      parse_time(check, *table, config.time);
+    } else {
+      check.fail(node, fmt::format("unknown {} '{}' (expected [server] or [time])",
+                                   table ? "table" : "key", key.str()));
+    }
+  }
+  result.errors = std::move(check.errors());
+  // toml++ walks keys in sorted order; report in file order.
+  std::stable_sort(result.errors.begin(), result.errors.end(),
+                   [](const Error& a, const Error& b) { return a.line < b.line; });
+  if (result.errors.empty()) result.config = std::move(config);
+  return result;
+}
+
+LoadResult load_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    LoadResult r;
+    r.errors.push_back({path, 0, "cannot open the file"});
+    return r;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), path);
+}
+
+std::optional<uint64_t> parse_size(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+  uint64_t value = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || ptr == text.data()) return std::nullopt;
+  std::string_view unit(ptr, static_cast<size_t>(text.data() + text.size() - ptr));
+  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+  static const std::pair<std::string_view, uint64_t> kUnits[] = {
+      {"", 1},          {"B", 1},           {"KiB", 1ull << 10}, {"MiB", 1ull << 20},
+      {"GiB", 1ull << 30}, {"TiB", 1ull << 40}, {"KB", 1000},     {"kB", 1000},
+      {"MB", 1000000},  {"GB", 1000000000}};
+  for (const auto& [name, factor] : kUnits) {
+    if (unit != name) continue;
+    if (value > UINT64_MAX / factor) return std::nullopt;
+    return value * factor;
+  }
+  return std::nullopt;
+}
+
+}  // namespace strata::config

@@ -1,0 +1,59 @@
+// stratad's configuration: a TOML file parsed once, at start, into plain validated structs.
+// Every error names file, line and reason; unknown keys are errors (a typo must not silently
+// fall back to a default). Called by the daemon's main thread only.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/net.h"
+#include "clock/sources.h"
+#include "io/udp_backend.h"
+
+namespace strata::config {
+
+inline constexpr uint16_t kNtpPort = 123;
+inline constexpr const char* kDefaultControlPath = "/run/stratad/control.sock";
+
+struct ServerConfig {
+  // Default: UDP 123 on every IPv4 and IPv6 address.
+  std::vector<base::Endpoint> listen;
+  bool listen_is_default = true;  // an unavailable family is skipped, not fatal
+  unsigned threads = 0;           // 0: one per CPU this process may run on
+  std::string control = kDefaultControlPath;  // "" disables the control socket
+  std::string user;               // "": "stratad" if that user exists, else "nobody"
+  size_t batch = 64;              // datagrams per recvmmsg/sendmmsg
+  io::SocketOptions socket;
+};
+
+struct Config {
+  ServerConfig server;
+  clock::Options time;
+};
+
+struct Error {
+  std::string file;
+  int line = 0;  // 0: not tied to a line
+  std::string reason;
+  std::string to_string() const;
+};
+
+struct LoadResult {
+  std::optional<Config> config;
+  std::vector<Error> errors;
+};
+
+// The configuration with no file: every default.
+Config default_config();
+
+// Parses TOML text; `name` is the file name used in errors.
+LoadResult parse_config(std::string_view text, const std::string& name);
+// Reads and parses a file.
+LoadResult load_config(const std::string& path);
+
+// "4MiB", "256 MiB", "1GB", "65536" -> bytes. nullopt when malformed.
+std::optional<uint64_t> parse_size(std::string_view text);
+
+}  // namespace strata::config

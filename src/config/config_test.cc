@@ -1,0 +1,131 @@
+// Unit tests of configuration parsing: defaults, every key, and errors that name the line.
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+namespace strata::config {
+namespace {
+
+TEST(Config, DefaultsServeEverythingOnPort123) {
+  const Config c = default_config();
+  ASSERT_EQ(c.server.listen.size(), 2u);
+  EXPECT_EQ(c.server.listen[0].to_string(), "0.0.0.0:123");
+  EXPECT_EQ(c.server.listen[1].to_string(), "[::]:123");
+  EXPECT_TRUE(c.server.listen_is_default);
+  EXPECT_EQ(c.server.threads, 0u);
+  EXPECT_EQ(c.server.control, "/run/stratad/control.sock");
+  EXPECT_EQ(c.time.source, clock::Source::kKernel);
+  EXPECT_EQ(c.time.unsynchronised, clock::UnsyncAction::kReply);
+  EXPECT_EQ(parse_config("", "empty.toml").config->server.listen.size(), 2u);
+}
+
+TEST(Config, ParsesEveryKey) {
+  const auto r = parse_config(R"(
+[server]
+listen = ["192.0.2.1", "[2001:db8::1]:12300"]
+threads = 4
+control = "/tmp/x.sock"
+user = "ntp"
+batch = 128
+freebind = true
+receive_buffer = "8MiB"
+
+[time]
+source = "mirror"
+mirror = "127.0.0.1:11123"
+mirror_interval = 0.5
+mirror_timeout = 20
+unsynchronised = "drop"
+precision = -22
+)",
+                              "full.toml");
+  ASSERT_TRUE(r.config) << r.errors[0].to_string();
+  const Config& c = *r.config;
+  ASSERT_EQ(c.server.listen.size(), 2u);
+  EXPECT_EQ(c.server.listen[0].to_string(), "192.0.2.1:123");
+  EXPECT_EQ(c.server.listen[1].to_string(), "[2001:db8::1]:12300");
+  EXPECT_FALSE(c.server.listen_is_default);
+  EXPECT_EQ(c.server.threads, 4u);
+  EXPECT_EQ(c.server.control, "/tmp/x.sock");
+  EXPECT_EQ(c.server.user, "ntp");
+  EXPECT_EQ(c.server.batch, 128u);
+  EXPECT_TRUE(c.server.socket.freebind);
+  EXPECT_EQ(c.server.socket.receive_buffer, 8 << 20);
+  EXPECT_EQ(c.time.source, clock::Source::kMirror);
+  EXPECT_EQ(c.time.mirror.to_string(), "127.0.0.1:11123");
+  EXPECT_DOUBLE_EQ(c.time.mirror_interval, 0.5);
+  EXPECT_DOUBLE_EQ(c.time.mirror_timeout, 20);
+  EXPECT_EQ(c.time.unsynchronised, clock::UnsyncAction::kDrop);
+  EXPECT_EQ(c.time.precision, -22);
+}
+
+TEST(Config, LocalSourceDefaultsLikeChrony) {
+  auto r = parse_config("[time]\nsource = \"local\"\n", "t.toml");
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->time.stratum, 10);
+  EXPECT_EQ(r.config->time.reference_id, 0x7F7F0101u);
+  r = parse_config("[time]\nsource = \"local\"\nstratum = 1\nrefid = \"GPS\"\nroot_dispersion = 0.001\n", "t.toml");
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->time.stratum, 1);
+  EXPECT_EQ(r.config->time.reference_id, 0x47505300u);
+  EXPECT_DOUBLE_EQ(r.config->time.root_dispersion, 0.001);
+}
+
+TEST(Config, ErrorsNameFileLineAndReason) {
+  const auto r = parse_config(R"([server]
+threads = "four"
+listen = ["not-an-address"]
+colour = "blue"
+
+[time]
+stratum = 99
+refid = "FAR TOO LONG"
+source = "gps"
+unsynchronised = "maybe"
+
+[bogus]
+x = 1
+)",
+                              "bad.toml");
+  EXPECT_FALSE(r.config);
+  std::vector<std::string> text;
+  for (const auto& e : r.errors) text.push_back(e.to_string());
+  ASSERT_EQ(text.size(), 8u);
+  EXPECT_EQ(text[0], "bad.toml:2: threads must be an integer");
+  EXPECT_EQ(text[1].rfind("bad.toml:3: listen entry 'not-an-address'", 0), 0u) << text[1];
+  EXPECT_EQ(text[2], "bad.toml:4: unknown key 'colour' in [server]");
+  EXPECT_EQ(text[3], "bad.toml:7: stratum = 99 is out of range 1..15");
+  EXPECT_EQ(text[4].rfind("bad.toml:8: refid", 0), 0u) << text[4];
+  EXPECT_EQ(text[5].rfind("bad.toml:9: source = \"gps\"", 0), 0u) << text[5];
+  EXPECT_EQ(text[6].rfind("bad.toml:10: unsynchronised", 0), 0u) << text[6];
+  EXPECT_EQ(text[7].rfind("bad.toml:12: unknown table 'bogus'", 0), 0u) << text[7];
+}
+
+TEST(Config, SyntaxErrorHasLine) {
+  const auto r = parse_config("[server]\nthreads = 4\nlisten = [\"1.2.3.4\"\n", "syntax.toml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].file, "syntax.toml");
+  EXPECT_GE(r.errors[0].line, 3);
+  EXPECT_FALSE(r.errors[0].reason.empty());
+}
+
+TEST(Config, MissingFile) {
+  const auto r = load_config("/nonexistent/stratad.toml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].to_string(), "/nonexistent/stratad.toml: cannot open the file");
+}
+
+TEST(Config, Sizes) {
+  EXPECT_EQ(parse_size("65536"), 65536u);
+  EXPECT_EQ(parse_size("4MiB"), 4u << 20);
+  EXPECT_EQ(parse_size("256 MiB"), 256u << 20);
+  EXPECT_EQ(parse_size("1GB"), 1000000000u);
+  EXPECT_EQ(parse_size("2KiB"), 2048u);
+  EXPECT_FALSE(parse_size("MiB"));
+  EXPECT_FALSE(parse_size("4 parsecs"));
+  EXPECT_FALSE(parse_size("-1"));
+  EXPECT_FALSE(parse_size("99999999999999999999"));
+}
+
+}  // namespace
+}  // namespace strata::config

@@ -1,0 +1,200 @@
+// Control socket server and client (see control_server.h).
+#include "control/control_server.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+#include "base/log.h"
+
+namespace strata::control {
+
+namespace {
+
+// A request larger than this is refused: the API's requests are small.
+constexpr size_t kMaxRequest = 64 * 1024;
+// A client that sends nothing for this long is dropped, so it cannot stall the thread.
+constexpr int kClientTimeoutMs = 2000;
+// Replies can list many clients; this only stops a runaway peer.
+constexpr size_t kMaxReply = size_t{1} << 30;
+
+bool make_address(const std::string& path, sockaddr_un& addr, std::string& error) {
+  addr = sockaddr_un{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) {
+    error = "control socket path too long: " + path;
+    return false;
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return true;
+}
+
+// Reads until a newline or EOF within the deadline. False on timeout/error/oversize.
+bool read_line(int fd, std::string& out, int timeout_ms, size_t max_size) {
+  char buf[4096];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, timeout_ms) <= 0) return false;
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return !out.empty();
+    out.append(buf, static_cast<size_t>(n));
+    if (out.find('\n') != std::string::npos) return true;
+    if (out.size() > max_size) return false;
+  }
+}
+
+bool write_all(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+int connect_to(const std::string& path, std::string& error) {
+  sockaddr_un addr;
+  if (!make_address(path, addr, error)) return -1;
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = std::string("socket: ") + std::strerror(errno);
+    return -1;
+  }
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    error = path + ": " + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+ControlServer::~ControlServer() {
+  stop();
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+std::string ControlServer::bind(const std::string& path) {
+  std::string error;
+  sockaddr_un addr;
+  if (!make_address(path, addr, error)) return error;
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!dir.empty() && !std::filesystem::exists(dir, ec)) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return "cannot create " + dir.string() + ": " + ec.message();
+  }
+  // A socket file that nobody answers is stale (a crash): replace it. One that answers is a
+  // running daemon: refuse.
+  if (std::filesystem::exists(path, ec)) {
+    std::string ignored;
+    const int probe = connect_to(path, ignored);
+    if (probe >= 0) {
+      ::close(probe);
+      return "control socket " + path + " is in use by a running daemon";
+    }
+    ::unlink(path.c_str());
+  }
+  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (listen_fd_ < 0) return std::string("socket: ") + std::strerror(errno);
+  const mode_t old = ::umask(0117);  // socket file mode 0660
+  const int rc = ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::umask(old);
+  if (rc != 0 || ::listen(listen_fd_, 16) != 0) {
+    const std::string e = "bind " + path + ": " + std::strerror(errno);
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+    return e;
+  }
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  path_ = path;
+  return "";
+}
+
+void ControlServer::start(Handler handler) {
+  handler_ = std::move(handler);
+  thread_ = std::thread([this] { run(); });
+}
+
+void ControlServer::stop() {
+  if (!thread_.joinable()) return;
+  const uint64_t one = 1;
+  [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  thread_.join();
+  if (!path_.empty()) ::unlink(path_.c_str());  // may fail after dropping root; harmless
+}
+
+void ControlServer::run() {
+  for (;;) {
+    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      base::log(base::LogLevel::kError, "control: poll: {}", std::strerror(errno));
+      return;
+    }
+    if (fds[1].revents) return;
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    serve_one(fd);
+    ::close(fd);
+  }
+}
+
+void ControlServer::serve_one(int fd) {
+  std::string line;
+  nlohmann::json reply;
+  if (!read_line(fd, line, kClientTimeoutMs, kMaxRequest)) {
+    reply = {{"version", kProtocolVersion}, {"ok", false}, {"error", "no request line"}};
+  } else {
+    const nlohmann::json req = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (req.is_discarded() || !req.is_object()) {
+      reply = {{"version", kProtocolVersion}, {"ok", false}, {"error", "request is not a JSON object"}};
+    } else if (req.value("version", kProtocolVersion) != kProtocolVersion) {
+      reply = {{"version", kProtocolVersion},
+               {"ok", false},
+               {"error", fmt::format("unsupported protocol version (this daemon speaks {})",
+                                     kProtocolVersion)}};
+    } else {
+      try {
+        reply = handler_(req);
+      } catch (const std::exception& e) {
+        reply = {{"ok", false}, {"error", e.what()}};
+      }
+      reply["version"] = kProtocolVersion;
+    }
+  }
+  write_all(fd, reply.dump() + "\n");
+}
+
+nlohmann::json request(const std::string& path, const nlohmann::json& body, int timeout_ms) {
+  std::string error;
+  const int fd = connect_to(path, error);
+  if (fd < 0) throw std::runtime_error("cannot reach stratad's control socket " + error);
+  nlohmann::json req = body;
+  req["version"] = kProtocolVersion;
+  std::string line;
+  const bool ok = write_all(fd, req.dump() + "\n") && read_line(fd, line, timeout_ms, kMaxReply);
+  ::close(fd);
+  if (!ok) throw std::runtime_error("no reply from stratad on " + path);
+  nlohmann::json reply = nlohmann::json::parse(line, nullptr, false);
+  if (reply.is_discarded()) throw std::runtime_error("malformed reply from stratad on " + path);
+  if (!reply.value("ok", false))
+    throw std::runtime_error("stratad: " + reply.value("error", std::string("request failed")));
+  return reply;
+}
+
+}  // namespace strata::control

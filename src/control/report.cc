@@ -1,0 +1,59 @@
+// The "stats" reply (see report.h).
+#include "control/report.h"
+
+#include "clock/sources.h"
+
+namespace strata::control {
+
+namespace {
+const char* source_name(clock::Source s) {
+  switch (s) {
+    case clock::Source::kKernel: return "kernel";
+    case clock::Source::kMirror: return "mirror";
+    case clock::Source::kLocal: return "local";
+  }
+  return "?";
+}
+}  // namespace
+
+nlohmann::json histogram_json(const stats::HistogramCounts& h) {
+  nlohmann::json buckets = nlohmann::json::array();
+  for (size_t i = 0; i < h.buckets.size(); ++i)
+    if (h.buckets[i] != 0)
+      buckets.push_back({stats::bucket_lower(i), stats::bucket_upper(i), h.buckets[i]});
+  return {{"count", h.total()},
+          {"p50", h.quantile(0.5)},
+          {"p90", h.quantile(0.9)},
+          {"p99", h.quantile(0.99)},
+          {"p999", h.quantile(0.999)},
+          {"buckets", buckets}};
+}
+
+nlohmann::json stats_json(const StatsSnapshot& s, base::RealTime now) {
+  nlohmann::json counters = nlohmann::json::object();
+  for (size_t i = 0; i < stats::kCounterCount; ++i)
+    counters[std::string(stats::kCounterInfo[i].name)] = s.counters[i];
+  const wire::ServerInfo served = clock::server_info(s.time, now);
+  nlohmann::json time = {
+      {"source", source_name(s.time.source)},
+      {"synchronised", s.time.synchronised},
+      {"leap", static_cast<int>(served.leap)},
+      {"stratum", served.stratum},
+      {"refid", clock::format_reference_id(served.reference_id, served.stratum)},
+      {"precision", served.precision},
+      {"root_delay", served.root_delay.to_seconds()},
+      {"root_dispersion", served.root_dispersion.to_seconds()},
+      {"age", std::chrono::duration<double>(now - s.time.as_of).count()},
+      {"updates", s.time.updates},
+  };
+  if (!s.source_error.empty()) time["source_error"] = s.source_error;
+  return {{"ok", true},
+          {"uptime", s.uptime_s},
+          {"since_reset", s.since_reset_s},
+          {"workers", s.workers},
+          {"counters", counters},
+          {"processing_time_ns", histogram_json(s.processing_ns)},
+          {"time", time}};
+}
+
+}  // namespace strata::control

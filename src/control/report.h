@@ -1,0 +1,30 @@
+// Builds the control API's "stats" reply from the workers' counters and histograms (summed on
+// read), the time state and the uptime. Control thread only.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "clock/time_state.h"
+#include "stats/counters.h"
+#include "stats/histogram.h"
+
+namespace strata::control {
+
+struct StatsSnapshot {
+  stats::CounterTotals counters{};
+  stats::HistogramCounts processing_ns;
+  double uptime_s = 0;
+  double since_reset_s = 0;
+  unsigned workers = 0;
+  clock::TimeState time;
+  std::string source_error;  // last problem reaching the time source, if any
+};
+
+nlohmann::json stats_json(const StatsSnapshot& snapshot, base::RealTime now);
+
+// Quantiles and non-empty buckets of a histogram, in nanoseconds.
+nlohmann::json histogram_json(const stats::HistogramCounts& h);
+
+}  // namespace strata::control

@@ -1,0 +1,273 @@
+// stratad: wires the modules together. Starts in this order: config, sockets, control socket,
+// time source, privilege drop, clock thread, workers, control thread; then waits for signals
+// on the main thread and stops in reverse order on SIGTERM or SIGINT.
+#include <grp.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "base/log.h"
+#include "clock/clock_service.h"
+#include "config/config.h"
+#include "control/control_server.h"
+#include "control/report.h"
+#include "io/udp_backend.h"
+#include "server/worker.h"
+
+namespace strata {
+namespace {
+
+using base::LogLevel;
+
+struct Flags {
+  std::string config_path;
+  std::vector<std::string> listen;
+  std::optional<unsigned> threads;
+  std::optional<std::string> control;
+  std::optional<std::string> user;
+  bool check_config = false;
+  bool verbose = false;
+};
+
+unsigned cpus_available() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return static_cast<unsigned>(CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// Config file (or defaults), then command-line overrides. Prints errors; nullopt on failure.
+std::optional<config::Config> build_config(const Flags& flags) {
+  config::Config cfg = config::default_config();
+  if (!flags.config_path.empty()) {
+    config::LoadResult r = config::load_config(flags.config_path);
+    for (const auto& e : r.errors) base::log(LogLevel::kError, "{}", e.to_string());
+    if (!r.config) return std::nullopt;
+    cfg = *r.config;
+  }
+  if (!flags.listen.empty()) {
+    cfg.server.listen.clear();
+    cfg.server.listen_is_default = false;
+    for (const auto& text : flags.listen) {
+      const auto ep = base::Endpoint::parse(text, config::kNtpPort);
+      if (!ep) {
+        base::log(LogLevel::kError, "--listen {}: expected ADDR[:PORT], IPv6 in brackets", text);
+        return std::nullopt;
+      }
+      cfg.server.listen.push_back(*ep);
+    }
+  }
+  if (flags.threads) cfg.server.threads = *flags.threads;
+  if (flags.control) cfg.server.control = *flags.control;
+  if (flags.user) cfg.server.user = *flags.user;
+  if (cfg.server.threads == 0) cfg.server.threads = cpus_available();
+  return cfg;
+}
+
+// Opens one socket per worker and listen address. With port 0 the first socket's port is
+// reused by the others so they share one SO_REUSEPORT group. Returns per-worker fd lists.
+std::optional<std::vector<std::vector<int>>> open_sockets(config::ServerConfig& server) {
+  std::vector<std::vector<int>> per_worker(server.threads);
+  std::vector<base::Endpoint> bound;
+  for (base::Endpoint ep : server.listen) {
+    std::vector<int> fds;
+    std::string error;
+    for (unsigned w = 0; w < server.threads; ++w) {
+      const int fd = io::open_server_socket(ep, server.socket, error);
+      if (fd < 0) break;
+      if (ep.port == 0) ep.port = io::bound_endpoint(fd).port;
+      fds.push_back(fd);
+    }
+    if (fds.size() != server.threads) {
+      for (int fd : fds) ::close(fd);
+      const bool v6 = ep.address.family == base::Family::kV6;
+      if (server.listen_is_default && v6) {
+        base::log(LogLevel::kWarning, "IPv6 unavailable, serving IPv4 only ({})", error);
+        continue;
+      }
+      base::log(LogLevel::kError, "{}", error);
+      return std::nullopt;
+    }
+    for (unsigned w = 0; w < server.threads; ++w) per_worker[w].push_back(fds[w]);
+    bound.push_back(ep);
+  }
+  if (bound.empty()) {
+    base::log(LogLevel::kError, "no address to listen on");
+    return std::nullopt;
+  }
+  server.listen = bound;
+  return per_worker;
+}
+
+// Drops root for the configured user (default: stratad if it exists, else nobody).
+bool drop_privileges(const std::string& wanted) {
+  if (::geteuid() != 0) {
+    if (!wanted.empty()) base::log(LogLevel::kWarning, "not root: --user {} ignored", wanted);
+    return true;
+  }
+  std::string name = wanted;
+  if (name.empty()) name = ::getpwnam("stratad") ? "stratad" : "nobody";
+  const passwd* pw = ::getpwnam(name.c_str());
+  if (pw == nullptr) {
+    base::log(LogLevel::kError, "user '{}' does not exist", name);
+    return false;
+  }
+  if (pw->pw_uid == 0) {
+    base::log(LogLevel::kWarning, "running as root (user '{}')", name);
+    return true;
+  }
+  if (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0) {
+    base::log(LogLevel::kError, "cannot switch to user '{}': {}", name, std::strerror(errno));
+    return false;
+  }
+  if (::setuid(0) == 0) {  // must be impossible now
+    base::log(LogLevel::kError, "privilege drop failed: could regain root");
+    return false;
+  }
+  base::log(LogLevel::kInfo, "running as user {} (uid {})", name, pw->pw_uid);
+  return true;
+}
+
+const char* source_text(clock::Source s) {
+  switch (s) {
+    case clock::Source::kKernel: return "kernel";
+    case clock::Source::kMirror: return "mirror";
+    case clock::Source::kLocal: return "local";
+  }
+  return "?";
+}
+
+int run(const Flags& flags) {
+  if (flags.verbose) base::set_log_level(LogLevel::kDebug);
+  std::optional<config::Config> cfg = build_config(flags);
+  if (!cfg) return 1;
+  if (flags.check_config) {
+    std::string listen;
+    for (const auto& ep : cfg->server.listen) listen += (listen.empty() ? "" : ", ") + ep.to_string();
+    fmt::print("configuration OK: listen {}; {} threads; time source {}\n", listen,
+               cfg->server.threads, source_text(cfg->time.source));
+    return 0;
+  }
+
+  // Signals are taken synchronously by the main thread; every thread inherits this mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto sockets = open_sockets(cfg->server);
+  if (!sockets) return 1;
+  control::ControlServer control_server;
+  if (!cfg->server.control.empty()) {
+    if (const std::string e = control_server.bind(cfg->server.control); !e.empty()) {
+      base::log(LogLevel::kError, "{}", e);
+      return 1;
+    }
+  }
+  clock::TimeStateCell time_cell;
+  clock::ClockService clock_service(cfg->time, time_cell);
+  if (!drop_privileges(cfg->server.user)) return 1;
+  clock_service.start();
+
+  const unsigned n = cfg->server.threads;
+  std::vector<std::unique_ptr<server::WorkerStats>> stats;
+  std::vector<std::unique_ptr<io::UdpBackend>> backends;
+  std::vector<std::thread> threads;
+  std::atomic<bool> stop{false};
+  const server::WorkerOptions worker_options{cfg->server.batch, cfg->time.unsynchronised};
+  for (unsigned w = 0; w < n; ++w) {
+    stats.push_back(std::make_unique<server::WorkerStats>());
+    backends.push_back(std::make_unique<io::UdpBackend>((*sockets)[w], cfg->server.batch));
+  }
+  for (unsigned w = 0; w < n; ++w) {
+    threads.emplace_back([&, w] {
+      server::Worker worker(*backends[w], time_cell, *stats[w], worker_options);
+      worker.run(stop);
+    });
+  }
+
+  const base::Nanos started = base::now_mono();
+  if (!cfg->server.control.empty()) {
+    control_server.start([&](const nlohmann::json& req) -> nlohmann::json {
+      const std::string command = req.value("command", "");
+      if (command != "stats") throw std::runtime_error("unknown command '" + command + "'");
+      control::StatsSnapshot s;
+      for (const auto& ws : stats) {
+        for (size_t i = 0; i < stats::kCounterCount; ++i)
+          s.counters[i] += ws->counters.get(static_cast<stats::Counter>(i));
+        ws->processing_ns.add_to(s.processing_ns);
+      }
+      s.uptime_s = std::chrono::duration<double>(base::now_mono() - started).count();
+      s.since_reset_s = s.uptime_s;
+      s.workers = n;
+      s.time = time_cell.load();
+      s.source_error = clock_service.describe();
+      return control::stats_json(s, base::now_real());
+    });
+  }
+
+  std::string listen;
+  for (const auto& ep : cfg->server.listen) listen += (listen.empty() ? "" : " ") + ep.to_string();
+  base::log(LogLevel::kInfo, "stratad {} serving on {} with {} workers; time source {}; control {}",
+            STRATA_VERSION, listen, n, source_text(cfg->time.source),
+            cfg->server.control.empty() ? "off" : cfg->server.control);
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      base::log(LogLevel::kInfo, "SIGHUP: nothing to reload yet");
+      continue;
+    }
+    base::log(LogLevel::kInfo, "{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    break;
+  }
+  stop.store(true);
+  for (auto& b : backends) b->wake();
+  for (auto& t : threads) t.join();
+  control_server.stop();
+  clock_service.stop();
+  uint64_t received = 0, sent = 0;
+  for (const auto& ws : stats) {
+    received += ws->counters.get(stats::Counter::received);
+    sent += ws->counters.get(stats::Counter::responses_sent);
+  }
+  base::log(LogLevel::kInfo, "stopped: {} packets received, {} replies sent", received, sent);
+  return 0;
+}
+
+}  // namespace
+}  // namespace strata
+
+int main(int argc, char** argv) {
+  strata::Flags flags;
+  CLI::App app{"stratad: a multi-core NTP server with per-client state.\n"
+               "Without --config it serves UDP 123 on all IPv4 and IPv6 addresses, one worker "
+               "per CPU, time from the kernel clock.",
+               "stratad"};
+  app.add_option("-c,--config", flags.config_path, "TOML configuration file")->check(CLI::ExistingFile);
+  app.add_option("-l,--listen", flags.listen,
+                 "address to serve, ADDR[:PORT] or [IPv6][:PORT] (repeatable; replaces the "
+                 "config's list)");
+  app.add_option("-t,--threads", flags.threads, "worker threads (0: one per CPU)")
+      ->check(CLI::Range(0, 1024));
+  app.add_option("--control", flags.control,
+                 "control socket path (\"\" disables; default /run/stratad/control.sock)");
+  app.add_option("-u,--user", flags.user, "user to run as after binding, when started as root "
+                                          "(default: stratad if it exists, else nobody)");
+  app.add_flag("--check-config", flags.check_config, "validate the configuration and exit");
+  app.add_flag("-v,--verbose", flags.verbose, "log debug messages");
+  app.set_version_flag("-V,--version", std::string("stratad ") + STRATA_VERSION);
+  CLI11_PARSE(app, argc, argv);
+  return strata::run(flags);
+}

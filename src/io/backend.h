@@ -1,0 +1,49 @@
+// The narrow interface between the packet path and the sockets: receive a batch of datagrams
+// with their kernel receive time and the local address they hit, send a batch of replies.
+// The UDP backend (udp_backend.h) implements it with recvmmsg/sendmmsg; tests use an
+// in-memory one. One backend per worker thread; nothing in it is shared between workers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "base/net.h"
+#include "base/ntp_time.h"
+
+namespace strata::io {
+
+struct Packet {
+  uint8_t* data = nullptr;    // buffer owned by the worker
+  uint16_t length = 0;        // octets of payload
+  uint16_t capacity = 0;      // octets available at data
+  uint16_t channel = 0;       // which socket: a reply goes out where its request came in
+  bool truncated = false;     // the datagram was longer than capacity (MSG_TRUNC)
+  bool rx_kernel_time = false;  // rx_time came from the kernel (SO_TIMESTAMPNS)
+  bool sent = false;          // set by Backend::send
+  int ifindex = 0;            // interface the request arrived on
+  base::Endpoint peer;        // the remote address and port
+  base::IpAddress local;      // the local address the request was sent to
+  base::RealTime rx_time{};
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // Waits up to `timeout` (or until wake()) for datagrams and fills up to slots.size() of them,
+  // all from one channel, setting every field but `sent`. Returns how many (0: none yet).
+  virtual size_t receive(std::span<Packet> slots, base::Nanos timeout) = 0;
+  // Sends each reply to its peer from its local address over its channel; sets `sent`.
+  // Returns how many were sent.
+  virtual size_t send(std::span<Packet> replies) = 0;
+  // Cumulative datagrams the kernel dropped for want of receive-queue space.
+  virtual uint64_t rx_queue_drops() const = 0;
+  // Makes a receive() in progress return early (any thread).
+  virtual void wake() = 0;
+};
+
+// IP + UDP header octets added to a payload, as clouds bill traffic.
+inline constexpr uint32_t kIpUdpOverheadV4 = 20 + 8;
+inline constexpr uint32_t kIpUdpOverheadV6 = 40 + 8;
+
+}  // namespace strata::io

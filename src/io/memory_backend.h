@@ -1,0 +1,71 @@
+// An in-memory Backend for tests and fuzzing: datagrams are queued with inject() and the
+// replies a worker sends are kept in sent(). Single-threaded; allocation is fine here.
+#pragma once
+
+#include <cstring>
+#include <deque>
+#include <vector>
+
+#include "io/backend.h"
+
+namespace strata::io {
+
+class MemoryBackend final : public Backend {
+ public:
+  struct Datagram {
+    std::vector<uint8_t> bytes;
+    base::Endpoint peer;
+    base::IpAddress local;
+    base::RealTime rx_time{};
+    bool kernel_time = true;
+  };
+
+  void inject(Datagram d) { queue_.push_back(std::move(d)); }
+  const std::vector<Datagram>& sent() const { return sent_; }
+  void clear_sent() { sent_.clear(); }
+  // Makes send() refuse every reply (to test error counting).
+  void fail_sends(bool fail) { fail_sends_ = fail; }
+  void set_rx_queue_drops(uint64_t n) { drops_ = n; }
+
+  size_t receive(std::span<Packet> slots, base::Nanos) override {
+    size_t n = 0;
+    while (n < slots.size() && !queue_.empty()) {
+      Datagram& d = queue_.front();
+      Packet& p = slots[n++];
+      const size_t len = std::min<size_t>(d.bytes.size(), p.capacity);
+      std::memcpy(p.data, d.bytes.data(), len);
+      p.length = static_cast<uint16_t>(len);
+      p.truncated = d.bytes.size() > p.capacity;
+      p.channel = 0;
+      p.peer = d.peer;
+      p.local = d.local;
+      p.ifindex = 1;
+      p.rx_time = d.rx_time;
+      p.rx_kernel_time = d.kernel_time;
+      queue_.pop_front();
+    }
+    return n;
+  }
+
+  size_t send(std::span<Packet> replies) override {
+    size_t n = 0;
+    for (Packet& p : replies) {
+      p.sent = !fail_sends_;
+      if (!p.sent) continue;
+      sent_.push_back(Datagram{{p.data, p.data + p.length}, p.peer, p.local, p.rx_time, true});
+      ++n;
+    }
+    return n;
+  }
+
+  uint64_t rx_queue_drops() const override { return drops_; }
+  void wake() override {}
+
+ private:
+  std::deque<Datagram> queue_;
+  std::vector<Datagram> sent_;
+  bool fail_sends_ = false;
+  uint64_t drops_ = 0;
+};
+
+}  // namespace strata::io

@@ -1,0 +1,266 @@
+// Batched UDP backend (see udp_backend.h).
+#include "io/udp_backend.h"
+
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace strata::io {
+
+namespace {
+
+bool set_int(int fd, int level, int name, int value) {
+  return ::setsockopt(fd, level, name, &value, sizeof value) == 0;
+}
+
+std::string errno_text(const char* what, const base::Endpoint& a) {
+  return std::string(what) + " " + a.to_string() + ": " + std::strerror(errno);
+}
+
+}  // namespace
+
+int open_server_socket(const base::Endpoint& address, const SocketOptions& options,
+                       std::string& error) {
+  const bool v4 = address.address.family == base::Family::kV4;
+  const int fd = ::socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = errno_text("socket for", address);
+    return -1;
+  }
+  bool ok = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1) &&
+            set_int(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1) && set_int(fd, SOL_SOCKET, SO_RXQ_OVFL, 1);
+  if (v4)
+    ok = ok && set_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
+  else
+    ok = ok && set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1) &&
+         set_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+  if (ok && options.freebind)
+    ok = v4 ? set_int(fd, IPPROTO_IP, IP_FREEBIND, 1)
+            : set_int(fd, IPPROTO_IPV6, IPV6_FREEBIND, 1);
+  if (!ok) {
+    error = errno_text("setsockopt on", address);
+    ::close(fd);
+    return -1;
+  }
+  if (options.receive_buffer > 0 &&
+      !set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, options.receive_buffer))  // needs CAP_NET_ADMIN
+    set_int(fd, SOL_SOCKET, SO_RCVBUF, options.receive_buffer);        // capped by rmem_max
+  sockaddr_storage ss{};
+  const socklen_t len = address.to_sockaddr(ss);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    error = errno_text("bind", address);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+base::Endpoint bound_endpoint(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  return base::Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss)).value_or(base::Endpoint{});
+}
+
+UdpBackend::UdpBackend(std::vector<int> fds, size_t batch)
+    : fds_(std::move(fds)),
+      drops_(fds_.size(), 0),
+      msgs_(batch),
+      iovs_(batch),
+      names_(batch),
+      controls_(batch) {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = fds_.size();  // the wake fd's tag: one past the sockets
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  for (size_t i = 0; i < fds_.size(); ++i) {
+    ev.data.u64 = i;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fds_[i], &ev);
+  }
+  ready_.reserve(fds_.size());
+}
+
+UdpBackend::~UdpBackend() {
+  for (int fd : fds_) ::close(fd);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void UdpBackend::wake() {
+  const uint64_t one = 1;
+  [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+size_t UdpBackend::receive(std::span<Packet> slots, base::Nanos timeout) {
+  for (int round = 0; round < 2; ++round) {
+    while (!ready_.empty()) {
+      const size_t socket = ready_.back();
+      const size_t n = receive_from(socket, slots);
+      if (n == 0) {
+        ready_.pop_back();
+        continue;
+      }
+      // Still busy: serve the other ready sockets first next time.
+      ready_.pop_back();
+      if (n == std::min(slots.size(), msgs_.size())) ready_.insert(ready_.begin(), socket);
+      return n;
+    }
+    if (round == 1) break;
+    epoll_event events[16];
+    const int ms = static_cast<int>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
+    const int n = ::epoll_wait(epoll_fd_, events, 16, std::max(ms, 0));
+    for (int i = 0; i < n; ++i) {
+      const size_t tag = events[i].data.u64;
+      if (tag == fds_.size()) {
+        uint64_t value;
+        [[maybe_unused]] const ssize_t r = ::read(wake_fd_, &value, sizeof value);
+        return 0;
+      }
+      if (std::find(ready_.begin(), ready_.end(), tag) == ready_.end()) ready_.push_back(tag);
+    }
+  }
+  return 0;
+}
+
+size_t UdpBackend::receive_from(size_t socket, std::span<Packet> slots) {
+  const size_t want = std::min(slots.size(), msgs_.size());
+  for (size_t i = 0; i < want; ++i) {
+    iovs_[i] = {slots[i].data, slots[i].capacity};
+    msghdr& h = msgs_[i].msg_hdr;
+    h = msghdr{};
+    h.msg_name = &names_[i];
+    h.msg_namelen = sizeof names_[i];
+    h.msg_iov = &iovs_[i];
+    h.msg_iovlen = 1;
+    h.msg_control = controls_[i].bytes;
+    h.msg_controllen = kControlSize;
+    msgs_[i].msg_len = 0;
+  }
+  int n;
+  do {
+    n = ::recvmmsg(fds_[socket], msgs_.data(), static_cast<unsigned>(want), MSG_DONTWAIT, nullptr);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return 0;
+  for (int i = 0; i < n; ++i) {
+    Packet& p = slots[i];
+    const msghdr& h = msgs_[i].msg_hdr;
+    p.truncated = (h.msg_flags & MSG_TRUNC) != 0;
+    p.length = static_cast<uint16_t>(std::min<size_t>(msgs_[i].msg_len, p.capacity));
+    p.channel = static_cast<uint16_t>(socket);
+    p.sent = false;
+    p.peer = base::Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(h.msg_name))
+                 .value_or(base::Endpoint{});
+    parse_control(h, socket, p);
+  }
+  return static_cast<size_t>(n);
+}
+
+void UdpBackend::parse_control(const msghdr& h, size_t socket, Packet& p) {
+  p.rx_kernel_time = false;
+  p.local = base::IpAddress{};
+  p.local.family = p.peer.address.family;
+  p.ifindex = 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+      timespec ts;
+      std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+      p.rx_time = base::RealTime{base::Nanos{int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec}};
+      p.rx_kernel_time = true;
+    } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+      uint32_t drops;
+      std::memcpy(&drops, CMSG_DATA(c), sizeof drops);
+      if (drops != drops_[socket]) {
+        drops_total_ += static_cast<uint32_t>(drops - drops_[socket]);  // wraps like the kernel
+        drops_[socket] = drops;
+      }
+    } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      in_pktinfo info;
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      // ipi_spec_dst is our local address for the packet (an interface address even when the
+      // request went to a broadcast address): the right source for the reply.
+      std::memcpy(p.local.bytes.data(), &info.ipi_spec_dst, 4);
+      p.ifindex = info.ipi_ifindex;
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      in6_pktinfo info;
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      std::memcpy(p.local.bytes.data(), &info.ipi6_addr, 16);
+      p.ifindex = static_cast<int>(info.ipi6_ifindex);
+    }
+  }
+}
+
+size_t UdpBackend::send(std::span<Packet> replies) {
+  size_t sent = 0;
+  size_t start = 0;
+  while (start < replies.size()) {
+    size_t end = start + 1;
+    while (end < replies.size() && replies[end].channel == replies[start].channel) ++end;
+    // Larger runs than our message array go in several calls.
+    for (size_t at = start; at < end; at += msgs_.size())
+      sent += send_run(replies.subspan(at, std::min(end - at, msgs_.size())));
+    start = end;
+  }
+  return sent;
+}
+
+size_t UdpBackend::send_run(std::span<Packet> run) {
+  const size_t socket = run.front().channel;
+  for (size_t i = 0; i < run.size(); ++i) {
+    Packet& p = run[i];
+    p.sent = false;
+    iovs_[i] = {p.data, p.length};
+    msghdr& h = msgs_[i].msg_hdr;
+    h = msghdr{};
+    h.msg_name = &names_[i];
+    h.msg_namelen = p.peer.to_sockaddr(names_[i]);
+    h.msg_iov = &iovs_[i];
+    h.msg_iovlen = 1;
+    if (p.local.is_unspecified()) continue;  // bound socket or no pktinfo: kernel picks
+    h.msg_control = controls_[i].bytes;
+    std::memset(controls_[i].bytes, 0, kControlSize);
+    cmsghdr* c = reinterpret_cast<cmsghdr*>(controls_[i].bytes);
+    if (p.peer.address.family == base::Family::kV4) {
+      h.msg_controllen = CMSG_SPACE(sizeof(in_pktinfo));
+      c->cmsg_level = IPPROTO_IP;
+      c->cmsg_type = IP_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+      in_pktinfo info{};
+      std::memcpy(&info.ipi_spec_dst, p.local.bytes.data(), 4);
+      std::memcpy(CMSG_DATA(c), &info, sizeof info);
+    } else {
+      h.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo));
+      c->cmsg_level = IPPROTO_IPV6;
+      c->cmsg_type = IPV6_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
+      in6_pktinfo info{};
+      // A request to a multicast group is answered from a unicast address the kernel picks.
+      if (!p.local.is_multicast()) std::memcpy(&info.ipi6_addr, p.local.bytes.data(), 16);
+      if (p.local.is_v6_link_local() || p.local.is_multicast() || p.peer.address.is_v6_link_local())
+        info.ipi6_ifindex = static_cast<unsigned>(p.ifindex);
+      std::memcpy(CMSG_DATA(c), &info, sizeof info);
+    }
+  }
+  size_t done = 0, sent = 0;
+  while (done < run.size()) {
+    const int n = ::sendmmsg(fds_[socket], msgs_.data() + done,
+                             static_cast<unsigned>(run.size() - done), 0);
+    if (n > 0) {
+      for (size_t i = done; i < done + static_cast<size_t>(n); ++i) run[i].sent = true;
+      done += static_cast<size_t>(n);
+      sent += static_cast<size_t>(n);
+    } else if (errno != EINTR) {
+      ++done;  // this datagram failed (unreachable, bad address...): skip it, keep the rest
+    }
+  }
+  return sent;
+}
+
+}  // namespace strata::io

@@ -1,0 +1,66 @@
+// The batched UDP socket backend: SO_REUSEPORT sockets (one per worker and listen address),
+// recvmmsg/sendmmsg, kernel receive timestamps (SO_TIMESTAMPNS), the local address of each
+// request (IP_PKTINFO / IPV6_RECVPKTINFO) so replies leave from it, and kernel queue drops
+// (SO_RXQ_OVFL). Sockets are opened by the daemon before it drops root; each UdpBackend is then
+// used by one worker thread only.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <string>
+#include <vector>
+
+#include "io/backend.h"
+
+namespace strata::io {
+
+struct SocketOptions {
+  int receive_buffer = 0;  // bytes; 0 keeps the system default
+  bool freebind = false;   // bind addresses not (yet) configured (IP_FREEBIND), e.g. anycast
+};
+
+// Opens a UDP socket bound to `address` with every option the engine needs. Returns the fd,
+// or -1 with `error` set ("bind 0.0.0.0:123: Permission denied").
+int open_server_socket(const base::Endpoint& address, const SocketOptions& options,
+                       std::string& error);
+
+// The local address a socket is bound to (to learn the port after binding port 0).
+base::Endpoint bound_endpoint(int fd);
+
+class UdpBackend final : public Backend {
+ public:
+  // Takes ownership of the sockets. `batch`: most datagrams per receive.
+  UdpBackend(std::vector<int> fds, size_t batch);
+  ~UdpBackend() override;
+  UdpBackend(const UdpBackend&) = delete;
+  UdpBackend& operator=(const UdpBackend&) = delete;
+
+  size_t receive(std::span<Packet> slots, base::Nanos timeout) override;
+  size_t send(std::span<Packet> replies) override;
+  uint64_t rx_queue_drops() const override { return drops_total_; }
+  void wake() override;
+
+ private:
+  // Control-message room: timestamp + pktinfo (v6 is largest) + queue-overflow counter.
+  static constexpr size_t kControlSize = 128;
+  struct Control {
+    alignas(cmsghdr) uint8_t bytes[kControlSize];
+  };
+
+  size_t receive_from(size_t socket, std::span<Packet> slots);
+  void parse_control(const msghdr& hdr, size_t socket, Packet& p);
+  size_t send_run(std::span<Packet> run);
+
+  std::vector<int> fds_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::vector<size_t> ready_;       // sockets that may have data, most recently served last
+  std::vector<uint32_t> drops_;     // last SO_RXQ_OVFL value per socket
+  uint64_t drops_total_ = 0;
+  std::vector<mmsghdr> msgs_;
+  std::vector<iovec> iovs_;
+  std::vector<sockaddr_storage> names_;
+  std::vector<Control> controls_;
+};
+
+}  // namespace strata::io

@@ -1,0 +1,192 @@
+// Unit tests of the per-packet decision with an injected time state: what is answered, how,
+// and which counter every drop lands in.
+#include "server/decide.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "base/bytes.h"
+
+namespace strata::server {
+namespace {
+
+using wire::Leap;
+using wire::Mode;
+
+std::vector<uint8_t> request(uint8_t version, uint8_t mode, size_t length = 48) {
+  std::vector<uint8_t> p(length, 0);
+  if (!p.empty()) p[0] = static_cast<uint8_t>(version << 3 | mode);
+  if (length >= 48) {
+    p[2] = 6;
+    base::store_be64(&p[40], 0xDEADBEEFCAFEF00DULL);
+  }
+  return p;
+}
+
+BatchContext synced_context() {
+  clock::TimeState s;
+  s.synchronised = true;
+  s.leap = Leap::kNone;
+  s.stratum = 2;
+  s.precision = -24;
+  s.reference_id = 0xC0000201;
+  s.root_delay = 0.001;
+  s.root_dispersion = 0.002;
+  s.as_of = base::RealTime{base::Nanos{0}};
+  return make_context(s, s.as_of, clock::UnsyncAction::kReply);
+}
+
+struct Outcome {
+  Decision d;
+  std::vector<uint8_t> out = std::vector<uint8_t>(128, 0xEE);
+};
+
+Outcome run(const std::vector<uint8_t>& req, const BatchContext& ctx = synced_context(),
+        uint16_t port = 40000, bool truncated = false) {
+  Outcome r;
+  r.d = decide(req, truncated, port, base::NtpTimestamp{0x0123456789ABCDEFULL}, ctx, r.out);
+  return r;
+}
+
+TEST(Decide, ClientRequestGetsServerReply) {
+  const Outcome r = run(request(4, 3));
+  ASSERT_TRUE(r.d.reply);
+  EXPECT_EQ(r.d.length, 48);
+  EXPECT_TRUE(r.d.stamp_transmit);
+  EXPECT_EQ(r.d.version, VersionClass::kCurrent);
+  const wire::Header h = wire::decode_header(r.out);
+  EXPECT_EQ(h.mode, Mode::kServer);
+  EXPECT_EQ(h.version, 4);
+  EXPECT_EQ(h.leap, Leap::kNone);
+  EXPECT_EQ(h.stratum, 2);
+  EXPECT_EQ(h.poll, 6);
+  EXPECT_EQ(h.precision, -24);
+  EXPECT_EQ(h.reference_id, 0xC0000201u);
+  EXPECT_NEAR(h.root_delay.to_seconds(), 0.001, 1e-4);
+  EXPECT_NEAR(h.root_dispersion.to_seconds(), 0.002, 1e-4);
+  EXPECT_EQ(h.origin.raw, 0xDEADBEEFCAFEF00DULL);
+  EXPECT_EQ(h.receive.raw, 0x0123456789ABCDEFULL);
+}
+
+TEST(Decide, EveryVersionAnsweredWithItsOwn) {
+  for (uint8_t v = 1; v <= 4; ++v) {
+    const Outcome r = run(request(v, 3));
+    ASSERT_TRUE(r.d.reply) << int(v);
+    EXPECT_EQ(wire::decode_header(r.out).version, v);
+    EXPECT_EQ(r.d.version, v == 4 ? VersionClass::kCurrent : VersionClass::kOlder);
+  }
+}
+
+TEST(Decide, V1Mode0AndSymmetricActive) {
+  Outcome r = run(request(1, 0));
+  ASSERT_TRUE(r.d.reply);
+  EXPECT_TRUE(r.d.v1_mode0);
+  EXPECT_EQ(wire::decode_header(r.out).mode, Mode::kServer);
+  r = run(request(4, 1));
+  ASSERT_TRUE(r.d.reply);
+  EXPECT_TRUE(r.d.symmetric);
+  EXPECT_EQ(wire::decode_header(r.out).mode, Mode::kSymmetricPassive);
+}
+
+struct DropCase {
+  std::vector<uint8_t> bytes;
+  DropReason reason;
+  stats::Counter bucket;
+  VersionClass version;
+};
+
+TEST(Decide, DropsLandInNtpdBuckets) {
+  using stats::Counter;
+  std::vector<uint8_t> mac = request(4, 3, 68);
+  std::vector<uint8_t> nak = request(4, 3, 52);
+  std::vector<uint8_t> nts = request(4, 3);
+  nts.resize(48 + 40 + 40, 0);
+  base::store_be16(&nts[48], 0x0104);
+  base::store_be16(&nts[50], 40);
+  base::store_be16(&nts[88], 0x0404);
+  base::store_be16(&nts[90], 40);
+  const std::vector<DropCase> cases = {
+      {{}, DropReason::kTooShort, Counter::bad_format, VersionClass::kNotCounted},
+      {request(4, 3, 47), DropReason::kTooShort, Counter::bad_format, VersionClass::kCurrent},
+      {request(0, 3), DropReason::kBadVersion, Counter::bad_format, VersionClass::kNotCounted},
+      {request(5, 3), DropReason::kBadVersion, Counter::bad_format, VersionClass::kNotCounted},
+      {request(2, 0), DropReason::kBadMode0, Counter::bad_format, VersionClass::kNotCounted},
+      {request(4, 2), DropReason::kModeSymmetricPassive, Counter::bad_format, VersionClass::kNotCounted},
+      {request(4, 5), DropReason::kModeBroadcast, Counter::bad_format, VersionClass::kNotCounted},
+      {request(2, 7), DropReason::kModePrivate, Counter::bad_format, VersionClass::kNotCounted},
+      {request(2, 6, 12), DropReason::kModeControl, Counter::declined, VersionClass::kNotCounted},
+      {request(4, 4), DropReason::kModeServer, Counter::declined, VersionClass::kCurrent},
+      {request(4, 3, 50), DropReason::kBadTrailer, Counter::bad_format, VersionClass::kCurrent},
+      {mac, DropReason::kMac, Counter::auth_failed, VersionClass::kCurrent},
+      {nak, DropReason::kCryptoNak, Counter::auth_failed, VersionClass::kCurrent},
+      {request(3, 3, 120), DropReason::kMsSntp, Counter::declined, VersionClass::kOlder},
+      {nts, DropReason::kNts, Counter::declined, VersionClass::kCurrent},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(testing::Message() << "reason " << int(c.reason));
+    const Outcome r = run(c.bytes);
+    EXPECT_FALSE(r.d.reply);
+    EXPECT_EQ(r.d.reason, c.reason);
+    EXPECT_EQ(ntpd_bucket(c.reason), c.bucket);
+    EXPECT_EQ(r.d.version, c.version);
+  }
+}
+
+TEST(Decide, SourcePortZeroAndTruncated) {
+  EXPECT_EQ(run(request(4, 3), synced_context(), 0).d.reason, DropReason::kSourcePort0);
+  EXPECT_EQ(run(request(4, 3), synced_context(), 123, true).d.reason, DropReason::kTruncated);
+}
+
+TEST(Decide, UnsynchronisedRepliesOrDrops) {
+  clock::TimeState s;
+  s.synchronised = false;
+  s.stratum = 2;
+  BatchContext reply = make_context(s, s.as_of, clock::UnsyncAction::kReply);
+  Outcome r = run(request(4, 3), reply);
+  ASSERT_TRUE(r.d.reply);
+  EXPECT_TRUE(r.d.unsynchronised);
+  const wire::Header h = wire::decode_header(r.out);
+  EXPECT_EQ(h.leap, Leap::kUnsynchronised);
+  EXPECT_EQ(h.stratum, 16);
+  BatchContext drop = make_context(s, s.as_of, clock::UnsyncAction::kDrop);
+  r = run(request(4, 3), drop);
+  EXPECT_FALSE(r.d.reply);
+  EXPECT_EQ(r.d.reason, DropReason::kUnsynchronised);
+}
+
+TEST(Decide, NeverAnswersLongerThanTheRequest) {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 20000; ++i) {
+    std::vector<uint8_t> bytes(rng() % 200);
+    for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+    if (!bytes.empty() && i % 2 == 0) bytes[0] = static_cast<uint8_t>((rng() % 4 + 1) << 3 | 3);
+    const Outcome r = run(bytes);
+    if (r.d.reply) {
+      EXPECT_LE(r.d.length, bytes.size());
+    }
+  }
+}
+
+TEST(Decide, CountFillsTheRightCounters) {
+  using stats::Counter;
+  stats::WorkerCounters c;
+  count(run(request(4, 3)).d, c);
+  count(run(request(3, 3)).d, c);
+  count(run(request(4, 4)).d, c);
+  count(run(request(7, 3)).d, c);
+  count(run(request(1, 0)).d, c);
+  EXPECT_EQ(c.get(Counter::received), 5u);
+  EXPECT_EQ(c.get(Counter::current_version), 2u);
+  EXPECT_EQ(c.get(Counter::older_version), 2u);
+  EXPECT_EQ(c.get(Counter::processed), 3u);
+  EXPECT_EQ(c.get(Counter::declined), 1u);
+  EXPECT_EQ(c.get(Counter::drop_mode_server), 1u);
+  EXPECT_EQ(c.get(Counter::bad_format), 1u);
+  EXPECT_EQ(c.get(Counter::drop_bad_version), 1u);
+  EXPECT_EQ(c.get(Counter::served_v1_mode0), 1u);
+}
+
+}  // namespace
+}  // namespace strata::server

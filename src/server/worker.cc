@@ -1,0 +1,130 @@
+// Worker loop (see worker.h).
+#include "server/worker.h"
+
+#include <algorithm>
+#include <random>
+
+#include "base/bytes.h"
+#include "server/decide.h"
+
+namespace strata::server {
+
+using stats::Counter;
+
+namespace {
+// Receive buffer per datagram: room for NTS-sized requests; anything longer is truncated,
+// flagged by the kernel (MSG_TRUNC) and dropped as bad format.
+constexpr uint16_t kRxBufferSize = 2048;
+// Replies are 48 octets today; MACs (issue 4) add at most 24.
+constexpr uint16_t kTxBufferSize = 128;
+// How long a receive waits before re-checking the stop flag.
+constexpr base::Nanos kReceiveTimeout = std::chrono::milliseconds(250);
+}  // namespace
+
+base::NtpTimestamp fuzz_below_precision(base::NtpTimestamp t, int8_t precision,
+                                        uint64_t random) {
+  // Precision p means 2^p seconds: in the 32.32 format that is 2^(32+p) units.
+  const int bits = 32 + precision;
+  if (bits <= 0) return t;
+  const uint64_t mask = bits >= 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
+  return base::NtpTimestamp{(t.raw & ~mask) | (random & mask)};
+}
+
+Worker::Worker(io::Backend& backend, const clock::TimeStateCell& time, WorkerStats& stats,
+               const WorkerOptions& options)
+    : backend_(backend),
+      time_(time),
+      stats_(stats),
+      options_(options),
+      rx_buffers_(options.batch * kRxBufferSize),
+      tx_buffers_(options.batch * kTxBufferSize),
+      rx_(options.batch),
+      tx_(options.batch),
+      needs_stamp_(options.batch),
+      rng_state_(std::random_device{}() | 1) {
+  for (size_t i = 0; i < options.batch; ++i) {
+    rx_[i].data = &rx_buffers_[i * kRxBufferSize];
+    rx_[i].capacity = kRxBufferSize;
+    tx_[i].data = &tx_buffers_[i * kTxBufferSize];
+    tx_[i].capacity = kTxBufferSize;
+  }
+}
+
+uint64_t Worker::next_random() {
+  // xorshift64*: fast, good enough for the noise bits of timestamps.
+  rng_state_ ^= rng_state_ >> 12;
+  rng_state_ ^= rng_state_ << 25;
+  rng_state_ ^= rng_state_ >> 27;
+  return rng_state_ * 0x2545F4914F6CDD1DULL;
+}
+
+void Worker::run(const std::atomic<bool>& stop) {
+  while (!stop.load(std::memory_order_relaxed)) run_once(kReceiveTimeout);
+}
+
+size_t Worker::run_once(base::Nanos timeout) {
+  const size_t n = backend_.receive(rx_, timeout);
+  auto& counters = stats_.counters;
+  counters.set(Counter::rx_queue_drops, backend_.rx_queue_drops());
+  if (n == 0) return 0;
+
+  const base::RealTime batch_time = base::now_real();
+  const clock::TimeState state = time_.load();
+  const BatchContext context = make_context(state, batch_time, options_.unsynchronised);
+
+  size_t replies = 0;
+  for (size_t i = 0; i < n; ++i) {
+    io::Packet& in = rx_[i];
+    const bool v4 = in.peer.address.family == base::Family::kV4;
+    counters.add(v4 ? Counter::received_v4 : Counter::received_v6);
+    counters.add(v4 ? Counter::bytes_in_v4 : Counter::bytes_in_v6,
+                 in.length + (v4 ? io::kIpUdpOverheadV4 : io::kIpUdpOverheadV6));
+    const base::RealTime rx_time = in.rx_kernel_time ? in.rx_time : batch_time;
+    const auto receive = fuzz_below_precision(base::to_ntp(rx_time), state.precision, next_random());
+    io::Packet& out = tx_[replies];
+    const Decision d = decide({in.data, in.length}, in.truncated, in.peer.port, receive, context,
+                              {out.data, out.capacity});
+    count(d, counters);
+    if (!d.reply) continue;
+    out.length = d.length;
+    out.channel = in.channel;
+    out.peer = in.peer;
+    out.local = in.local;
+    out.ifindex = in.ifindex;
+    out.rx_time = rx_time;
+    out.rx_kernel_time = in.rx_kernel_time;
+    needs_stamp_[replies] = d.stamp_transmit;
+    ++replies;
+  }
+  if (replies == 0) return n;
+
+  // Transmit timestamp: one clock read, as late as possible, just before the send.
+  const base::RealTime tx_time = base::now_real();
+  const base::NtpTimestamp transmit = base::to_ntp(tx_time);
+  for (size_t i = 0; i < replies; ++i) {
+    if (!needs_stamp_[i]) continue;
+    base::NtpTimestamp t = fuzz_below_precision(transmit, state.precision, next_random());
+    // Both timestamps' noise bits are random: keep T3 >= T2 within one precision step.
+    const base::NtpTimestamp receive{base::load_be64(tx_[i].data + 32)};
+    if (base::ntp_diff_raw(t, receive) < 0) t = receive;
+    wire::stamp_transmit({tx_[i].data, tx_[i].length}, t);
+    if (tx_[i].rx_kernel_time)
+      stats_.processing_ns.add(static_cast<uint64_t>(std::max<int64_t>(0, (tx_time - tx_[i].rx_time).count())));
+  }
+  backend_.send({tx_.data(), replies});
+  for (size_t i = 0; i < replies; ++i) {
+    const io::Packet& p = tx_[i];
+    if (!p.sent) {
+      counters.add(Counter::send_errors);
+      continue;
+    }
+    const bool v4 = p.peer.address.family == base::Family::kV4;
+    counters.add(Counter::responses_sent);
+    counters.add(v4 ? Counter::sent_v4 : Counter::sent_v6);
+    counters.add(v4 ? Counter::bytes_out_v4 : Counter::bytes_out_v6,
+                 p.length + (v4 ? io::kIpUdpOverheadV4 : io::kIpUdpOverheadV6));
+  }
+  return n;
+}
+
+}  // namespace strata::server

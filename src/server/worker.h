@@ -1,0 +1,58 @@
+// One worker thread's loop: receive a batch from its backend, decide() each datagram, stamp the
+// transmit timestamps as late as possible, send the batch, count everything in its own
+// counters. No allocation after construction, no lock, no syscall but the backend's.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "clock/time_state.h"
+#include "io/backend.h"
+#include "stats/counters.h"
+#include "stats/histogram.h"
+
+namespace strata::server {
+
+// A worker's statistics, read by the control thread while the worker writes them.
+struct WorkerStats {
+  stats::WorkerCounters counters;
+  stats::Histogram processing_ns;  // kernel receive -> transmit timestamp, per reply
+};
+
+struct WorkerOptions {
+  size_t batch = 64;  // datagrams per recvmmsg/sendmmsg
+  clock::UnsyncAction unsynchronised = clock::UnsyncAction::kReply;
+};
+
+// Sets the bits of `t` below 2^precision seconds to random values (RFC 5905 section 6: the
+// non-significant bits should be random, as chrony does), so timestamps leak no pattern.
+base::NtpTimestamp fuzz_below_precision(base::NtpTimestamp t, int8_t precision, uint64_t random);
+
+class Worker {
+ public:
+  Worker(io::Backend& backend, const clock::TimeStateCell& time, WorkerStats& stats,
+         const WorkerOptions& options);
+
+  // Runs batches until `stop` is set (and the backend is woken).
+  void run(const std::atomic<bool>& stop);
+  // Receives and answers one batch, waiting up to `timeout`. Returns datagrams handled.
+  size_t run_once(base::Nanos timeout);
+
+ private:
+  uint64_t next_random();
+
+  io::Backend& backend_;
+  const clock::TimeStateCell& time_;
+  WorkerStats& stats_;
+  WorkerOptions options_;
+  std::vector<uint8_t> rx_buffers_;
+  std::vector<uint8_t> tx_buffers_;
+  std::vector<io::Packet> rx_;
+  std::vector<io::Packet> tx_;
+  std::vector<uint8_t> needs_stamp_;
+  uint64_t rng_state_;
+};
+
+}  // namespace strata::server

@@ -1,0 +1,118 @@
+// Tests of the worker loop over the in-memory backend: replies, late transmit stamps,
+// counters, byte accounting, processing-time histogram and send failures.
+#include "server/worker.h"
+
+#include <gtest/gtest.h>
+
+#include "base/bytes.h"
+#include "io/memory_backend.h"
+#include "wire/packet.h"
+
+namespace strata::server {
+namespace {
+
+using stats::Counter;
+
+io::MemoryBackend::Datagram client_request(const char* from, base::RealTime rx,
+                                           uint8_t version = 4) {
+  io::MemoryBackend::Datagram d;
+  d.bytes.assign(48, 0);
+  d.bytes[0] = static_cast<uint8_t>(version << 3 | 3);
+  base::store_be64(&d.bytes[40], 0xABCDEF0123456789ULL);
+  d.peer = *base::Endpoint::parse(from, std::nullopt);
+  d.local = *base::IpAddress::parse(d.peer.address.family == base::Family::kV4 ? "192.0.2.10"
+                                                                               : "2001:db8::10");
+  d.rx_time = rx;
+  return d;
+}
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  WorkerTest() {
+    clock::TimeState s;
+    s.synchronised = true;
+    s.leap = wire::Leap::kNone;
+    s.stratum = 3;
+    s.precision = -20;
+    s.as_of = base::now_real();
+    cell.store(s);
+  }
+  io::MemoryBackend backend;
+  clock::TimeStateCell cell;
+  WorkerStats stats;
+  Worker worker{backend, cell, stats, WorkerOptions{}};
+};
+
+TEST_F(WorkerTest, AnswersABatchAndCountsIt) {
+  const base::RealTime rx = base::now_real();
+  backend.inject(client_request("198.51.100.7:40001", rx));
+  backend.inject(client_request("[2001:db8::7]:40002", rx, 3));
+  auto junk = client_request("198.51.100.8:40003", rx);
+  junk.bytes.resize(20);
+  backend.inject(junk);
+  EXPECT_EQ(worker.run_once(std::chrono::milliseconds(0)), 3u);
+  ASSERT_EQ(backend.sent().size(), 2u);
+  for (const auto& reply : backend.sent()) {
+    const wire::Header h = wire::decode_header(reply.bytes);
+    EXPECT_EQ(h.mode, wire::Mode::kServer);
+    EXPECT_EQ(h.origin.raw, 0xABCDEF0123456789ULL);
+    // T2 is the kernel receive time; T3 was stamped later, never before T2.
+    EXPECT_LT(std::abs(base::ntp_diff_seconds(h.receive, base::to_ntp(rx))), 2e-6);
+    EXPECT_GE(base::ntp_diff_raw(h.transmit, h.receive), 0);
+    EXPECT_LT(base::ntp_diff_seconds(h.transmit, h.receive), 1.0);
+    EXPECT_FALSE(reply.local.is_unspecified());  // sent from the address it hit
+  }
+  EXPECT_EQ(backend.sent()[0].peer.to_string(), "198.51.100.7:40001");
+  EXPECT_EQ(wire::decode_header(backend.sent()[1].bytes).version, 3);
+  const auto& c = stats.counters;
+  EXPECT_EQ(c.get(Counter::received), 3u);
+  EXPECT_EQ(c.get(Counter::processed), 2u);
+  EXPECT_EQ(c.get(Counter::responses_sent), 2u);
+  EXPECT_EQ(c.get(Counter::bad_format), 1u);
+  EXPECT_EQ(c.get(Counter::received_v4), 2u);
+  EXPECT_EQ(c.get(Counter::received_v6), 1u);
+  EXPECT_EQ(c.get(Counter::bytes_in_v4), 48u + 28 + 20 + 28);
+  EXPECT_EQ(c.get(Counter::bytes_in_v6), 48u + 48);
+  EXPECT_EQ(c.get(Counter::bytes_out_v4), 48u + 28);
+  EXPECT_EQ(c.get(Counter::bytes_out_v6), 48u + 48);
+  stats::HistogramCounts h;
+  stats.processing_ns.add_to(h);
+  EXPECT_EQ(h.total(), 2u);
+}
+
+TEST_F(WorkerTest, SendFailuresAreCounted) {
+  backend.fail_sends(true);
+  backend.set_rx_queue_drops(5);
+  backend.inject(client_request("198.51.100.7:40001", base::now_real()));
+  worker.run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(stats.counters.get(Counter::processed), 1u);
+  EXPECT_EQ(stats.counters.get(Counter::responses_sent), 0u);
+  EXPECT_EQ(stats.counters.get(Counter::send_errors), 1u);
+  EXPECT_EQ(stats.counters.get(Counter::rx_queue_drops), 5u);
+}
+
+TEST_F(WorkerTest, WithoutKernelTimestampUsesBatchTime) {
+  auto d = client_request("198.51.100.7:40001", base::RealTime{});
+  d.kernel_time = false;
+  backend.inject(d);
+  worker.run_once(std::chrono::milliseconds(0));
+  ASSERT_EQ(backend.sent().size(), 1u);
+  const wire::Header h = wire::decode_header(backend.sent()[0].bytes);
+  EXPECT_LT(std::abs(base::ntp_diff_seconds(h.receive, base::to_ntp(base::now_real()))), 1.0);
+  stats::HistogramCounts hist;
+  stats.processing_ns.add_to(hist);
+  EXPECT_EQ(hist.total(), 0u);  // no kernel time, no processing-time sample
+}
+
+TEST(FuzzBelowPrecision, KeepsSignificantBits) {
+  const base::NtpTimestamp t{0x1234567890ABCDEFULL};
+  // precision -20: the low 12 bits of the fraction are noise.
+  const auto a = fuzz_below_precision(t, -20, 0);
+  const auto b = fuzz_below_precision(t, -20, ~uint64_t{0});
+  EXPECT_EQ(a.raw, 0x1234567890ABC000ULL);
+  EXPECT_EQ(b.raw, 0x1234567890ABCFFFULL);
+  EXPECT_EQ(fuzz_below_precision(t, -32, 0).raw, t.raw);
+}
+
+}  // namespace
+}  // namespace strata::server

@@ -1,0 +1,115 @@
+// The one list of stratad's counters: name, ntpq label, unit and meaning. `strata stats`, the
+// control API and (later) /metrics and docs/metrics.md are all generated from it.
+// Each worker owns a WorkerCounters block and is its only writer; the control thread sums
+// the blocks on read (relaxed atomics: no lock, no contended cache line on the packet path).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace strata::stats {
+
+// X(name, ntpq label or "", unit, meaning). The first ten are ntpd's sysstats, with NTPsec's
+// meanings (protocols.md 1.12); the rest are strata's own.
+#define STRATA_COUNTERS(X)                                                                       \
+  X(received, "packets received", "packets",                                                    \
+    "Datagrams received on the NTP sockets, of every mode and shape.")                           \
+  X(current_version, "current version", "packets",                                              \
+    "NTPv4 packets that passed the version and mode filter.")                                   \
+  X(older_version, "older version", "packets",                                                  \
+    "NTPv1-v3 packets that passed the version and mode filter.")                                \
+  X(bad_format, "bad length or format", "packets",                                               \
+    "Dropped: too short, bad version, mode 0 above NTPv1, modes 2/5/7, bad trailer, source "    \
+    "port 0, truncated. Rising: broken or hostile senders.")                                    \
+  X(auth_failed, "authentication failed", "packets",                                             \
+    "Dropped: the request carried a MAC or crypto-NAK that could not be verified.")             \
+  X(declined, "declined", "packets",                                                             \
+    "Dropped: well-formed but not served (mode 4, mode 6, NTS, MS-SNTP, unsynchronised with "   \
+    "unsynchronised = \"drop\").")                                                              \
+  X(restricted, "restricted", "packets", "Dropped by an access rule.")                          \
+  X(rate_limited, "rate limited", "packets",                                                     \
+    "Requests over a client's rate limit (dropped or answered with a KoD).")                    \
+  X(kod_sent, "KoD responses", "packets", "Kiss-o'-Death replies sent.")                        \
+  X(processed, "processed for time", "packets", "Requests answered with the time.")            \
+  X(responses_sent, "", "packets", "Replies the kernel accepted for sending (time and KoD).")    \
+  X(send_errors, "", "packets", "Replies the kernel refused to send (sendmmsg errors).")         \
+  X(received_v4, "", "packets", "Datagrams received over IPv4.")                                \
+  X(received_v6, "", "packets", "Datagrams received over IPv6.")                                \
+  X(sent_v4, "", "packets", "Replies sent over IPv4.")                                          \
+  X(sent_v6, "", "packets", "Replies sent over IPv6.")                                          \
+  X(bytes_in_v4, "", "bytes",                                                                    \
+    "IP-level bytes received over IPv4 (payload + 8 UDP + 20 IPv4), as clouds bill them.")      \
+  X(bytes_in_v6, "", "bytes", "IP-level bytes received over IPv6 (payload + 8 UDP + 40 IPv6).") \
+  X(bytes_out_v4, "", "bytes", "IP-level bytes sent over IPv4 (payload + 8 UDP + 20 IPv4).")    \
+  X(bytes_out_v6, "", "bytes", "IP-level bytes sent over IPv6 (payload + 8 UDP + 40 IPv6).")    \
+  X(rx_queue_drops, "", "packets",                                                               \
+    "Datagrams the kernel dropped because a socket's receive queue was full (SO_RXQ_OVFL). "    \
+    "Rising: the workers cannot keep up; add threads or receive buffer.")                       \
+  X(unsynchronised_replies, "", "packets",                                                       \
+    "Replies sent while the time source was unsynchronised (LI 3, stratum 16).")                \
+  X(served_v1_mode0, "", "packets", "NTPv1 mode-0 requests answered as client requests.")       \
+  X(served_symmetric, "", "packets", "Symmetric-active (mode 1) requests answered in mode 2.")   \
+  X(drop_too_short, "", "packets", "Dropped: shorter than the 48-octet header.")                \
+  X(drop_bad_version, "", "packets", "Dropped: version outside 1-4.")                           \
+  X(drop_bad_mode0, "", "packets", "Dropped: mode 0 with a version above 1.")                   \
+  X(drop_bad_trailer, "", "packets",                                                             \
+    "Dropped: octets after the header fit no extension-field or MAC shape.")                    \
+  X(drop_truncated, "", "packets", "Dropped: larger than the receive buffer.")                  \
+  X(drop_source_port0, "", "packets", "Dropped: source port 0.")                                \
+  X(drop_mode_symmetric_passive, "", "packets", "Dropped: mode 2 (symmetric passive).")         \
+  X(drop_mode_server, "", "packets", "Dropped: mode 4 (server); we have no associations.")      \
+  X(drop_mode_broadcast, "", "packets", "Dropped: mode 5 (broadcast).")                         \
+  X(drop_mode_control, "", "packets", "Dropped: mode 6 (control), not served yet.")             \
+  X(drop_mode_private, "", "packets", "Dropped: mode 7 (ntpdc private), never served.")         \
+  X(drop_mac, "", "packets", "Dropped: carries a MAC we have no key for.")                      \
+  X(drop_crypto_nak, "", "packets", "Dropped: carries a crypto-NAK.")                           \
+  X(drop_nts, "", "packets", "Dropped: NTS-authenticated request (NTS not served).")            \
+  X(drop_ms_sntp, "", "packets", "Dropped: MS-SNTP authenticator (needs a domain controller).") \
+  X(drop_unsynchronised, "", "packets",                                                          \
+    "Dropped: the time source is unsynchronised and unsynchronised = \"drop\".")
+
+enum class Counter : uint16_t {
+#define STRATA_COUNTER_ENUM(name, label, unit, help) name,
+  STRATA_COUNTERS(STRATA_COUNTER_ENUM)
+#undef STRATA_COUNTER_ENUM
+};
+
+struct CounterInfo {
+  std::string_view name;
+  std::string_view ntpq_label;
+  std::string_view unit;
+  std::string_view help;
+};
+
+inline constexpr CounterInfo kCounterInfo[] = {
+#define STRATA_COUNTER_INFO(name, label, unit, help) {#name, label, unit, help},
+    STRATA_COUNTERS(STRATA_COUNTER_INFO)
+#undef STRATA_COUNTER_INFO
+};
+
+inline constexpr size_t kCounterCount = std::size(kCounterInfo);
+
+inline constexpr size_t index(Counter c) { return static_cast<size_t>(c); }
+
+// One worker's counters. Single writer (the worker), any number of readers.
+class alignas(64) WorkerCounters {
+ public:
+  void add(Counter c, uint64_t n = 1) {
+    auto& v = values_[index(c)];
+    v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  // Sets an absolute value (for counters mirrored from the kernel).
+  void set(Counter c, uint64_t value) { values_[index(c)].store(value, std::memory_order_relaxed); }
+  uint64_t get(Counter c) const { return values_[index(c)].load(std::memory_order_relaxed); }
+
+ private:
+  std::array<std::atomic<uint64_t>, kCounterCount> values_{};
+};
+
+// Sum of several workers' counters.
+using CounterTotals = std::array<uint64_t, kCounterCount>;
+
+}  // namespace strata::stats
