@@ -1,9 +1,9 @@
-// `strata load`: a load generator in the spirit of ntpperf over ordinary sockets. A sender
-// thread paces batches of requests (open loop at --rate, or closed loop with a window for
-// --max) from many source addresses (IP_PKTINFO picks the source per datagram, so one socket
-// speaks for millions of 127.x.y.z clients); a receiver thread validates every reply against
-// the request it answers (found through the origin timestamp) and records latencies.
-// Always bounded: it stops after --duration plus --timeout.
+// `strata load`: a load generator in the spirit of ntpperf over ordinary sockets. One thread
+// paces batches of requests (open loop at --rate, or closed loop with a window for --max)
+// from many source addresses (IP_PKTINFO picks the source per datagram, so one socket speaks
+// for millions of 127.x.y.z clients), validates every reply against the request it answers
+// (found through the origin timestamp) and records latencies. Always bounded: it stops after
+// --duration plus --timeout.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
@@ -14,13 +14,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <random>
-#include <thread>
+#include <utility>
 #include <vector>
 
 #include "cli/commands.h"
@@ -39,6 +38,7 @@ constexpr int kSocketBuffer = 8 << 20;   // bytes; replies must not be dropped o
 constexpr double kSaneOffset = 10.0;     // s: a reply further from our clock is invalid
 constexpr double kMaxProcessing = 1.0;   // s: T3 - T2 beyond this is invalid
 constexpr Nanos kStall = std::chrono::milliseconds(50);  // --max: window presumed lost
+constexpr Nanos kPacingTick = std::chrono::microseconds(100);  // open loop: one batch per tick
 
 // A contiguous range of source addresses.
 struct SourceRange {
@@ -91,21 +91,25 @@ std::optional<SourceRange> parse_prefix(const std::string& cidr) {
 }
 
 struct Slot {
-  std::atomic<uint64_t> seq{~uint64_t{0}};
-  std::atomic<int64_t> sent_ns{0};  // monotonic; 0 once answered
+  uint64_t seq = ~uint64_t{0};
+  int64_t sent_ns = 0;  // monotonic; 0 once answered
 };
 
 struct Results {
-  std::atomic<uint64_t> received{0};   // datagrams
-  std::atomic<uint64_t> matched{0};    // answered one of our outstanding requests
-  std::atomic<uint64_t> valid{0};
-  std::atomic<uint64_t> kod{0};
-  std::atomic<uint64_t> invalid{0};    // matched but wrong mode/version/timestamps
-  std::atomic<uint64_t> unmatched{0};  // unknown origin, duplicate, or too late
+  uint64_t received = 0;   // datagrams
+  uint64_t matched = 0;    // answered one of our outstanding requests
+  uint64_t valid = 0;
+  uint64_t kod = 0;
+  uint64_t invalid = 0;    // matched but wrong mode/version/timestamps
+  uint64_t unmatched = 0;  // unknown origin, duplicate, or too late
   stats::Histogram latency_ns;
   stats::Histogram processing_ns;
 };
 
+// One thread does everything: on one core, a sender and a receiver thread would spend their
+// time switching between each other. Requests go out in batches (one per pacing tick in
+// open loop), replies are drained between batches, and the loop sleeps in epoll until the
+// next batch is due or a reply arrives.
 class LoadRun {
  public:
   LoadRun(const LoadOptions& opt, const base::Endpoint& server, const SourceRange& sources)
@@ -114,17 +118,24 @@ class LoadRun {
     key_ = (uint64_t{rd()} << 32) ^ rd();
     const double in_flight = opt.max ? 4.0 * window() : (*opt.rate) * (opt.timeout + 1.0) * 2;
     const uint64_t want = std::bit_ceil(static_cast<uint64_t>(std::max(65536.0, in_flight)));
-    ring_ = std::vector<Slot>(std::min<uint64_t>(want, uint64_t{1} << 22));
+    ring_.resize(std::min<uint64_t>(want, uint64_t{1} << 22));
     mask_ = ring_.size() - 1;
+  }
+
+  ~LoadRun() {
+    for (int fd : fds_) ::close(fd);
+    if (epoll_fd_ >= 0) ::close(epoll_fd_);
   }
 
   unsigned window() const { return opt_.window ? opt_.window : 64 * opt_.sockets; }
 
   std::string open_sockets() {
     const bool v4 = server_.address.family == base::Family::kV4;
+    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
     for (unsigned i = 0; i < opt_.sockets; ++i) {
       const int fd = ::socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
       if (fd < 0) return std::string("socket: ") + std::strerror(errno);
+      fds_.push_back(fd);
       ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kSocketBuffer, sizeof kSocketBuffer);
       ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kSocketBuffer, sizeof kSocketBuffer);
       base::Endpoint any{base::IpAddress{server_.address.family, {}}, 0};
@@ -132,34 +143,25 @@ class LoadRun {
       const socklen_t len = any.to_sockaddr(ss);
       if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0)
         return std::string("bind: ") + std::strerror(errno);
-      fds_.push_back(fd);
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = i;
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
     }
     return "";
   }
 
-  ~LoadRun() {
-    for (int fd : fds_) ::close(fd);
-  }
-
-  // Runs sender and receiver; returns an error text if sending failed outright.
-  std::string run() {
-    ::prctl(PR_SET_TIMERSLACK, 1UL);  // precise pacing sleeps
-    start_ = base::now_mono();
-    std::thread receiver([this] { receive_loop(); });
-    const std::string error = send_loop();
-    send_end_ = base::now_mono();
-    sending_done_.store(true);
-    receiver.join();
-    return error;
-  }
-
+  // Runs until --duration of sending plus up to --timeout for the last replies. Returns an
+  // error text if sending failed outright.
+  std::string run();
   nlohmann::json report() const;
   void print_text(const nlohmann::json& r) const;
 
  private:
-  std::string send_loop();
-  void receive_loop();
+  std::string send_batch(size_t n, Nanos now);
+  void drain(size_t socket, base::RealTime now_real);
   void handle_reply(const uint8_t* data, size_t len, int64_t now_mono, base::RealTime now_real);
+  void wait(Nanos timeout);
 
   const LoadOptions& opt_;
   base::Endpoint server_;
@@ -168,203 +170,195 @@ class LoadRun {
   std::vector<Slot> ring_;
   uint64_t mask_ = 0;
   std::vector<int> fds_;
-  std::atomic<uint64_t> sent_{0};
-  std::atomic<uint64_t> send_errors_{0};
-  std::atomic<bool> sending_done_{false};
+  int epoll_fd_ = -1;
+  uint64_t sent_ = 0;
+  uint64_t send_errors_ = 0;
+  size_t next_socket_ = 0;
   Nanos start_{}, send_end_{};
   Results results_;
 };
 
-std::string LoadRun::send_loop() {
-  sockaddr_storage server_addr{};
-  const socklen_t server_len = server_.to_sockaddr(server_addr);
-  const bool v4 = server_.address.family == base::Family::kV4;
-  std::vector<std::array<uint8_t, wire::kHeaderSize>> bufs(kBatch);
-  std::vector<iovec> iovs(kBatch);
-  std::vector<mmsghdr> msgs(kBatch);
+std::string LoadRun::run() {
+  const Nanos duration =
+      std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(opt_.duration));
+  const Nanos linger =
+      std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(opt_.timeout));
+  const double rate = opt_.rate.value_or(0);
+  // Open loop: one batch per tick, so the pacing costs few syscalls at any rate.
+  const auto tick_batch = static_cast<uint64_t>(
+      std::clamp(rate * std::chrono::duration<double>(kPacingTick).count(), 1.0, double(kBatch)));
+  uint64_t lost = 0, last_matched = 0;
+  start_ = base::now_mono();
+  Nanos last_progress = start_;
+  bool sending = true;
+  for (;;) {
+    const Nanos now = base::now_mono();
+    Nanos sleep = std::chrono::milliseconds(5);
+    if (sending && now - start_ >= duration) {
+      sending = false;
+      send_end_ = now;
+    }
+    if (sending && !opt_.max) {
+      const double secs = std::chrono::duration<double>(now - start_).count();
+      const auto due = static_cast<uint64_t>(rate * secs) + 1;
+      if (due >= sent_ + tick_batch) {
+        if (auto e = send_batch(std::min<uint64_t>(due - sent_, kBatch), now); !e.empty()) return e;
+        sleep = Nanos{0};
+      } else {  // until the next batch is due
+        sleep = std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(
+            static_cast<double>(sent_ + tick_batch - 1) / rate - secs));
+      }
+    } else if (sending) {
+      if (results_.matched != last_matched) {
+        last_matched = results_.matched;
+        last_progress = now;
+      }
+      const uint64_t in_flight = sent_ - results_.matched - lost;
+      if (in_flight < window()) {
+        if (auto e = send_batch(std::min<uint64_t>(window() - in_flight, kBatch), now); !e.empty())
+          return e;
+        sleep = Nanos{0};
+      } else if (now - last_progress > kStall) {  // replies stopped: count the window lost
+        lost += in_flight;
+        last_progress = now;
+      } else {
+        sleep = std::chrono::microseconds(500);
+      }
+    } else if (results_.matched >= sent_ || now - send_end_ >= linger) {
+      return "";
+    }
+    wait(std::max(sleep, Nanos{0}));
+  }
+}
+
+void LoadRun::wait(Nanos timeout) {
+  epoll_event events[16];
+  const timespec ts{static_cast<time_t>(timeout.count() / 1'000'000'000),
+                    static_cast<long>(timeout.count() % 1'000'000'000)};
+  const int n = ::epoll_pwait2(epoll_fd_, events, 16, &ts, nullptr);
+  if (n <= 0) return;
+  const base::RealTime now_real = base::now_real();
+  for (int i = 0; i < n; ++i) drain(events[i].data.u64, now_real);
+}
+
+std::string LoadRun::send_batch(size_t n, Nanos now) {
   struct Control {
     alignas(cmsghdr) uint8_t bytes[CMSG_SPACE(sizeof(in6_pktinfo))];
   };
-  std::vector<Control> controls(kBatch);
-  const Nanos duration =
-      std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(opt_.duration));
-  const double rate = opt_.rate.value_or(0);
-  uint64_t sent = 0, lost = 0, last_matched = 0;
-  Nanos last_progress = start_;
-  size_t socket = 0;
-  for (;;) {
-    const Nanos now = base::now_mono();
-    const Nanos elapsed = now - start_;
-    if (elapsed >= duration) break;
-    uint64_t allowed;
-    if (!opt_.max) {
-      const double secs = std::chrono::duration<double>(elapsed).count();
-      const auto due = static_cast<uint64_t>(rate * secs) + 1;
-      if (due <= sent) {
-        const double next = static_cast<double>(sent) / rate;  // when request `sent` is due
-        const auto wait = std::chrono::duration<double>(next - secs);
-        if (wait.count() > 0) std::this_thread::sleep_for(wait);
-        continue;
-      }
-      allowed = due - sent;
+  static thread_local std::array<std::array<uint8_t, wire::kHeaderSize>, kBatch> bufs;
+  static thread_local std::array<iovec, kBatch> iovs;
+  static thread_local std::array<mmsghdr, kBatch> msgs;
+  static thread_local std::array<Control, kBatch> controls;
+  sockaddr_storage server_addr{};
+  const socklen_t server_len = server_.to_sockaddr(server_addr);
+  const bool v4 = server_.address.family == base::Family::kV4;
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t seq = sent_ + i;
+    ring_[seq & mask_] = Slot{seq, now.count()};
+    wire::build_client_request(static_cast<uint8_t>(opt_.version), 6,
+                               base::NtpTimestamp{seq ^ key_}, bufs[i]);
+    iovs[i] = {bufs[i].data(), wire::kHeaderSize};
+    msghdr& h = msgs[i].msg_hdr;
+    h = msghdr{};
+    h.msg_name = &server_addr;
+    h.msg_namelen = server_len;
+    h.msg_iov = &iovs[i];
+    h.msg_iovlen = 1;
+    if (!sources_.pktinfo) continue;
+    const base::IpAddress src = sources_.at(seq % opt_.clients);
+    std::memset(controls[i].bytes, 0, sizeof controls[i].bytes);
+    cmsghdr* c = reinterpret_cast<cmsghdr*>(controls[i].bytes);
+    h.msg_control = controls[i].bytes;
+    if (v4) {
+      in_pktinfo info{};
+      std::memcpy(&info.ipi_spec_dst, src.bytes.data(), 4);
+      c->cmsg_level = IPPROTO_IP;
+      c->cmsg_type = IP_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof info);
+      std::memcpy(CMSG_DATA(c), &info, sizeof info);
+      h.msg_controllen = CMSG_SPACE(sizeof info);
     } else {
-      const uint64_t matched = results_.matched.load(std::memory_order_relaxed);
-      if (matched != last_matched) {
-        last_matched = matched;
-        last_progress = now;
-      }
-      const uint64_t in_flight = sent - matched - lost;
-      if (in_flight >= window()) {
-        if (now - last_progress > kStall) {  // replies stopped: count the window as lost
-          lost += in_flight;
-          last_progress = now;
-        } else {
-          std::this_thread::sleep_for(std::chrono::microseconds(10));
-        }
-        continue;
-      }
-      allowed = window() - in_flight;
+      in6_pktinfo info{};
+      std::memcpy(&info.ipi6_addr, src.bytes.data(), 16);
+      c->cmsg_level = IPPROTO_IPV6;
+      c->cmsg_type = IPV6_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof info);
+      std::memcpy(CMSG_DATA(c), &info, sizeof info);
+      h.msg_controllen = CMSG_SPACE(sizeof info);
     }
-    const size_t n = std::min<uint64_t>(allowed, kBatch);
-    const int64_t stamp = now.count();
-    for (size_t i = 0; i < n; ++i) {
-      const uint64_t seq = sent + i;
-      Slot& slot = ring_[seq & mask_];
-      slot.sent_ns.store(stamp, std::memory_order_relaxed);
-      slot.seq.store(seq, std::memory_order_release);
-      wire::build_client_request(static_cast<uint8_t>(opt_.version), 6,
-                                 base::NtpTimestamp{seq ^ key_}, bufs[i]);
-      iovs[i] = {bufs[i].data(), wire::kHeaderSize};
-      msghdr& h = msgs[i].msg_hdr;
-      h = msghdr{};
-      h.msg_name = &server_addr;
-      h.msg_namelen = server_len;
-      h.msg_iov = &iovs[i];
-      h.msg_iovlen = 1;
-      if (!sources_.pktinfo) continue;
-      const base::IpAddress src = sources_.at(seq % opt_.clients);
-      std::memset(controls[i].bytes, 0, sizeof controls[i].bytes);
-      cmsghdr* c = reinterpret_cast<cmsghdr*>(controls[i].bytes);
-      h.msg_control = controls[i].bytes;
-      if (v4) {
-        in_pktinfo info{};
-        std::memcpy(&info.ipi_spec_dst, src.bytes.data(), 4);
-        c->cmsg_level = IPPROTO_IP;
-        c->cmsg_type = IP_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof info);
-        std::memcpy(CMSG_DATA(c), &info, sizeof info);
-        h.msg_controllen = CMSG_SPACE(sizeof info);
-      } else {
-        in6_pktinfo info{};
-        std::memcpy(&info.ipi6_addr, src.bytes.data(), 16);
-        c->cmsg_level = IPPROTO_IPV6;
-        c->cmsg_type = IPV6_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof info);
-        std::memcpy(CMSG_DATA(c), &info, sizeof info);
-        h.msg_controllen = CMSG_SPACE(sizeof info);
-      }
-    }
-    // Published before sending: a reply can come back before sendmmsg returns.
-    sent_.store(sent + n, std::memory_order_release);
-    size_t done = 0;
-    while (done < n) {
-      const int r = ::sendmmsg(fds_[socket], msgs.data() + done, static_cast<unsigned>(n - done), 0);
-      if (r > 0) {
-        done += static_cast<size_t>(r);
-        continue;
-      }
-      if (errno == EINTR) continue;
-      if (sent == 0 && done == 0)
-        return fmt::format("cannot send to {}: {}{}", server_.to_string(), std::strerror(errno),
-                           sources_.pktinfo ? " (are the source addresses local to this host?)" : "");
-      send_errors_.fetch_add(1, std::memory_order_relaxed);
-      ++done;
-    }
-    sent += n;
-    socket = (socket + 1) % fds_.size();
   }
+  const int fd = fds_[next_socket_];
+  next_socket_ = (next_socket_ + 1) % fds_.size();
+  size_t done = 0;
+  while (done < n) {
+    const int r = ::sendmmsg(fd, msgs.data() + done, static_cast<unsigned>(n - done), 0);
+    if (r > 0) {
+      done += static_cast<size_t>(r);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (sent_ == 0 && done == 0)
+      return fmt::format("cannot send to {}: {}{}", server_.to_string(), std::strerror(errno),
+                         sources_.pktinfo ? " (are the source addresses local to this host?)" : "");
+    ++send_errors_;
+    ++done;
+  }
+  sent_ += n;
   return "";
 }
 
-void LoadRun::receive_loop() {
-  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
-  for (size_t i = 0; i < fds_.size(); ++i) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = i;
-    ::epoll_ctl(ep, EPOLL_CTL_ADD, fds_[i], &ev);
-  }
-  std::vector<std::array<uint8_t, 512>> bufs(kBatch);
-  std::vector<iovec> iovs(kBatch);
-  std::vector<mmsghdr> msgs(kBatch);
-  const Nanos linger = std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(opt_.timeout));
+void LoadRun::drain(size_t socket, base::RealTime now_real) {
+  static thread_local std::array<std::array<uint8_t, 512>, kBatch> bufs;
+  static thread_local std::array<iovec, kBatch> iovs;
+  static thread_local std::array<mmsghdr, kBatch> msgs;
   for (;;) {
-    if (sending_done_.load(std::memory_order_acquire)) {
-      const uint64_t answered = results_.matched.load(std::memory_order_relaxed);
-      if (answered >= sent_.load() || base::now_mono() - send_end_ >= linger) break;
+    for (size_t i = 0; i < kBatch; ++i) {
+      iovs[i] = {bufs[i].data(), bufs[i].size()};
+      msgs[i].msg_hdr = msghdr{};
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
     }
-    epoll_event events[16];
-    const int n = ::epoll_wait(ep, events, 16, 5);
-    for (int e = 0; e < n; ++e) {
-      const int fd = fds_[events[e].data.u64];
-      for (;;) {
-        for (size_t i = 0; i < kBatch; ++i) {
-          iovs[i] = {bufs[i].data(), bufs[i].size()};
-          msgs[i].msg_hdr = msghdr{};
-          msgs[i].msg_hdr.msg_iov = &iovs[i];
-          msgs[i].msg_hdr.msg_iovlen = 1;
-        }
-        const int r = ::recvmmsg(fd, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
-        if (r <= 0) break;
-        const int64_t now_mono = base::now_mono().count();
-        const base::RealTime now_real = base::now_real();
-        for (int i = 0; i < r; ++i) handle_reply(bufs[i].data(), msgs[i].msg_len, now_mono, now_real);
-        if (r < static_cast<int>(kBatch)) break;
-      }
-    }
+    const int r = ::recvmmsg(fds_[socket], msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+    if (r <= 0) return;
+    const int64_t now_mono = base::now_mono().count();
+    for (int i = 0; i < r; ++i) handle_reply(bufs[i].data(), msgs[i].msg_len, now_mono, now_real);
+    if (r < static_cast<int>(kBatch)) return;
   }
-  ::close(ep);
 }
 
 void LoadRun::handle_reply(const uint8_t* data, size_t len, int64_t now_mono,
                            base::RealTime now_real) {
-  auto bump = [](std::atomic<uint64_t>& c) { c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); };
-  bump(results_.received);
+  ++results_.received;
   if (len < wire::kHeaderSize) {
-    bump(results_.unmatched);
+    ++results_.unmatched;
     return;
   }
   const wire::Header h = wire::decode_header({data, len});
   const uint64_t seq = h.origin.raw ^ key_;
   Slot& slot = ring_[seq & mask_];
-  if (seq >= sent_.load(std::memory_order_acquire) ||
-      slot.seq.load(std::memory_order_acquire) != seq) {
-    bump(results_.unmatched);
+  if (seq >= sent_ || slot.seq != seq || slot.sent_ns == 0) {  // unknown, stale or duplicate
+    ++results_.unmatched;
     return;
   }
-  const int64_t sent_ns = slot.sent_ns.exchange(0, std::memory_order_relaxed);
-  if (sent_ns == 0) {  // duplicate
-    bump(results_.unmatched);
-    return;
-  }
-  bump(results_.matched);
+  const int64_t sent_ns = std::exchange(slot.sent_ns, 0);
+  ++results_.matched;
   results_.latency_ns.add(static_cast<uint64_t>(std::max<int64_t>(0, now_mono - sent_ns)));
   if (h.mode != wire::Mode::kServer || h.version != opt_.version) {
-    bump(results_.invalid);
+    ++results_.invalid;
     return;
   }
   if (wire::is_kod(h)) {
-    bump(results_.kod);
+    ++results_.kod;
     return;
   }
   const double processing = base::ntp_diff_seconds(h.transmit, h.receive);
   const double offset = base::ntp_diff_seconds(h.receive, base::to_ntp(now_real));
   if (h.receive.is_zero() || h.transmit.is_zero() || processing < 0 ||
       processing > kMaxProcessing || std::fabs(offset) > kSaneOffset) {
-    bump(results_.invalid);
+    ++results_.invalid;
     return;
   }
-  bump(results_.valid);
+  ++results_.valid;
   results_.processing_ns.add(static_cast<uint64_t>(processing * 1e9));
 }
 
@@ -377,8 +371,8 @@ nlohmann::json quantiles_us(const stats::Histogram& h) {
 
 nlohmann::json LoadRun::report() const {
   const double secs = std::max(1e-9, std::chrono::duration<double>(send_end_ - start_).count());
-  const uint64_t sent = sent_.load();
-  const uint64_t matched = results_.matched.load();
+  const uint64_t sent = sent_;
+  const uint64_t matched = results_.matched;
   return {{"server", server_.to_string()},
           {"clients", opt_.clients},
           {"sockets", opt_.sockets},
@@ -386,12 +380,12 @@ nlohmann::json LoadRun::report() const {
           {"target_rate", opt_.rate.value_or(0)},
           {"duration", secs},
           {"sent", sent},
-          {"send_errors", send_errors_.load()},
-          {"received", results_.received.load()},
-          {"valid", results_.valid.load()},
-          {"kod", results_.kod.load()},
-          {"invalid", results_.invalid.load()},
-          {"unmatched", results_.unmatched.load()},
+          {"send_errors", send_errors_},
+          {"received", results_.received},
+          {"valid", results_.valid},
+          {"kod", results_.kod},
+          {"invalid", results_.invalid},
+          {"unmatched", results_.unmatched},
           {"rate", static_cast<double>(sent) / secs},
           {"reply_rate", static_cast<double>(matched) / secs},
           {"response_ratio", sent ? static_cast<double>(matched) / static_cast<double>(sent) : 0.0},
@@ -461,6 +455,7 @@ int run_load(const LoadOptions& opt) {
     fmt::print(stderr, "strata load: {}\n", e);
     return 2;
   }
+  ::prctl(PR_SET_TIMERSLACK, 1UL);  // precise pacing sleeps
   if (const std::string e = run.run(); !e.empty()) {
     fmt::print(stderr, "strata load: {}\n", e);
     return 2;

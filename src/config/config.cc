@@ -131,6 +131,11 @@ void parse_server(Checker& check, const toml::table& t, ServerConfig& s) {
            [&](const toml::node& n) {
              if (auto v = check.integer(n, "batch", 1, 1024)) s.batch = static_cast<size_t>(*v);
            }},
+          {"busy_poll_us",
+           [&](const toml::node& n) {
+             if (auto v = check.integer(n, "busy_poll_us", 0, 1000000))
+               s.busy_poll_us = static_cast<unsigned>(*v);
+           }},
           {"freebind",
            [&](const toml::node& n) {
              if (auto v = check.boolean(n, "freebind")) s.socket.freebind = *v;
@@ -231,6 +236,7 @@ std::string Error::to_string() const {
 
 Config default_config() {
   Config c;
+  c.server.socket.receive_buffer = ServerConfig::kDefaultReceiveBuffer;
   c.server.listen = {base::Endpoint{base::IpAddress{base::Family::kV4, {}}, kNtpPort},
                      base::Endpoint{base::IpAddress{base::Family::kV6, {}}, kNtpPort}};
   return c;

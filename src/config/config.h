@@ -25,6 +25,10 @@ struct ServerConfig {
   std::string control = kDefaultControlPath;  // "" disables the control socket
   std::string user;               // "": "stratad" if that user exists, else "nobody"
   size_t batch = 64;              // datagrams per recvmmsg/sendmmsg
+  // Receive queue per socket: deep enough to ride out a burst or a short stall instead of
+  // dropping. Queueing costs no accuracy: T2 is the kernel's receive timestamp.
+  static constexpr int kDefaultReceiveBuffer = 4 << 20;
+  unsigned busy_poll_us = 0;      // keep polling this long after a batch before sleeping
   io::SocketOptions socket;
 };
 

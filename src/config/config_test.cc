@@ -14,6 +14,7 @@ TEST(Config, DefaultsServeEverythingOnPort123) {
   EXPECT_TRUE(c.server.listen_is_default);
   EXPECT_EQ(c.server.threads, 0u);
   EXPECT_EQ(c.server.control, "/run/stratad/control.sock");
+  EXPECT_EQ(c.server.socket.receive_buffer, 4 << 20);
   EXPECT_EQ(c.time.source, clock::Source::kKernel);
   EXPECT_EQ(c.time.unsynchronised, clock::UnsyncAction::kReply);
   EXPECT_EQ(parse_config("", "empty.toml").config->server.listen.size(), 2u);
@@ -27,6 +28,7 @@ threads = 4
 control = "/tmp/x.sock"
 user = "ntp"
 batch = 128
+busy_poll_us = 200
 freebind = true
 receive_buffer = "8MiB"
 
@@ -49,6 +51,7 @@ precision = -22
   EXPECT_EQ(c.server.control, "/tmp/x.sock");
   EXPECT_EQ(c.server.user, "ntp");
   EXPECT_EQ(c.server.batch, 128u);
+  EXPECT_EQ(c.server.busy_poll_us, 200u);
   EXPECT_TRUE(c.server.socket.freebind);
   EXPECT_EQ(c.server.socket.receive_buffer, 8 << 20);
   EXPECT_EQ(c.time.source, clock::Source::kMirror);

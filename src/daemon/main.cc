@@ -184,7 +184,10 @@ int run(const Flags& flags) {
   std::vector<std::unique_ptr<io::UdpBackend>> backends;
   std::vector<std::thread> threads;
   std::atomic<bool> stop{false};
-  const server::WorkerOptions worker_options{cfg->server.batch, cfg->time.unsynchronised};
+  server::WorkerOptions worker_options;
+  worker_options.batch = cfg->server.batch;
+  worker_options.unsynchronised = cfg->time.unsynchronised;
+  worker_options.busy_poll = std::chrono::microseconds(cfg->server.busy_poll_us);
   for (unsigned w = 0; w < n; ++w) {
     stats.push_back(std::make_unique<server::WorkerStats>());
     backends.push_back(std::make_unique<io::UdpBackend>((*sockets)[w], cfg->server.batch));

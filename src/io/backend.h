@@ -31,14 +31,15 @@ class Backend {
  public:
   virtual ~Backend() = default;
   // Waits up to `timeout` (or until wake()) for datagrams and fills up to slots.size() of them,
-  // all from one channel, setting every field but `sent`. Returns how many (0: none yet).
+  // all from one channel, setting every field but `sent`. Returns how many; 0 when none came,
+  // which may be before the timeout (callers loop).
   virtual size_t receive(std::span<Packet> slots, base::Nanos timeout) = 0;
   // Sends each reply to its peer from its local address over its channel; sets `sent`.
   // Returns how many were sent.
   virtual size_t send(std::span<Packet> replies) = 0;
   // Cumulative datagrams the kernel dropped for want of receive-queue space.
   virtual uint64_t rx_queue_drops() const = 0;
-  // Makes a receive() in progress return early (any thread).
+  // Makes a receive() in progress return soon (any thread).
   virtual void wake() = 0;
 };
 

@@ -34,11 +34,15 @@ int open_server_socket(const base::Endpoint& address, const SocketOptions& optio
   }
   bool ok = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1) &&
             set_int(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1) && set_int(fd, SOL_SOCKET, SO_RXQ_OVFL, 1);
+  // Only a wildcard socket needs to learn each request's local address (to reply from it);
+  // on a socket bound to one address the kernel already uses that one, and the per-packet
+  // control messages are work saved.
+  const bool wildcard = address.address.is_unspecified();
   if (v4)
-    ok = ok && set_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
+    ok = ok && (!wildcard || set_int(fd, IPPROTO_IP, IP_PKTINFO, 1));
   else
     ok = ok && set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1) &&
-         set_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+         (!wildcard || set_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1));
   if (ok && options.freebind)
     ok = v4 ? set_int(fd, IPPROTO_IP, IP_FREEBIND, 1)
             : set_int(fd, IPPROTO_IPV6, IPV6_FREEBIND, 1);
@@ -70,6 +74,7 @@ base::Endpoint bound_endpoint(int fd) {
 UdpBackend::UdpBackend(std::vector<int> fds, size_t batch)
     : fds_(std::move(fds)),
       drops_(fds_.size(), 0),
+      bound_(fds_.size()),
       msgs_(batch),
       iovs_(batch),
       names_(batch),
@@ -83,6 +88,7 @@ UdpBackend::UdpBackend(std::vector<int> fds, size_t batch)
   for (size_t i = 0; i < fds_.size(); ++i) {
     ev.data.u64 = i;
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fds_[i], &ev);
+    bound_[i] = bound_endpoint(fds_[i]).address;
   }
   ready_.reserve(fds_.size());
 }
@@ -99,10 +105,11 @@ void UdpBackend::wake() {
 }
 
 size_t UdpBackend::receive(std::span<Packet> slots, base::Nanos timeout) {
+  if (fds_.size() == 1) return receive_single(slots, timeout);
   for (int round = 0; round < 2; ++round) {
     while (!ready_.empty()) {
       const size_t socket = ready_.back();
-      const size_t n = receive_from(socket, slots);
+      const size_t n = receive_from(socket, slots, MSG_DONTWAIT);
       if (n == 0) {
         ready_.pop_back();
         continue;
@@ -130,7 +137,21 @@ size_t UdpBackend::receive(std::span<Packet> slots, base::Nanos timeout) {
   return 0;
 }
 
-size_t UdpBackend::receive_from(size_t socket, std::span<Packet> slots) {
+size_t UdpBackend::receive_single(std::span<Packet> slots, base::Nanos timeout) {
+  // One socket: block in recvmmsg itself (one syscall per batch instead of epoll_wait +
+  // recvmmsg), at most kMaxBlock at a time so a stop request is seen promptly.
+  const base::Nanos block = std::min(timeout, kMaxBlock);
+  if (block.count() == 0) return receive_from(0, slots, MSG_DONTWAIT);
+  if (block != blocking_for_) {
+    const timeval tv{static_cast<time_t>(block.count() / 1'000'000'000),
+                     static_cast<suseconds_t>(block.count() % 1'000'000'000 / 1000)};
+    ::setsockopt(fds_[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    blocking_for_ = block;
+  }
+  return receive_from(0, slots, MSG_WAITFORONE);
+}
+
+size_t UdpBackend::receive_from(size_t socket, std::span<Packet> slots, int flags) {
   const size_t want = std::min(slots.size(), msgs_.size());
   for (size_t i = 0; i < want; ++i) {
     iovs_[i] = {slots[i].data, slots[i].capacity};
@@ -146,7 +167,7 @@ size_t UdpBackend::receive_from(size_t socket, std::span<Packet> slots) {
   }
   int n;
   do {
-    n = ::recvmmsg(fds_[socket], msgs_.data(), static_cast<unsigned>(want), MSG_DONTWAIT, nullptr);
+    n = ::recvmmsg(fds_[socket], msgs_.data(), static_cast<unsigned>(want), flags, nullptr);
   } while (n < 0 && errno == EINTR);
   if (n <= 0) return 0;
   for (int i = 0; i < n; ++i) {
@@ -165,8 +186,7 @@ size_t UdpBackend::receive_from(size_t socket, std::span<Packet> slots) {
 
 void UdpBackend::parse_control(const msghdr& h, size_t socket, Packet& p) {
   p.rx_kernel_time = false;
-  p.local = base::IpAddress{};
-  p.local.family = p.peer.address.family;
+  p.local = bound_[socket];  // a wildcard socket's pktinfo replaces it below
   p.ifindex = 0;
   for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
@@ -223,7 +243,8 @@ size_t UdpBackend::send_run(std::span<Packet> run) {
     h.msg_namelen = p.peer.to_sockaddr(names_[i]);
     h.msg_iov = &iovs_[i];
     h.msg_iovlen = 1;
-    if (p.local.is_unspecified()) continue;  // bound socket or no pktinfo: kernel picks
+    // A socket bound to one address sends from it; a wildcard one is told the source.
+    if (!bound_[socket].is_unspecified() || p.local.is_unspecified()) continue;
     h.msg_control = controls_[i].bytes;
     std::memset(controls_[i].bytes, 0, kControlSize);
     cmsghdr* c = reinterpret_cast<cmsghdr*>(controls_[i].bytes);

@@ -59,7 +59,13 @@ uint64_t Worker::next_random() {
 }
 
 void Worker::run(const std::atomic<bool>& stop) {
-  while (!stop.load(std::memory_order_relaxed)) run_once(kReceiveTimeout);
+  base::Nanos last_packet = base::now_mono();
+  while (!stop.load(std::memory_order_relaxed)) {
+    const bool spin = options_.busy_poll.count() > 0 &&
+                      base::now_mono() - last_packet < options_.busy_poll;
+    if (run_once(spin ? base::Nanos{0} : kReceiveTimeout) > 0 && options_.busy_poll.count() > 0)
+      last_packet = base::now_mono();
+  }
 }
 
 size_t Worker::run_once(base::Nanos timeout) {

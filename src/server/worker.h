@@ -23,6 +23,9 @@ struct WorkerStats {
 
 struct WorkerOptions {
   size_t batch = 64;  // datagrams per recvmmsg/sendmmsg
+  // After a batch, keep polling the sockets without sleeping for this long: trades a busy
+  // core for the wake-up latency of the scheduler (0: always sleep when idle).
+  base::Nanos busy_poll{0};
   clock::UnsyncAction unsynchronised = clock::UnsyncAction::kReply;
 };
 

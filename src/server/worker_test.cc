@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "base/bytes.h"
 #include "io/memory_backend.h"
 #include "wire/packet.h"
@@ -112,6 +114,30 @@ TEST(FuzzBelowPrecision, KeepsSignificantBits) {
   EXPECT_EQ(a.raw, 0x1234567890ABC000ULL);
   EXPECT_EQ(b.raw, 0x1234567890ABCFFFULL);
   EXPECT_EQ(fuzz_below_precision(t, -32, 0).raw, t.raw);
+}
+
+}  // namespace
+}  // namespace strata::server
+
+namespace strata::server {
+namespace {
+
+TEST(WorkerRun, BusyPollingLoopServesAndStops) {
+  io::MemoryBackend backend;
+  clock::TimeStateCell cell;
+  WorkerStats stats;
+  WorkerOptions options;
+  options.busy_poll = std::chrono::milliseconds(5);
+  Worker worker(backend, cell, stats, options);
+  backend.inject(client_request("198.51.100.7:40001", base::now_real()));
+  std::atomic<bool> stop{false};
+  std::thread t([&] { worker.run(stop); });
+  for (int i = 0; i < 1000 && stats.counters.get(stats::Counter::received) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  stop = true;
+  t.join();
+  EXPECT_EQ(stats.counters.get(stats::Counter::received), 1u);
+  EXPECT_EQ(backend.sent().size(), 1u);
 }
 
 }  // namespace

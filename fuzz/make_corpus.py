@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora in fuzz/corpus/: NTP requests of every version, mode and trailer
+shape, the same behind the 4-octet decide() prefix, and sample configurations. Run once; the
+files are committed, and the fuzzers grow their own copies in ./test."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def packet(version, mode, trailer=b"", poll=6):
+    head = struct.pack("!BBbbII4sQQQQ", (version << 3) | mode, 0, poll, -20, 0, 0, b"\0\0\0\0",
+                       0, 0, 0, 0x1122334455667788)
+    return head + trailer
+
+
+def ef(ftype, length):
+    return struct.pack("!HH", ftype, length) + b"\0" * (length - 4)
+
+
+def mac(key, digest):
+    return struct.pack("!I", key) + b"\xab" * digest
+
+
+def requests():
+    out = {}
+    for v in range(8):
+        for m in range(8):
+            out[f"v{v}m{m}"] = packet(v, m)
+    out["nak"] = packet(4, 3, mac(0, 0))
+    out["md5"] = packet(4, 3, mac(1, 16))
+    out["sha1"] = packet(3, 3, mac(2, 20))
+    out["ms_sntp"] = packet(3, 3, b"\0" * 72)
+    out["v2_old_auth"] = packet(2, 3, b"\0" * 6)
+    out["ef28"] = packet(4, 3, ef(0x0104, 28))
+    out["ef16_mac"] = packet(4, 3, ef(0x0104, 16) + mac(3, 16))
+    out["nts"] = packet(4, 3, ef(0x0104, 36) + ef(0x0204, 104) + ef(0x0404, 40))
+    out["ef_bad_len"] = packet(4, 3, struct.pack("!HH", 0x0104, 30) + b"\0" * 28)
+    out["short"] = packet(4, 3)[:47]
+    out["control"] = bytes([0x16, 0x02, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    out["empty"] = b""
+    return out
+
+
+def write(dirname, files):
+    d = os.path.join(HERE, "corpus", dirname)
+    os.makedirs(d, exist_ok=True)
+    for name, data in files.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+
+
+def main():
+    reqs = requests()
+    write("parse", reqs)
+    decide = {}
+    for name, data in reqs.items():
+        decide[name] = bytes([1, 0x9c, 0x40, 20]) + data       # synced, port 40000
+        decide[name + "_unsync_drop"] = bytes([8, 0x9c, 0x40, 20]) + data
+    decide["port0"] = bytes([1, 0, 0, 20]) + reqs["v4m3"]
+    decide["truncated"] = bytes([17, 0, 123, 20]) + reqs["v4m3"]
+    write("decide", decide)
+    configs = {
+        "empty": b"",
+        "local": b'[time]\nsource = "local"\nstratum = 3\nrefid = "GPS"\n',
+        "mirror": b'[time]\nsource = "mirror"\nmirror = "127.0.0.1:11123"\nmirror_timeout = 5\n'
+                  b'unsynchronised = "drop"\n',
+        "server": b'[server]\nlisten = ["0.0.0.0:123", "[::]:123"]\nthreads = 2\n'
+                  b'control = "/tmp/s.sock"\nreceive_buffer = "4MiB"\nbatch = 32\nfreebind = false\n',
+        "bad": b'[server]\nthreads = "x"\nlisten = [1]\n[nope]\n',
+        "syntax": b'[server\nlisten = [\n',
+    }
+    write("config", configs)
+
+
+if __name__ == "__main__":
+    main()

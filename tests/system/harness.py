@@ -1,0 +1,175 @@
+"""Shared helpers for the system tests: paths to the binaries and peers, a stratad process
+fixture, raw NTP packets built independently of the C++ codec, and the skip policy (in CI,
+STRATA_REQUIRE_ALL=1 turns a missing peer or capability into a failure)."""
+import json
+import os
+import random
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+SOURCE = os.environ.get("STRATA_SOURCE",
+                        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+BUILD = os.environ.get("STRATA_BUILD", os.path.join(SOURCE, "build"))
+STRATAD = os.path.join(BUILD, "stratad")
+STRATA = os.path.join(BUILD, "strata")
+CHRONYD = os.path.join(BUILD, "peers", "chrony", "usr", "sbin", "chronyd")
+NTP_UNIX_OFFSET = 2208988800
+
+
+def require(condition, why):
+    """Skips the test when `condition` is false, unless CI demands every test run."""
+    if condition:
+        return
+    if os.environ.get("STRATA_REQUIRE_ALL") == "1":
+        raise AssertionError("required test cannot run: " + why)
+    raise unittest.SkipTest(why)
+
+
+def is_root():
+    return os.geteuid() == 0
+
+
+def free_port(family=socket.AF_INET):
+    """A UDP port that is free on both loopback families right now."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s4:
+            s4.bind(("127.0.0.1", 0))
+            port = s4.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s6:
+                    s6.bind(("::1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+# --- raw NTP packets (struct-based, independent of the C++ codec) ---
+
+def ntp_now():
+    t = time.time() + NTP_UNIX_OFFSET
+    return (int(t) << 32) | int((t % 1) * 2**32)
+
+
+def request(version=4, mode=3, xmt=None, poll=6, trailer=b""):
+    xmt = ntp_now() if xmt is None else xmt
+    return struct.pack("!BBbbII4sQQQQ", (version << 3) | mode, 0, poll, -20, 0, 0, b"\0" * 4,
+                       0, 0, 0, xmt) + trailer
+
+
+def parse(data):
+    """Decodes a 48-octet header into a dict."""
+    (lvm, stratum, poll, precision, rdelay, rdisp, refid, ref, org, rec,
+     xmt) = struct.unpack("!BBbbII4sQQQQ", data[:48])
+    return {"leap": lvm >> 6, "version": (lvm >> 3) & 7, "mode": lvm & 7, "stratum": stratum,
+            "poll": poll, "precision": precision, "root_delay": rdelay / 65536.0,
+            "root_dispersion": rdisp / 65536.0, "refid": refid, "reference": ref, "origin": org,
+            "receive": rec, "transmit": xmt, "length": len(data)}
+
+
+def exchange(address, data, timeout=1.0, family=None):
+    """Sends one datagram, returns (reply bytes or None, local socket address)."""
+    family = family or (socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(data, address)
+        try:
+            reply, _ = s.recvfrom(65536)
+            return reply
+        except socket.timeout:
+            return None
+
+
+def run(args, timeout=60, check=False, **kw):
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=check, **kw)
+
+
+class Stratad:
+    """A stratad process on loopback with its own config file and control socket."""
+
+    def __init__(self, config="", listen=None, threads=2, extra=(), user=None, wait=True):
+        self.dir = tempfile.mkdtemp(prefix="stratad-test-")
+        self.port = free_port()
+        self.listen = listen if listen is not None else [f"127.0.0.1:{self.port}",
+                                                          f"[::1]:{self.port}"]
+        self.control = os.path.join(self.dir, "control.sock")
+        self.config_path = os.path.join(self.dir, "stratad.toml")
+        with open(self.config_path, "w") as f:
+            f.write(config if config else '[time]\nsource = "local"\n')
+        args = [STRATAD, "--config", self.config_path, "--threads", str(threads),
+                "--control", self.control]
+        for l in self.listen:
+            args += ["--listen", l]
+        if user is None and is_root():
+            user = "nobody"
+        if user:
+            args += ["--user", user]
+        args += list(extra)
+        self.log = []
+        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if wait:
+            self.wait_serving()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.log.append(line.rstrip("\n"))
+
+    def wait_serving(self, timeout=10):
+        end = time.time() + timeout
+        while time.time() < end:
+            if any("serving on" in l for l in self.log):
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError("stratad exited: " + "\n".join(self.log))
+            time.sleep(0.02)
+        raise AssertionError("stratad did not start: " + "\n".join(self.log))
+
+    @property
+    def v4(self):
+        return ("127.0.0.1", self.port)
+
+    @property
+    def v6(self):
+        return ("::1", self.port)
+
+    def stats(self):
+        out = run([STRATA, "stats", "--control", self.control, "--json"], check=True)
+        return json.loads(out.stdout)
+
+    def counters(self):
+        return self.stats()["counters"]
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("stratad did not stop on signal")
+        self._reader.join(timeout=2)
+        self.proc.stderr.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def random_bytes(rng, n):
+    return bytes(rng.getrandbits(8) for _ in range(n))
+
+
+def seeded_rng(seed=2026):
+    return random.Random(seed)

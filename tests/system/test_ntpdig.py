@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Interop with NTPsec's ntpdig (Debian 12's sntp and ntpdate). ntpdig only speaks to port
+123, so the test re-runs itself inside a new network namespace (unshare -rn: its own
+loopback, nothing else reachable) where stratad may bind 127.0.0.1:123 and [::1]:123."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+INSIDE = os.environ.get("STRATA_IN_NETNS") == "1"
+
+
+class NtpdigTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not INSIDE:
+            return
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        # In the namespace we are root only by mapping: no other user to switch to.
+        cls.d = h.Stratad(listen=["127.0.0.1:123", "[::1]:123"], user="root")
+        cls.unsynced = h.Stratad(
+            listen=["127.0.0.2:123"], user="root",
+            config=f'[time]\nsource = "mirror"\nmirror = "127.0.0.1:{h.free_port()}"\n')
+
+    @classmethod
+    def tearDownClass(cls):
+        if INSIDE:
+            cls.d.stop()
+            cls.unsynced.stop()
+
+    def test_ntpdig_gets_the_time_over_ipv4_json(self):
+        r = h.run(["ntpdig", "-j", "-t", "2", "127.0.0.1"])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual(out["stratum"], 10)
+        self.assertEqual(out["leap"], "no-leap")
+        self.assertLess(abs(out["offset"]), 0.01)
+
+    def test_ntpdig_over_ipv6_with_samples(self):
+        r = h.run(["ntpdig", "-p", "3", "-g", "50", "-t", "2", "::1"])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("::1 s10 no-leap", r.stdout)
+
+    def test_ntpdig_counts_in_stats(self):
+        before = self.d.counters()["processed"]
+        h.run(["ntpdig", "-t", "2", "127.0.0.1"], check=True)
+        self.assertEqual(self.d.counters()["processed"], before + 1)
+
+    def test_ntpdig_refuses_an_unsynchronised_server(self):
+        r = h.run(["ntpdig", "-t", "2", "127.0.0.2"])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("stratum too high", r.stderr)
+
+
+def main():
+    if INSIDE:
+        unittest.main(verbosity=2)
+        return
+    unshare = shutil.which("unshare")
+    ntpdig = shutil.which("ntpdig")
+    ok = unshare and subprocess.run([unshare, "-rn", "true"], capture_output=True).returncode == 0
+    try:
+        h.require(ntpdig is not None, "ntpdig not installed (./setup installs ntpsec-ntpdig)")
+        h.require(ok, "cannot create a network namespace (unshare -rn)")
+    except unittest.SkipTest as e:
+        print("skipped:", e)
+        return
+    env = dict(os.environ, STRATA_IN_NETNS="1")
+    sys.exit(subprocess.run([unshare, "-rn", sys.executable, os.path.abspath(__file__)],
+                            env=env).returncode)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""System tests of stratad on loopback: replies to every version and mode, hostile and
+malformed datagrams counted and never amplified, counters as ntpq users expect, the CLI's
+query/stats/load, unsynchronised behaviour, config checking, privilege drop and SIGTERM."""
+import json
+import os
+import socket
+import struct
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+
+class ServeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = h.Stratad()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def delta(self, before, after, name):
+        return after[name] - before[name]
+
+    def test_query_both_families(self):
+        for target in (f"127.0.0.1:{self.d.port}", f"[::1]:{self.d.port}"):
+            r = h.run([h.STRATA, "query", "--json", "-c", "2", "-i", "0.1", target])
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            replies = json.loads(r.stdout)
+            self.assertEqual(len(replies), 2)
+            for rep in replies:
+                self.assertTrue(rep["valid"])
+                self.assertEqual(rep["stratum"], 10)
+                self.assertEqual(rep["refid"], "127.127.1.1")
+                self.assertEqual(rep["leap"], 0)
+                self.assertLess(abs(rep["offset"]), 0.01)
+                self.assertGreaterEqual(rep["server_time"], 0)
+                self.assertEqual(rep["length"], 48)
+
+    def test_query_text_and_failure_exit(self):
+        r = h.run([h.STRATA, "query", f"127.0.0.1:{self.d.port}"])
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("stratum 10", r.stdout)
+        self.assertIn("server-time", r.stdout)
+        dead = h.free_port()
+        r = h.run([h.STRATA, "query", "-t", "0.3", f"127.0.0.1:{dead}"])
+        self.assertNotEqual(r.returncode, 0)
+
+    def test_every_version_and_mode(self):
+        before = self.d.counters()
+        replies = {}
+        for v in range(8):
+            for m in range(8):
+                xmt = 0x1000000000000000 | (v << 8) | m
+                rep = h.exchange(self.d.v4, h.request(v, m, xmt=xmt), timeout=0.3)
+                if rep is not None:
+                    replies[(v, m)] = h.parse(rep)
+                    self.assertEqual(replies[(v, m)]["origin"], xmt)
+        expected = {(v, 3) for v in range(1, 5)} | {(v, 1) for v in range(1, 5)} | {(1, 0)}
+        self.assertEqual(set(replies), expected)
+        for (v, m), rep in replies.items():
+            self.assertEqual(rep["version"], v)
+            self.assertEqual(rep["mode"], 2 if m == 1 else 4)
+            self.assertEqual(rep["length"], 48)
+            self.assertEqual(rep["stratum"], 10)
+        after = self.d.counters()
+        self.assertEqual(self.delta(before, after, "received"), 64)
+        self.assertEqual(self.delta(before, after, "processed"), 9)
+        self.assertEqual(self.delta(before, after, "bad_format"), 47)
+        self.assertEqual(self.delta(before, after, "declined"), 8)
+        self.assertEqual(self.delta(before, after, "current_version"), 3)
+        self.assertEqual(self.delta(before, after, "older_version"), 10)
+        self.assertEqual(self.delta(before, after, "drop_bad_version"), 32)
+        self.assertEqual(self.delta(before, after, "drop_mode_server"), 4)
+        self.assertEqual(self.delta(before, after, "drop_mode_control"), 4)
+        self.assertEqual(self.delta(before, after, "served_v1_mode0"), 1)
+        self.assertEqual(self.delta(before, after, "served_symmetric"), 4)
+
+    def test_hostile_datagrams_counted_never_amplified(self):
+        rng = h.seeded_rng()
+        datagrams = []
+        base = h.request(4, 3)
+        datagrams += [base[:n] for n in range(0, 48)]                        # truncated
+        datagrams.append(h.request(4, 3, trailer=b"\x01" * 3000))            # oversized
+        datagrams.append(h.request(4, 3, trailer=struct.pack("!HH", 0x7777, 1352) + b"\0" * 1348))
+        datagrams.append(h.request(4, 3, trailer=struct.pack("!I", 5) + b"\xaa" * 16))  # MAC
+        datagrams.append(h.request(4, 3, trailer=b"\0" * 4))                 # crypto-NAK
+        for _ in range(1500):
+            n = rng.choice([1, 12, 47, 48, 48, 52, 68, 72, 100, rng.randrange(0, 1500)])
+            d = bytearray(h.random_bytes(rng, n))
+            if n >= 48 and rng.random() < 0.5:
+                d[0] = (rng.randrange(1, 5) << 3) | rng.choice([1, 3])
+            datagrams.append(bytes(d))
+        before = self.d.counters()
+        sent_len = {}
+        replies = []
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            s.settimeout(0.5)
+            for i, d in enumerate(datagrams):
+                s.sendto(d, self.d.v4)
+                if len(d) >= 48:
+                    sent_len[d[40:48]] = max(len(d), sent_len.get(d[40:48], 0))
+                if i % 50 == 49:
+                    time.sleep(0.005)  # pace: counts must be exact, no queue overflow
+            try:
+                while True:
+                    replies.append(s.recvfrom(65536)[0])
+            except socket.timeout:
+                pass
+        for rep in replies:
+            self.assertGreaterEqual(len(rep), 48)
+            origin = rep[24:32]
+            self.assertIn(origin, sent_len, "reply to a request we did not send")
+            self.assertLessEqual(len(rep), sent_len[origin], "reply longer than its request")
+        after = self.d.counters()
+        self.assertEqual(self.delta(before, after, "received"), len(datagrams))
+        self.assertEqual(self.delta(before, after, "rx_queue_drops"), 0)
+        accounted = sum(self.delta(before, after, k) for k in
+                        ("processed", "bad_format", "declined", "auth_failed", "restricted",
+                         "rate_limited"))
+        self.assertEqual(accounted, len(datagrams))
+        self.assertEqual(self.delta(before, after, "responses_sent"), len(replies))
+        self.assertGreaterEqual(self.delta(before, after, "drop_too_short"), 48)
+        self.assertGreaterEqual(self.delta(before, after, "drop_truncated"), 1)
+        self.assertGreaterEqual(self.delta(before, after, "drop_mac"), 1)
+        self.assertGreaterEqual(self.delta(before, after, "drop_crypto_nak"), 1)
+        # The server still serves after all that.
+        self.assertIsNotNone(h.exchange(self.d.v4, h.request()))
+
+    def test_extension_field_request_answered_without_fields(self):
+        ef = struct.pack("!HH", 0x7777, 32) + b"\0" * 28
+        rep = h.exchange(self.d.v6, h.request(4, 3, xmt=77, trailer=ef))
+        self.assertIsNotNone(rep)
+        self.assertEqual(len(rep), 48)
+        self.assertEqual(h.parse(rep)["origin"], 77)
+
+    def test_stats_text_has_ntpq_labels(self):
+        r = h.run([h.STRATA, "stats", "--control", self.d.control])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        labels = [l.split(":")[0] for l in r.stdout.splitlines()[:12]]
+        self.assertEqual(labels, ["uptime", "sysstats reset", "packets received",
+                                  "current version", "older version", "bad length or format",
+                                  "authentication failed", "declined", "restricted",
+                                  "rate limited", "KoD responses", "processed for time"])
+        self.assertIn("bytes out v4", r.stdout)
+        self.assertIn("processing time p99", r.stdout)
+
+    def test_bytes_are_ip_level(self):
+        before = self.d.counters()
+        h.exchange(self.d.v4, h.request())
+        h.exchange(self.d.v6, h.request())
+        after = self.d.counters()
+        self.assertEqual(self.delta(before, after, "bytes_in_v4"), 48 + 28)
+        self.assertEqual(self.delta(before, after, "bytes_out_v4"), 48 + 28)
+        self.assertEqual(self.delta(before, after, "bytes_in_v6"), 48 + 48)
+        self.assertEqual(self.delta(before, after, "bytes_out_v6"), 48 + 48)
+
+    def test_load_from_many_clients(self):
+        before = self.d.counters()
+        r = h.run([h.STRATA, "load", "--server", f"127.0.0.1:{self.d.port}", "--clients", "1000",
+                   "--rate", "4000", "--duration", "1", "--json"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        res = json.loads(r.stdout)
+        self.assertEqual(res["sent"], 4000)
+        self.assertEqual(res["valid"] + res["kod"] + res["invalid"], res["received"] - res["unmatched"])
+        self.assertEqual(res["invalid"], 0)
+        self.assertEqual(res["unmatched"], 0)
+        self.assertGreaterEqual(res["response_ratio"], 0.99)
+        self.assertGreater(res["latency_us"]["p50"], 0)
+        after = self.d.counters()
+        self.assertEqual(self.delta(before, after, "received") + self.delta(before, after, "rx_queue_drops"), 4000)
+
+    def test_replies_come_from_the_address_hit(self):
+        # A wildcard listener: a request to 127.0.0.3 must be answered from 127.0.0.3.
+        with h.Stratad(listen=[f"0.0.0.0:{h.free_port()}"]) as d:
+            port = int(d.listen[0].rsplit(":", 1)[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(2)
+                s.sendto(h.request(), ("127.0.0.3", port))
+                _, source = s.recvfrom(1024)
+            self.assertEqual(source, ("127.0.0.3", port))
+
+
+class LifecycleTest(unittest.TestCase):
+    def test_sigterm_stops_cleanly(self):
+        d = h.Stratad()
+        h.exchange(d.v4, h.request())
+        self.assertEqual(d.stop(), 0)
+        self.assertTrue(any("stopped" in l for l in d.log), d.log)
+
+    def test_unsynchronised_reply_and_drop(self):
+        dead = h.free_port()
+        mirror = f'[time]\nsource = "mirror"\nmirror = "127.0.0.1:{dead}"\n'
+        with h.Stratad(config=mirror) as d:
+            rep = h.exchange(d.v4, h.request())
+            self.assertIsNotNone(rep)
+            p = h.parse(rep)
+            self.assertEqual(p["leap"], 3)
+            self.assertEqual(p["stratum"], 16)
+            r = h.run([h.STRATA, "query", f"127.0.0.1:{d.port}"])
+            self.assertNotEqual(r.returncode, 0, "an unsynchronised reply is not a valid time")
+            self.assertIn("unsynchronised", r.stdout)
+            self.assertFalse(d.stats()["time"]["synchronised"])
+        with h.Stratad(config=mirror + 'unsynchronised = "drop"\n') as d:
+            self.assertIsNone(h.exchange(d.v4, h.request(), timeout=0.5))
+            c = d.counters()
+            self.assertEqual(c["drop_unsynchronised"], 1)
+            self.assertEqual(c["declined"], 1)
+
+    def test_check_config(self):
+        with h.Stratad(wait=False, extra=["--check-config"]) as d:
+            d.proc.wait(timeout=10)
+        self.assertEqual(d.proc.returncode, 0)
+        path = os.path.join(d.dir, "bad.toml")
+        with open(path, "w") as f:
+            f.write('[server]\nthreads = -1\n\n[time]\nsource = "sundial"\n')
+        r = h.run([h.STRATAD, "--config", path, "--check-config"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"{path}:2: threads = -1 is out of range", r.stderr)
+        self.assertIn(f"{path}:5: source = \"sundial\"", r.stderr)
+        r = h.run([h.STRATAD, "--listen", "not-an-address", "--check-config"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--listen not-an-address", r.stderr)
+
+    def test_bind_failure_is_reported(self):
+        port = h.free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+            busy.bind(("127.0.0.1", port))  # no SO_REUSEPORT: stratad cannot share it
+            r = h.run([h.STRATAD, "--listen", f"127.0.0.1:{port}", "--control", ""], timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"bind 127.0.0.1:{port}", r.stderr)
+
+    def test_drops_root_after_binding(self):
+        h.require(h.is_root(), "needs root to test the privilege drop")
+        with h.Stratad(user="nobody") as d:
+            with open(f"/proc/{d.proc.pid}/status") as f:
+                status = f.read()
+            uids = [l for l in status.splitlines() if l.startswith("Uid:")][0].split()[1:]
+            self.assertEqual(set(uids), {"65534"}, status)
+            self.assertIsNotNone(h.exchange(d.v4, h.request()))
+            self.assertTrue(any("running as user nobody" in l for l in d.log))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
