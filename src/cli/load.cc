@@ -24,6 +24,7 @@
 
 #include "cli/commands.h"
 #include "cli/resolve.h"
+#include "io/pktinfo.h"
 #include "stats/histogram.h"
 #include "wire/packet.h"
 
@@ -243,7 +244,7 @@ void LoadRun::wait(Nanos timeout) {
 
 std::string LoadRun::send_batch(size_t n, Nanos now) {
   struct Control {
-    alignas(cmsghdr) uint8_t bytes[CMSG_SPACE(sizeof(in6_pktinfo))];
+    alignas(cmsghdr) uint8_t bytes[io::kPktinfoSpace];
   };
   static thread_local std::array<std::array<uint8_t, wire::kHeaderSize>, kBatch> bufs;
   static thread_local std::array<iovec, kBatch> iovs;
@@ -251,7 +252,6 @@ std::string LoadRun::send_batch(size_t n, Nanos now) {
   static thread_local std::array<Control, kBatch> controls;
   sockaddr_storage server_addr{};
   const socklen_t server_len = server_.to_sockaddr(server_addr);
-  const bool v4 = server_.address.family == base::Family::kV4;
   for (size_t i = 0; i < n; ++i) {
     const uint64_t seq = sent_ + i;
     ring_[seq & mask_] = Slot{seq, now.count()};
@@ -265,27 +265,7 @@ std::string LoadRun::send_batch(size_t n, Nanos now) {
     h.msg_iov = &iovs[i];
     h.msg_iovlen = 1;
     if (!sources_.pktinfo) continue;
-    const base::IpAddress src = sources_.at(seq % opt_.clients);
-    std::memset(controls[i].bytes, 0, sizeof controls[i].bytes);
-    cmsghdr* c = reinterpret_cast<cmsghdr*>(controls[i].bytes);
-    h.msg_control = controls[i].bytes;
-    if (v4) {
-      in_pktinfo info{};
-      std::memcpy(&info.ipi_spec_dst, src.bytes.data(), 4);
-      c->cmsg_level = IPPROTO_IP;
-      c->cmsg_type = IP_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof info);
-      std::memcpy(CMSG_DATA(c), &info, sizeof info);
-      h.msg_controllen = CMSG_SPACE(sizeof info);
-    } else {
-      in6_pktinfo info{};
-      std::memcpy(&info.ipi6_addr, src.bytes.data(), 16);
-      c->cmsg_level = IPPROTO_IPV6;
-      c->cmsg_type = IPV6_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof info);
-      std::memcpy(CMSG_DATA(c), &info, sizeof info);
-      h.msg_controllen = CMSG_SPACE(sizeof info);
-    }
+    io::set_source_address(h, controls[i].bytes, sources_.at(seq % opt_.clients));
   }
   const int fd = fds_[next_socket_];
   next_socket_ = (next_socket_ + 1) % fds_.size();

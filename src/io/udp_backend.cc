@@ -1,6 +1,8 @@
 // Batched UDP backend (see udp_backend.h).
 #include "io/udp_backend.h"
 
+#include "io/pktinfo.h"
+
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -245,29 +247,10 @@ size_t UdpBackend::send_run(std::span<Packet> run) {
     h.msg_iovlen = 1;
     // A socket bound to one address sends from it; a wildcard one is told the source.
     if (!bound_[socket].is_unspecified() || p.local.is_unspecified()) continue;
-    h.msg_control = controls_[i].bytes;
-    std::memset(controls_[i].bytes, 0, kControlSize);
-    cmsghdr* c = reinterpret_cast<cmsghdr*>(controls_[i].bytes);
-    if (p.peer.address.family == base::Family::kV4) {
-      h.msg_controllen = CMSG_SPACE(sizeof(in_pktinfo));
-      c->cmsg_level = IPPROTO_IP;
-      c->cmsg_type = IP_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
-      in_pktinfo info{};
-      std::memcpy(&info.ipi_spec_dst, p.local.bytes.data(), 4);
-      std::memcpy(CMSG_DATA(c), &info, sizeof info);
-    } else {
-      h.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo));
-      c->cmsg_level = IPPROTO_IPV6;
-      c->cmsg_type = IPV6_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
-      in6_pktinfo info{};
-      // A request to a multicast group is answered from a unicast address the kernel picks.
-      if (!p.local.is_multicast()) std::memcpy(&info.ipi6_addr, p.local.bytes.data(), 16);
-      if (p.local.is_v6_link_local() || p.local.is_multicast() || p.peer.address.is_v6_link_local())
-        info.ipi6_ifindex = static_cast<unsigned>(p.ifindex);
-      std::memcpy(CMSG_DATA(c), &info, sizeof info);
-    }
+    // IPv6 link-local and multicast need the interface the request came in on.
+    const bool pin = p.local.is_v6_link_local() || p.local.is_multicast() ||
+                     p.peer.address.is_v6_link_local();
+    set_source_address(h, controls_[i].bytes, p.local, pin ? p.ifindex : 0);
   }
   size_t done = 0, sent = 0;
   while (done < run.size()) {

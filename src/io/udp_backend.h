@@ -43,7 +43,8 @@ class UdpBackend final : public Backend {
   void wake() override;
 
  private:
-  // Control-message room: timestamp + pktinfo (v6 is largest) + queue-overflow counter.
+  // Control-message room on receive: timestamp + pktinfo (v6 is largest) + queue-overflow
+  // counter; on send it holds one pktinfo (io/pktinfo.h).
   static constexpr size_t kControlSize = 128;
   // Longest a single-socket receive blocks: bounds how long wake() can take to be seen.
   static constexpr base::Nanos kMaxBlock = std::chrono::milliseconds(250);
