@@ -121,6 +121,7 @@ class LoadRun {
     const uint64_t want = std::bit_ceil(static_cast<uint64_t>(std::max(65536.0, in_flight)));
     ring_.resize(std::min<uint64_t>(want, uint64_t{1} << 22));
     mask_ = ring_.size() - 1;
+    server_len_ = server_.to_sockaddr(server_addr_);
   }
 
   ~LoadRun() {
@@ -172,6 +173,23 @@ class LoadRun {
   uint64_t mask_ = 0;
   std::vector<int> fds_;
   int epoll_fd_ = -1;
+  sockaddr_storage server_addr_{};
+  socklen_t server_len_ = 0;
+  // Batch buffers, reused by every sendmmsg and recvmmsg.
+  struct Control {
+    alignas(cmsghdr) uint8_t bytes[io::kPktinfoSpace];
+  };
+  struct {
+    std::array<std::array<uint8_t, wire::kHeaderSize>, kBatch> bufs;
+    std::array<iovec, kBatch> iovs;
+    std::array<mmsghdr, kBatch> msgs;
+    std::array<Control, kBatch> controls;
+  } tx_{};
+  struct {
+    std::array<std::array<uint8_t, 512>, kBatch> bufs;
+    std::array<iovec, kBatch> iovs;
+    std::array<mmsghdr, kBatch> msgs;
+  } rx_{};
   uint64_t sent_ = 0;
   uint64_t send_errors_ = 0;
   size_t next_socket_ = 0;
@@ -243,15 +261,9 @@ void LoadRun::wait(Nanos timeout) {
 }
 
 std::string LoadRun::send_batch(size_t n, Nanos now) {
-  struct Control {
-    alignas(cmsghdr) uint8_t bytes[io::kPktinfoSpace];
-  };
-  static thread_local std::array<std::array<uint8_t, wire::kHeaderSize>, kBatch> bufs;
-  static thread_local std::array<iovec, kBatch> iovs;
-  static thread_local std::array<mmsghdr, kBatch> msgs;
-  static thread_local std::array<Control, kBatch> controls;
-  sockaddr_storage server_addr{};
-  const socklen_t server_len = server_.to_sockaddr(server_addr);
+  auto& bufs = tx_.bufs;
+  auto& iovs = tx_.iovs;
+  auto& msgs = tx_.msgs;
   for (size_t i = 0; i < n; ++i) {
     const uint64_t seq = sent_ + i;
     ring_[seq & mask_] = Slot{seq, now.count()};
@@ -260,12 +272,12 @@ std::string LoadRun::send_batch(size_t n, Nanos now) {
     iovs[i] = {bufs[i].data(), wire::kHeaderSize};
     msghdr& h = msgs[i].msg_hdr;
     h = msghdr{};
-    h.msg_name = &server_addr;
-    h.msg_namelen = server_len;
+    h.msg_name = &server_addr_;
+    h.msg_namelen = server_len_;
     h.msg_iov = &iovs[i];
     h.msg_iovlen = 1;
     if (!sources_.pktinfo) continue;
-    io::set_source_address(h, controls[i].bytes, sources_.at(seq % opt_.clients));
+    io::set_source_address(h, tx_.controls[i].bytes, sources_.at(seq % opt_.clients));
   }
   const int fd = fds_[next_socket_];
   next_socket_ = (next_socket_ + 1) % fds_.size();
@@ -288,9 +300,9 @@ std::string LoadRun::send_batch(size_t n, Nanos now) {
 }
 
 void LoadRun::drain(size_t socket, base::RealTime now_real) {
-  static thread_local std::array<std::array<uint8_t, 512>, kBatch> bufs;
-  static thread_local std::array<iovec, kBatch> iovs;
-  static thread_local std::array<mmsghdr, kBatch> msgs;
+  auto& bufs = rx_.bufs;
+  auto& iovs = rx_.iovs;
+  auto& msgs = rx_.msgs;
   for (;;) {
     for (size_t i = 0; i < kBatch; ++i) {
       iovs[i] = {bufs[i].data(), bufs[i].size()};
