@@ -3,6 +3,7 @@
 
 #include "io/pktinfo.h"
 
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -35,7 +36,7 @@ int open_server_socket(const base::Endpoint& address, const SocketOptions& optio
     return -1;
   }
   bool ok = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1) &&
-            set_int(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1) && set_int(fd, SOL_SOCKET, SO_RXQ_OVFL, 1);
+            set_int(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1);
   // Only a wildcard socket needs to learn each request's local address (to reply from it);
   // on a socket bound to one address the kernel already uses that one, and the per-packet
   // control messages are work saved.
@@ -106,7 +107,27 @@ void UdpBackend::wake() {
   [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
 }
 
+void UdpBackend::poll_drops() {
+  // The kernel's per-socket drop counter (sk_drops), the one SO_RXQ_OVFL would attach to
+  // every datagram: read it a few times a second instead of paying a control message per
+  // packet.
+  const base::Nanos now = base::now_mono();
+  if (now - last_drop_poll_ < kDropPollInterval) return;
+  last_drop_poll_ = now;
+  for (size_t i = 0; i < fds_.size(); ++i) {
+    uint32_t info[SK_MEMINFO_VARS] = {};
+    socklen_t len = sizeof info;
+    if (::getsockopt(fds_[i], SOL_SOCKET, SO_MEMINFO, info, &len) != 0 ||
+        len <= SK_MEMINFO_DROPS * sizeof(uint32_t))
+      continue;
+    const uint32_t drops = info[SK_MEMINFO_DROPS];
+    drops_total_ += static_cast<uint32_t>(drops - drops_[i]);  // wraps like the kernel's
+    drops_[i] = drops;
+  }
+}
+
 size_t UdpBackend::receive(std::span<Packet> slots, base::Nanos timeout) {
+  poll_drops();
   if (fds_.size() == 1) return receive_single(slots, timeout);
   for (int round = 0; round < 2; ++round) {
     while (!ready_.empty()) {
@@ -196,13 +217,6 @@ void UdpBackend::parse_control(const msghdr& h, size_t socket, Packet& p) {
       std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
       p.rx_time = base::RealTime{base::Nanos{int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec}};
       p.rx_kernel_time = true;
-    } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
-      uint32_t drops;
-      std::memcpy(&drops, CMSG_DATA(c), sizeof drops);
-      if (drops != drops_[socket]) {
-        drops_total_ += static_cast<uint32_t>(drops - drops_[socket]);  // wraps like the kernel
-        drops_[socket] = drops;
-      }
     } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
       in_pktinfo info;
       std::memcpy(&info, CMSG_DATA(c), sizeof info);

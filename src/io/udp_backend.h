@@ -1,7 +1,7 @@
 // The batched UDP socket backend: SO_REUSEPORT sockets (one per worker and listen address),
 // recvmmsg/sendmmsg, kernel receive timestamps (SO_TIMESTAMPNS), the local address of each
 // request (IP_PKTINFO / IPV6_RECVPKTINFO) so replies leave from it, and kernel queue drops
-// (SO_RXQ_OVFL). Several sockets are multiplexed with epoll; a single one is read with a
+// (SO_MEMINFO's drop counter, read a few times a second). Several sockets are multiplexed with epoll; a single one is read with a
 // blocking recvmmsg, which saves a syscall per batch (wake() then takes up to kMaxBlock).
 // Sockets are opened by the daemon before it drops root; each UdpBackend is then used by one
 // worker thread only.
@@ -43,8 +43,8 @@ class UdpBackend final : public Backend {
   void wake() override;
 
  private:
-  // Control-message room on receive: timestamp + pktinfo (v6 is largest) + queue-overflow
-  // counter; on send it holds one pktinfo (io/pktinfo.h).
+  // Control-message room on receive: timestamp + pktinfo (v6 is largest); on send it holds
+  // one pktinfo (io/pktinfo.h).
   static constexpr size_t kControlSize = 128;
   // Longest a single-socket receive blocks: bounds how long wake() can take to be seen.
   static constexpr base::Nanos kMaxBlock = std::chrono::milliseconds(250);
@@ -52,6 +52,10 @@ class UdpBackend final : public Backend {
     alignas(cmsghdr) uint8_t bytes[kControlSize];
   };
 
+  // How often the sockets' kernel drop counters are read (SO_MEMINFO).
+  static constexpr base::Nanos kDropPollInterval = std::chrono::milliseconds(100);
+
+  void poll_drops();
   size_t receive_single(std::span<Packet> slots, base::Nanos timeout);
   size_t receive_from(size_t socket, std::span<Packet> slots, int flags);
   void parse_control(const msghdr& hdr, size_t socket, Packet& p);
@@ -61,7 +65,8 @@ class UdpBackend final : public Backend {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   std::vector<size_t> ready_;       // sockets that may have data, most recently served last
-  std::vector<uint32_t> drops_;     // last SO_RXQ_OVFL value per socket
+  std::vector<uint32_t> drops_;     // last kernel drop count read per socket
+  base::Nanos last_drop_poll_{0};
   std::vector<base::IpAddress> bound_;  // each socket's address (unspecified: wildcard)
   base::Nanos blocking_for_{0};          // SO_RCVTIMEO now set on a single socket
   uint64_t drops_total_ = 0;

@@ -116,6 +116,42 @@ TEST(UdpBackend, WakeInterruptsReceive) {
   EXPECT_LT(base::now_mono() - start, std::chrono::seconds(2));
 }
 
+TEST(UdpBackend, CountsKernelQueueDrops) {
+  // A tiny receive buffer overflows at once: every datagram sent is either received or
+  // counted as dropped by the kernel.
+  std::string error;
+  SocketOptions options;
+  options.receive_buffer = 1;  // the kernel rounds it up to its minimum (a few datagrams)
+  const int fd = open_server_socket(*base::Endpoint::parse("127.0.0.1:0", std::nullopt), options,
+                                    error);
+  ASSERT_GE(fd, 0) << error;
+  const base::Endpoint server = bound_endpoint(fd);
+  UdpBackend backend({fd}, 8);
+  const int c = client_socket(base::Family::kV4);
+  constexpr int kSent = 200;
+  for (int i = 0; i < kSent; ++i) send_to(c, server, "0123456789012345678901234567890123456789");
+  std::vector<uint8_t> buf(8 * 64);
+  std::vector<Packet> slots(8);
+  for (size_t i = 0; i < slots.size(); ++i) {
+    slots[i].data = &buf[i * 64];
+    slots[i].capacity = 64;
+  }
+  uint64_t received = 0;
+  for (;;) {
+    const size_t n = backend.receive(slots, base::Nanos{0});
+    if (n == 0) break;
+    received += n;
+  }
+  // The counters are read at most every 100 ms: wait past that and receive once more.
+  const base::Nanos start = base::now_mono();
+  while (base::now_mono() - start < std::chrono::milliseconds(150)) ::usleep(10'000);
+  backend.receive(slots, base::Nanos{0});
+  EXPECT_GT(backend.rx_queue_drops(), 0u);
+  EXPECT_LT(received, static_cast<uint64_t>(kSent));
+  EXPECT_EQ(received + backend.rx_queue_drops(), static_cast<uint64_t>(kSent));
+  ::close(c);
+}
+
 TEST(UdpBackend, BindErrorsNameTheAddress) {
   std::string error;
   const int a = open_server_socket(*base::Endpoint::parse("192.0.2.55:123", std::nullopt), {}, error);

@@ -46,8 +46,8 @@ namespace strata::stats {
   X(bytes_out_v4, "", "bytes", "IP-level bytes sent over IPv4 (payload + 8 UDP + 20 IPv4).")    \
   X(bytes_out_v6, "", "bytes", "IP-level bytes sent over IPv6 (payload + 8 UDP + 40 IPv6).")    \
   X(rx_queue_drops, "", "packets",                                                               \
-    "Datagrams the kernel dropped because a socket's receive queue was full (SO_RXQ_OVFL). "    \
-    "Rising: the workers cannot keep up; add threads or receive buffer.")                       \
+    "Datagrams the kernel dropped because a socket's receive queue was full (read every "       \
+    "100 ms). Rising: the workers cannot keep up; add threads or receive buffer.")              \
   X(unsynchronised_replies, "", "packets",                                                       \
     "Replies sent while the time source was unsynchronised (LI 3, stratum 16).")                \
   X(served_v1_mode0, "", "packets", "NTPv1 mode-0 requests answered as client requests.")       \
