@@ -1,5 +1,7 @@
 // Fuzz target: the whole per-packet decision. The first 4 octets choose the time state and
-// policy (synchronised, unsynchronised action, source port); the rest is the datagram.
+// policy (synchronised, unsynchronised action, source port, whether the client table and rate
+// limiter take part); the rest is the datagram. The tracker persists across inputs, small, so
+// eviction and limiting paths run too.
 #include <cstdint>
 #include <span>
 
@@ -20,8 +22,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const server::BatchContext ctx = server::make_context(s, s.as_of, action);
   const std::span<const uint8_t> request(data + 4, size - 4);
   uint8_t out[128];
-  const server::Decision d =
-      server::decide(request, (data[0] & 16) != 0, port, base::NtpTimestamp{42}, ctx, out);
+  static clients::Tracker tracker([] {
+    clients::TrackerOptions o;
+    o.table.capacity = 64;
+    o.table.mindepth = 8;
+    o.table.maxage_ns = 1'000'000'000;
+    o.prefix_capacity = 32;
+    return o;
+  }());
+  static int64_t now_ns = 0;
+  now_ns += int64_t{data[3]} * 10'000'000;
+  server::Tracking tracking{tracker, base::IpAddress::v4(0x0a000000u | (data[1] & 0x3f)),
+                            base::IpAddress::v4(0x7f000001u), now_ns};
+  const bool tracked = (data[0] & 32) != 0;
+  const server::Decision d = server::decide(request, (data[0] & 16) != 0, port,
+                                            base::NtpTimestamp{42}, ctx, out,
+                                            tracked ? &tracking : nullptr);
+  STRATA_FUZZ_CHECK(tracker.table().size() <= tracker.table().capacity());
   stats::WorkerCounters counters;
   server::count(d, counters);
   STRATA_FUZZ_CHECK(counters.get(stats::Counter::received) == 1);
@@ -34,6 +51,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const wire::Header h = wire::decode_header(out);
   STRATA_FUZZ_CHECK(h.version == wire::version_of(request[0]));
   STRATA_FUZZ_CHECK(h.mode == wire::Mode::kServer || h.mode == wire::Mode::kSymmetricPassive);
+  if (d.kod) {
+    // KoD RATE in ntpd's layout: stratum 0, LI 3, and no server time revealed.
+    STRATA_FUZZ_CHECK(tracked && h.stratum == 0 && h.reference_id == wire::kKissRate);
+    STRATA_FUZZ_CHECK(h.leap == wire::Leap::kUnsynchronised && !d.stamp_transmit);
+    return 0;
+  }
   STRATA_FUZZ_CHECK(h.receive.raw == 42);
   STRATA_FUZZ_CHECK(s.synchronised || h.leap == wire::Leap::kUnsynchronised);
   return 0;

@@ -59,6 +59,10 @@ def main():
         decide[name + "_unsync_drop"] = bytes([8, 0x9c, 0x40, 20]) + data
     decide["port0"] = bytes([1, 0, 0, 20]) + reqs["v4m3"]
     decide["truncated"] = bytes([17, 0, 123, 20]) + reqs["v4m3"]
+    # With the client table and rate limiter (bit 5), from a few sources, some too fast.
+    for i in range(6):
+        decide[f"tracked_{i}"] = bytes([33, i % 3, 0x40, 1 if i % 2 else 200]) + reqs["v4m3"]
+    decide["tracked_symmetric"] = bytes([33, 1, 0x40, 0]) + reqs["v4m1"]
     write("decide", decide)
     configs = {
         "empty": b"",

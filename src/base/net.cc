@@ -155,4 +155,42 @@ std::optional<Endpoint> Endpoint::from_sockaddr(const sockaddr* sa) {
   return std::nullopt;
 }
 
+std::optional<Cidr> Cidr::parse(std::string_view text) {
+  const size_t slash = text.find('/');
+  const auto address = IpAddress::parse(text.substr(0, slash));
+  if (!address) return std::nullopt;
+  const int max_bits = address->family == Family::kV4 ? 32 : 128;
+  int bits = max_bits;
+  if (slash != std::string_view::npos) {
+    const std::string_view b = text.substr(slash + 1);
+    bits = 0;
+    if (b.empty() || b.size() > 3) return std::nullopt;
+    for (char c : b) {
+      if (c < '0' || c > '9') return std::nullopt;
+      bits = bits * 10 + (c - '0');
+    }
+    if (bits > max_bits) return std::nullopt;
+  }
+  Cidr c{*address, bits};
+  for (int i = 0; i < 16; ++i) {
+    const int keep = bits - 8 * i;
+    if (keep >= 8) continue;
+    c.address.bytes[static_cast<size_t>(i)] &= keep <= 0 ? 0 : static_cast<uint8_t>(0xff << (8 - keep));
+  }
+  return c;
+}
+
+bool Cidr::contains(const IpAddress& a) const {
+  if (a.family != address.family) return false;
+  for (int i = 0; i < 16; ++i) {
+    const int keep = bits - 8 * i;
+    if (keep <= 0) break;
+    const uint8_t mask = keep >= 8 ? 0xff : static_cast<uint8_t>(0xff << (8 - keep));
+    if ((a.bytes[static_cast<size_t>(i)] & mask) != address.bytes[static_cast<size_t>(i)]) return false;
+  }
+  return true;
+}
+
+std::string Cidr::to_string() const { return address.to_string() + "/" + std::to_string(bits); }
+
 }  // namespace strata::base

@@ -45,6 +45,17 @@ struct Endpoint {
   friend bool operator==(const Endpoint&, const Endpoint&) = default;
 };
 
+// An address prefix: "192.0.2.0/24", "2001:db8::/32"; a bare address is a full-length prefix.
+struct Cidr {
+  IpAddress address;  // bits past the length are zero
+  int bits = 0;
+
+  static std::optional<Cidr> parse(std::string_view text);
+  bool contains(const IpAddress& a) const;
+  std::string to_string() const;
+  friend bool operator==(const Cidr&, const Cidr&) = default;
+};
+
 // Splits "host:port", "[v6]:port", "host" or "v6" into host and optional port text.
 // Returns nullopt when the port part is present but not a number in 0..65535.
 struct HostPort {

@@ -2,6 +2,8 @@
 // Called from cli/main.cc on the main thread.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -26,6 +28,20 @@ struct StatsOptions {
   bool json = false;
 };
 int run_stats(const StatsOptions& options);
+
+struct ClientsOptions {
+  std::string control = kDefaultControl;
+  std::string sort = "lstint";  // [-]lstint | [-]count | [-]avgint | [-]addr
+  size_t limit = 0;             // 0: all
+  uint32_t mincount = 0;
+  bool limited = false;
+  bool kod = false;
+  std::string prefix;  // CIDR filter
+  std::string laddr;   // local address filter
+  bool json = false;
+  bool csv = false;
+};
+int run_clients(const ClientsOptions& options);
 
 struct LoadOptions {
   std::string server;              // ADDR:PORT

@@ -6,7 +6,7 @@
 
 int main(int argc, char** argv) {
   using namespace strata::cli;
-  CLI::App app{"strata: query NTP servers, read stratad's statistics, load-test a server.",
+  CLI::App app{"strata: query NTP servers, read stratad's statistics and clients, load-test a server.",
                "strata"};
   app.require_subcommand(1);
   app.set_version_flag("-V,--version", std::string("strata ") + STRATA_VERSION);
@@ -26,6 +26,29 @@ int main(int argc, char** argv) {
   CLI::App* stats = app.add_subcommand("stats", "show stratad's counters (ntpq sysstats labels first)");
   stats->add_option("--control", s.control, "stratad's control socket");
   stats->add_flag("--json", s.json, "JSON output");
+
+  ClientsOptions c;
+  CLI::App* clients = app.add_subcommand(
+      "clients", "list stratad's clients (ntpq's mrulist, sorted and filtered by the server)");
+  clients->add_option("--control", c.control, "stratad's control socket");
+  clients->add_option("--sort", c.sort,
+                      "lstint: most recently seen first; count: most requests first; avgint: "
+                      "shortest average interval first; addr: by address; a leading - reverses")
+      ->check(CLI::IsMember({"lstint", "-lstint", "count", "-count", "avgint", "-avgint", "addr",
+                             "-addr"}));
+  clients->add_option("--limit", c.limit, "show at most N clients (0: all)");
+  clients->add_option("--mincount", c.mincount, "only clients with at least N requests");
+  clients->add_flag("--limited", c.limited, "only clients whose last request was over the rate limit");
+  clients->add_flag("--kod", c.kod, "only clients that were sent a Kiss-o'-Death");
+  clients->add_option("--prefix", c.prefix, "only clients in this CIDR, e.g. 192.0.2.0/24");
+  clients->add_option("--laddr", c.laddr, "only clients that reached this local address");
+  auto* cjson = clients->add_flag("--json", c.json, "JSON output (an array of objects)");
+  clients->add_flag("--csv", c.csv, "CSV output with a header line")->excludes(cjson);
+  clients->footer(
+      "Columns: lstint = seconds since the last request; avgint = (last - first) / (count - 1), "
+      "ntpd's average interval; lim = outcome of the last request (L over the rate limit, K "
+      "answered with KoD, P passed by the random leak); m, v = mode and version; drops = "
+      "requests dropped by the rate limiter; kods = KoDs sent.");
 
   LoadOptions l;
   CLI::App* load = app.add_subcommand(
@@ -52,6 +75,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (query->parsed()) return run_query(q);
   if (stats->parsed()) return run_stats(s);
+  if (clients->parsed()) return run_clients(c);
   if (load->parsed()) {
     if (!l.rate && !l.max) {
       fmt::print(stderr, "strata load: give --rate R or --max\n");

@@ -132,7 +132,10 @@ TEST(TimeStateCell, ReadersNeverSeeATornState) {
   first.stratum = 0;  // consistent with updates == 0
   cell.store(first);
   std::atomic<bool> done{false};
+  std::atomic<bool> reading{false};
   std::thread writer([&] {
+    // Writes only once the reader is reading, so the two overlap however they are scheduled.
+    while (!reading.load()) std::this_thread::yield();
     for (uint32_t i = 1; i < 200000; ++i) {
       TimeState s;
       s.reference_id = i;
@@ -144,7 +147,8 @@ TEST(TimeStateCell, ReadersNeverSeeATornState) {
     done = true;
   });
   uint64_t reads = 0;
-  while (!done) {
+  reading = true;
+  while (reads == 0 || !done) {
     const TimeState s = cell.load();
     ASSERT_EQ(s.reference_id, s.updates);
     ASSERT_EQ(s.root_delay, static_cast<double>(s.updates));

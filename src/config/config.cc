@@ -227,6 +227,65 @@ void parse_time(Checker& check, const toml::table& t, clock::Options& o) {
   if (refid) o.reference_id = *refid;
 }
 
+void parse_clients(Checker& check, const toml::table& t, ClientsConfig& c) {
+  walk_table(
+      check, t, "clients",
+      {
+          {"memory",
+           [&](const toml::node& n) {
+             std::optional<uint64_t> bytes;
+             if (n.is_integer() && *n.value<int64_t>() >= 0) bytes = *n.value<int64_t>();
+             if (n.is_string()) bytes = parse_size(*n.value<std::string>());
+             if (!bytes || *bytes < (1u << 20) || *bytes > (1ull << 40))
+               check.fail(n, "memory must be a size from 1MiB to 1TiB, e.g. \"256MiB\"");
+             else
+               c.memory = *bytes;
+           }},
+          {"mindepth",
+           [&](const toml::node& n) {
+             if (auto v = check.integer(n, "mindepth", 0, 100000000)) c.mindepth = static_cast<uint32_t>(*v);
+           }},
+          {"maxage",
+           [&](const toml::node& n) {
+             if (auto v = check.number(n, "maxage", 0, 86400 * 365)) c.maxage = *v;
+           }},
+      });
+}
+
+void parse_ratelimit(Checker& check, const toml::table& t, clients::LimitParams& p) {
+  const auto number = [&](std::string_view key, double& out, double lo, double hi) {
+    return [&, key, lo, hi](const toml::node& n) {
+      if (auto v = check.number(n, key, lo, hi)) out = *v;
+    };
+  };
+  const auto flag = [&](std::string_view key, bool& out) {
+    return [&, key](const toml::node& n) {
+      if (auto v = check.boolean(n, key)) out = *v;
+    };
+  };
+  walk_table(
+      check, t, "ratelimit",
+      {
+          {"enabled", flag("enabled", p.enabled)},
+          {"v4_prefix",
+           [&](const toml::node& n) {
+             if (auto v = check.integer(n, "v4_prefix", 8, 32)) p.v4_prefix = static_cast<int>(*v);
+           }},
+          {"v6_prefix",
+           [&](const toml::node& n) {
+             if (auto v = check.integer(n, "v6_prefix", 16, 128)) p.v6_prefix = static_cast<int>(*v);
+           }},
+          {"interval", number("interval", p.interval_s, 0.001, 86400)},
+          {"burst", number("burst", p.burst, 1, 1000000)},
+          {"min_spacing", number("min_spacing", p.min_spacing_s, 0, 3600)},
+          {"leak", number("leak", p.leak, 0, 1)},
+          {"kod", flag("kod", p.kod)},
+          {"kod_interval", number("kod_interval", p.kod_interval_s, 0, 86400)},
+          {"flood_rate", number("flood_rate", p.flood_rate, 0, 1e9)},
+          {"score_decay", number("score_decay", p.score_decay_s, 0.1, 86400)},
+      });
+}
+
 }  // namespace
 
 std::string Error::to_string() const {
@@ -260,8 +319,13 @@ LoadResult parse_config(std::string_view text, const std::string& name) {
       parse_server(check, *table, config.server);
     } else if (key.str() == "time" && table) {
       parse_time(check, *table, config.time);
+    } else if (key.str() == "clients" && table) {
+      parse_clients(check, *table, config.clients);
+    } else if (key.str() == "ratelimit" && table) {
+      parse_ratelimit(check, *table, config.ratelimit);
     } else {
-      check.fail(node, fmt::format("unknown {} '{}' (expected [server] or [time])",
+      check.fail(node, fmt::format("unknown {} '{}' (expected [server], [time], [clients] or "
+                                   "[ratelimit])",
                                    table ? "table" : "key", key.str()));
     }
   }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/net.h"
+#include "clients/limiter.h"
 #include "clock/sources.h"
 #include "io/udp_backend.h"
 
@@ -32,9 +33,19 @@ struct ServerConfig {
   io::SocketOptions socket;
 };
 
+// [clients]: the client table's memory and eviction (ntpd's mru knobs, in bytes).
+struct ClientsConfig {
+  // All workers together: client records (64 octets each) and rate-limit prefixes (56).
+  uint64_t memory = 256ull << 20;
+  uint32_t mindepth = 600;  // the newest this many records are never evicted
+  double maxage = 64;       // records seen within this many seconds are never evicted
+};
+
 struct Config {
   ServerConfig server;
   clock::Options time;
+  ClientsConfig clients;
+  clients::LimitParams ratelimit;
 };
 
 struct Error {

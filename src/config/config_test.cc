@@ -74,6 +74,57 @@ TEST(Config, LocalSourceDefaultsLikeChrony) {
   EXPECT_DOUBLE_EQ(r.config->time.root_dispersion, 0.001);
 }
 
+TEST(Config, ClientsAndRateLimit) {
+  const auto r = parse_config(R"([clients]
+memory = "64MiB"
+mindepth = 100
+maxage = 120
+
+[ratelimit]
+enabled = true
+v4_prefix = 24
+v6_prefix = 56
+interval = 16
+burst = 4
+min_spacing = 1.5
+leak = 0.1
+kod = false
+kod_interval = 30
+flood_rate = 2
+score_decay = 10
+)",
+                              "c.toml");
+  ASSERT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].to_string());
+  EXPECT_EQ(r.config->clients.memory, 64u << 20);
+  EXPECT_EQ(r.config->clients.mindepth, 100u);
+  EXPECT_EQ(r.config->clients.maxage, 120);
+  const auto& p = r.config->ratelimit;
+  EXPECT_TRUE(p.enabled);
+  EXPECT_EQ(p.v4_prefix, 24);
+  EXPECT_EQ(p.v6_prefix, 56);
+  EXPECT_EQ(p.interval_s, 16);
+  EXPECT_EQ(p.burst, 4);
+  EXPECT_EQ(p.min_spacing_s, 1.5);
+  EXPECT_EQ(p.leak, 0.1);
+  EXPECT_FALSE(p.kod);
+  EXPECT_EQ(p.kod_interval_s, 30);
+  EXPECT_EQ(p.flood_rate, 2);
+  EXPECT_EQ(p.score_decay_s, 10);
+  // Defaults: on, /32 and /64.
+  const Config d = default_config();
+  EXPECT_TRUE(d.ratelimit.enabled);
+  EXPECT_EQ(d.ratelimit.v4_prefix, 32);
+  EXPECT_EQ(d.ratelimit.v6_prefix, 64);
+  EXPECT_EQ(d.clients.memory, 256u << 20);
+
+  const auto bad = parse_config("[clients]\nmemory = \"12 parsecs\"\n[ratelimit]\nleak = 2\nv6_prefix = 129\nburst = 0\n", "b.toml");
+  ASSERT_EQ(bad.errors.size(), 4u);
+  EXPECT_EQ(bad.errors[0].to_string().rfind("b.toml:2: memory must be a size", 0), 0u);
+  EXPECT_EQ(bad.errors[1].to_string(), "b.toml:4: leak = 2 is out of range 0..1");
+  EXPECT_EQ(bad.errors[2].to_string(), "b.toml:5: v6_prefix = 129 is out of range 16..128");
+  EXPECT_EQ(bad.errors[3].to_string(), "b.toml:6: burst = 0 is out of range 1..1000000");
+}
+
 TEST(Config, ErrorsNameFileLineAndReason) {
   const auto r = parse_config(R"([server]
 threads = "four"

@@ -154,7 +154,25 @@ void ControlServer::run() {
   }
 }
 
+bool Responder::line(std::string_view text) {
+  if (!ok_) return false;
+  buffer_.append(text);
+  buffer_.push_back('\n');
+  if (buffer_.size() >= (64u << 10)) return flush();
+  return true;
+}
+
+bool Responder::flush() {
+  if (ok_ && !buffer_.empty()) ok_ = write_all(fd_, buffer_);
+  buffer_.clear();
+  return ok_;
+}
+
 void ControlServer::serve_one(int fd) {
+  // A client that stops reading cannot hold the control thread for long.
+  const timeval send_timeout{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+  Responder out(fd);
   std::string line;
   nlohmann::json reply;
   if (!read_line(fd, line, kClientTimeoutMs, kMaxRequest)) {
@@ -170,14 +188,15 @@ void ControlServer::serve_one(int fd) {
                                      kProtocolVersion)}};
     } else {
       try {
-        reply = handler_(req);
+        reply = handler_(req, out);
       } catch (const std::exception& e) {
         reply = {{"ok", false}, {"error", e.what()}};
       }
       reply["version"] = kProtocolVersion;
     }
   }
-  write_all(fd, reply.dump() + "\n");
+  out.line(reply.dump());
+  out.flush();
 }
 
 nlohmann::json request(const std::string& path, const nlohmann::json& body, int timeout_ms) {
@@ -195,6 +214,62 @@ nlohmann::json request(const std::string& path, const nlohmann::json& body, int 
   if (!reply.value("ok", false))
     throw std::runtime_error("stratad: " + reply.value("error", std::string("request failed")));
   return reply;
+}
+
+nlohmann::json request_stream(const std::string& path, const nlohmann::json& body,
+                              const std::function<void(const nlohmann::json&)>& on_header,
+                              const std::function<void(std::string_view)>& on_row,
+                              int timeout_ms) {
+  std::string error;
+  const int fd = connect_to(path, error);
+  if (fd < 0) throw std::runtime_error("cannot reach stratad's control socket " + error);
+  nlohmann::json req = body;
+  req["version"] = kProtocolVersion;
+  if (!write_all(fd, req.dump() + "\n")) {
+    ::close(fd);
+    throw std::runtime_error("cannot send to stratad on " + path);
+  }
+  std::string buffer;
+  size_t start = 0;
+  bool header_seen = false;
+  char chunk[1 << 16];
+  for (;;) {
+    const size_t nl = buffer.find('\n', start);
+    if (nl == std::string::npos) {
+      buffer.erase(0, start);
+      start = 0;
+      pollfd p{fd, POLLIN, 0};
+      const ssize_t n = ::poll(&p, 1, timeout_ms) > 0 ? ::read(fd, chunk, sizeof chunk) : -1;
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        ::close(fd);
+        throw std::runtime_error("reply from stratad on " + path + " ended early");
+      }
+      buffer.append(chunk, static_cast<size_t>(n));
+      continue;
+    }
+    const std::string_view line(buffer.data() + start, nl - start);
+    start = nl + 1;
+    if (header_seen && !line.empty() && line.front() == '[') {
+      on_row(line);
+      continue;
+    }
+    nlohmann::json obj = nlohmann::json::parse(line, nullptr, false);
+    if (obj.is_discarded() || !obj.is_object()) {
+      ::close(fd);
+      throw std::runtime_error("malformed reply from stratad on " + path);
+    }
+    if (!obj.value("ok", false)) {
+      ::close(fd);
+      throw std::runtime_error("stratad: " + obj.value("error", std::string("request failed")));
+    }
+    if (header_seen || !obj.value("stream", false)) {
+      ::close(fd);
+      return obj;  // the trailer (or a reply that did not stream)
+    }
+    header_seen = true;
+    on_header(obj);
+  }
 }
 
 }  // namespace strata::control

@@ -15,9 +15,29 @@ namespace strata::control {
 
 inline constexpr int kProtocolVersion = 1;
 
+// Lines written back to one control client, buffered. A handler that streams (a million
+// clients) writes a header object line, then one line per row, and returns the trailer
+// object, which the server writes last; a plain handler writes nothing and returns its reply.
+class Responder {
+ public:
+  explicit Responder(int fd) : fd_(fd) {}
+  ~Responder() { flush(); }
+  Responder(const Responder&) = delete;
+  Responder& operator=(const Responder&) = delete;
+  // Appends `text` and a newline. False once the client has gone (stop producing rows).
+  bool line(std::string_view text);
+  bool flush();
+  bool ok() const { return ok_; }
+
+ private:
+  int fd_;
+  bool ok_ = true;
+  std::string buffer_;
+};
+
 class ControlServer {
  public:
-  using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
+  using Handler = std::function<nlohmann::json(const nlohmann::json& request, Responder& out)>;
 
   ControlServer() = default;
   ~ControlServer();
@@ -46,5 +66,12 @@ class ControlServer {
 // with a readable message on failure (no such socket, permission denied, bad reply).
 nlohmann::json request(const std::string& path, const nlohmann::json& request_body,
                        int timeout_ms = 5000);
+
+// A streamed request: `on_header` gets the first line (an object), `on_row` each row line
+// as text, and the trailer object is returned. Throws like request().
+nlohmann::json request_stream(const std::string& path, const nlohmann::json& request_body,
+                              const std::function<void(const nlohmann::json&)>& on_header,
+                              const std::function<void(std::string_view)>& on_row,
+                              int timeout_ms = 30000);
 
 }  // namespace strata::control

@@ -2,6 +2,7 @@
 // stale socket file is replaced and a live one is not taken over.
 #include "control/control_server.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -20,11 +21,36 @@ std::string temp_socket(const char* name) {
   return (dir / name).string();
 }
 
+TEST(Control, StreamsRows) {
+  const std::string path = temp_socket("s.sock");
+  ControlServer server;
+  ASSERT_EQ(server.bind(path), "");
+  server.start([](const nlohmann::json& req, Responder& out) -> nlohmann::json {
+    const int n = req.value("rows", 0);
+    out.line(nlohmann::json{{"ok", true}, {"stream", true}, {"rows", n}}.dump());
+    for (int i = 0; i < n; ++i) out.line(fmt::format("[{},\"row {}\"]", i, i));
+    return {{"ok", true}, {"end", true}, {"count", n}};
+  });
+  int header_rows = -1;
+  std::vector<std::string> rows;
+  const auto trailer = request_stream(
+      path, {{"command", "x"}, {"rows", 100000}},
+      [&](const nlohmann::json& h) { header_rows = h["rows"]; },
+      [&](std::string_view row) { rows.emplace_back(row); });
+  EXPECT_EQ(header_rows, 100000);
+  ASSERT_EQ(rows.size(), 100000u);
+  EXPECT_EQ(rows[0], "[0,\"row 0\"]");
+  EXPECT_EQ(rows[99999], "[99999,\"row 99999\"]");
+  EXPECT_EQ(trailer["count"], 100000);
+  EXPECT_EQ(trailer["version"], kProtocolVersion);
+  server.stop();
+}
+
 TEST(Control, AnswersRequests) {
   const std::string path = temp_socket("a.sock");
   ControlServer server;
   ASSERT_EQ(server.bind(path), "");
-  server.start([](const nlohmann::json& req) -> nlohmann::json {
+  server.start([](const nlohmann::json& req, Responder&) -> nlohmann::json {
     if (req.value("command", "") == "echo") return {{"ok", true}, {"said", req["text"]}};
     throw std::runtime_error("unknown command");
   });

@@ -51,6 +51,12 @@ nlohmann::json stats_json(const StatsSnapshot& s, base::RealTime now) {
           {"uptime", s.uptime_s},
           {"since_reset", s.since_reset_s},
           {"workers", s.workers},
+          {"clients",
+           {{"records", s.clients.records},
+            {"capacity", s.clients.capacity},
+            {"prefixes", s.clients.prefixes},
+            {"prefix_capacity", s.clients.prefix_capacity},
+            {"memory_bytes", s.clients.memory_bytes}}},
           {"counters", counters},
           {"processing_time_ns", histogram_json(s.processing_ns)},
           {"time", time}};

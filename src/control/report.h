@@ -20,6 +20,13 @@ struct StatsSnapshot {
   unsigned workers = 0;
   clock::TimeState time;
   std::string source_error;  // last problem reaching the time source, if any
+  struct Clients {
+    size_t records = 0;  // client records in use, all workers
+    size_t capacity = 0;
+    size_t prefixes = 0;  // rate-limit prefixes in use
+    size_t prefix_capacity = 0;
+    size_t memory_bytes = 0;
+  } clients;
 };
 
 nlohmann::json stats_json(const StatsSnapshot& snapshot, base::RealTime now);

@@ -12,14 +12,17 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <thread>
 #include <vector>
 
 #include "base/log.h"
 #include "clock/clock_service.h"
 #include "config/config.h"
+#include "control/clients_report.h"
 #include "control/control_server.h"
 #include "control/report.h"
+#include "io/steering.h"
 #include "io/udp_backend.h"
 #include "server/worker.h"
 
@@ -167,6 +170,20 @@ int run(const Flags& flags) {
 
   auto sockets = open_sockets(cfg->server);
   if (!sockets) return 1;
+  const unsigned n = cfg->server.threads;
+  if (n > 1) {
+    // One client, one worker: steer each reuseport group by the rate-limit prefix of the
+    // source address (io/steering.h), so per-worker tables see all of a client's requests.
+    for (size_t k = 0; k < cfg->server.listen.size(); ++k) {
+      const base::Family family = cfg->server.listen[k].address.family;
+      const int bits = family == base::Family::kV4 ? cfg->ratelimit.v4_prefix : cfg->ratelimit.v6_prefix;
+      if (const std::string e = io::attach_steering((*sockets)[0][k], family, bits, n); !e.empty()) {
+        base::log(LogLevel::kError, "steering clients to workers on {}: {} (run with --threads 1)",
+                  cfg->server.listen[k].to_string(), e);
+        return 1;
+      }
+    }
+  }
   control::ControlServer control_server;
   if (!cfg->server.control.empty()) {
     if (const std::string e = control_server.bind(cfg->server.control); !e.empty()) {
@@ -179,7 +196,6 @@ int run(const Flags& flags) {
   if (!drop_privileges(cfg->server.user)) return 1;
   clock_service.start();
 
-  const unsigned n = cfg->server.threads;
   std::vector<std::unique_ptr<server::WorkerStats>> stats;
   std::vector<std::unique_ptr<io::UdpBackend>> backends;
   std::vector<std::thread> threads;
@@ -188,21 +204,50 @@ int run(const Flags& flags) {
   worker_options.batch = cfg->server.batch;
   worker_options.unsynchronised = cfg->time.unsynchronised;
   worker_options.busy_poll = std::chrono::microseconds(cfg->server.busy_poll_us);
+  // The client memory budget is split evenly: steering spreads clients evenly.
+  clients::TrackerOptions tracker_options;
+  tracker_options.limits = cfg->ratelimit;
+  tracker_options.table.mindepth = cfg->clients.mindepth / n;
+  tracker_options.table.maxage_ns = static_cast<int64_t>(cfg->clients.maxage * 1e9);
+  tracker_options = clients::size_for_memory(cfg->clients.memory / n, tracker_options);
+  std::vector<std::unique_ptr<clients::Tracker>> trackers;
+  std::random_device random;
   for (unsigned w = 0; w < n; ++w) {
     stats.push_back(std::make_unique<server::WorkerStats>());
     backends.push_back(std::make_unique<io::UdpBackend>((*sockets)[w], cfg->server.batch));
+    tracker_options.seed = (uint64_t{random()} << 32) | random();
+    trackers.push_back(std::make_unique<clients::Tracker>(tracker_options));
   }
+  size_t client_memory = 0;
+  for (const auto& t : trackers) client_memory += t->table().memory_bytes() + t->prefixes().memory_bytes();
+  base::log(LogLevel::kInfo,
+            "client table: {} records and {} rate-limit prefixes per worker, {:.1f} MiB in all",
+            tracker_options.table.capacity, tracker_options.prefix_capacity,
+            static_cast<double>(client_memory) / (1 << 20));
   for (unsigned w = 0; w < n; ++w) {
     threads.emplace_back([&, w] {
-      server::Worker worker(*backends[w], time_cell, *stats[w], worker_options);
+      server::WorkerOptions options = worker_options;
+      options.tracker = trackers[w].get();
+      server::Worker worker(*backends[w], time_cell, *stats[w], options);
       worker.run(stop);
     });
   }
 
   const base::Nanos started = base::now_mono();
   if (!cfg->server.control.empty()) {
-    control_server.start([&](const nlohmann::json& req) -> nlohmann::json {
+    control_server.start([&](const nlohmann::json& req, control::Responder& out) -> nlohmann::json {
       const std::string command = req.value("command", "");
+      if (command == "clients") {
+        std::vector<const clients::ClientTable*> tables;
+        for (const auto& t : trackers) tables.push_back(&t->table());
+        control::ClientQuery query;
+        try {
+          query = control::parse_client_query(req);
+        } catch (const std::exception& e) {
+          return {{"ok", false}, {"error", e.what()}};
+        }
+        return control::stream_clients(tables, query, base::now_real(), out);
+      }
       if (command != "stats") throw std::runtime_error("unknown command '" + command + "'");
       control::StatsSnapshot s;
       for (const auto& ws : stats) {
@@ -215,6 +260,13 @@ int run(const Flags& flags) {
       s.workers = n;
       s.time = time_cell.load();
       s.source_error = clock_service.describe();
+      for (const auto& t : trackers) {
+        s.clients.records += t->table().size();
+        s.clients.capacity += t->table().capacity();
+        s.clients.prefixes += t->prefixes().size();
+        s.clients.prefix_capacity += t->prefixes().capacity();
+        s.clients.memory_bytes += t->table().memory_bytes() + t->prefixes().memory_bytes();
+      }
       return control::stats_json(s, base::now_real());
     });
   }

@@ -2,6 +2,8 @@
 // in NTPsec's order so `ntpq -c sysstats` style counters mean what operators expect.
 #include "server/decide.h"
 
+#include <algorithm>
+
 namespace strata::server {
 
 using stats::Counter;
@@ -28,6 +30,7 @@ Counter drop_counter(DropReason r) {
     case DropReason::kNts: return Counter::drop_nts;
     case DropReason::kMsSntp: return Counter::drop_ms_sntp;
     case DropReason::kUnsynchronised: return Counter::drop_unsynchronised;
+    case DropReason::kRateLimited: return Counter::drop_rate_limited;
   }
   return Counter::received;  // unreachable for real reasons
 }
@@ -41,6 +44,7 @@ Counter ntpd_bucket(DropReason r) {
     case DropReason::kNts:
     case DropReason::kMsSntp:
     case DropReason::kUnsynchronised: return Counter::declined;
+    case DropReason::kRateLimited: return Counter::rate_limited;
     default: return Counter::bad_format;
   }
 }
@@ -78,7 +82,7 @@ DropReason early_mode_drop(Mode mode) {
 
 Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t source_port,
                 base::NtpTimestamp receive, const BatchContext& context,
-                std::span<uint8_t> out) {
+                std::span<uint8_t> out, const Tracking* tracking) {
   if (truncated) return drop(DropReason::kTruncated);
   const wire::Request req = wire::parse_request(request);
   if (req.verdict == Verdict::kBadVersion) return drop(DropReason::kBadVersion);
@@ -99,10 +103,40 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
     case Trailer::kMsSntp: return drop(DropReason::kMsSntp, version);
   }
   if (req.nts) return drop(DropReason::kNts, version);
+
+  Decision d;
+  if (tracking != nullptr) {
+    const clients::Observation o = tracking->tracker.observe(
+        tracking->peer, tracking->local, static_cast<uint8_t>(req.mode), req.version,
+        tracking->rx_ns);
+    const auto note = [&](Decision& x) {
+      x.untracked = !o.tracked;
+      x.new_client = o.created;
+      x.evicted = o.evicted;
+      x.prefix_evicted = o.prefix_evicted;
+    };
+    if (o.verdict == clients::Verdict::kDrop) {
+      Decision x = drop(DropReason::kRateLimited, version);
+      x.limited = true;
+      note(x);
+      return x;
+    }
+    note(d);
+    if (o.verdict == clients::Verdict::kKod) {
+      d.reply = true;
+      d.version = version;
+      d.kod = true;
+      d.limited = true;
+      d.length = static_cast<uint16_t>(
+          wire::build_kod(req, wire::kKissRate,
+                          std::max(req.header.poll, tracking->tracker.limits().kod_poll()), out));
+      return d;
+    }
+    d.leaked = o.verdict == clients::Verdict::kLeak;
+  }
   if (!context.synchronised && context.unsynchronised == clock::UnsyncAction::kDrop)
     return drop(DropReason::kUnsynchronised, version);
 
-  Decision d;
   d.reply = true;
   d.version = version;
   d.length = static_cast<uint16_t>(
@@ -118,15 +152,21 @@ void count(const Decision& d, stats::WorkerCounters& c) {
   c.add(Counter::received);
   if (d.version == VersionClass::kCurrent) c.add(Counter::current_version);
   if (d.version == VersionClass::kOlder) c.add(Counter::older_version);
+  if (d.new_client) c.add(Counter::clients_new);
+  if (d.evicted) c.add(Counter::clients_evicted);
+  if (d.untracked) c.add(Counter::clients_untracked);
+  if (d.prefix_evicted) c.add(Counter::limiter_evicted_active);
   if (!d.reply) {
     c.add(ntpd_bucket(d.reason));
     c.add(drop_counter(d.reason));
     return;
   }
   if (d.kod) {
+    c.add(Counter::rate_limited);
     c.add(Counter::kod_sent);
     return;
   }
+  if (d.leaked) c.add(Counter::rate_limit_leaked);
   c.add(Counter::processed);
   if (d.unsynchronised) c.add(Counter::unsynchronised_replies);
   if (d.v1_mode0) c.add(Counter::served_v1_mode0);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <span>
 
+#include "clients/tracker.h"
 #include "clock/time_state.h"
 #include "stats/counters.h"
 #include "wire/packet.h"
@@ -31,6 +32,7 @@ enum class DropReason : uint8_t {
   kNts,
   kMsSntp,
   kUnsynchronised,
+  kRateLimited,
 };
 
 // The detailed counter for a drop reason and the ntpd sysstats bucket it belongs to.
@@ -49,6 +51,21 @@ struct Decision {
   bool unsynchronised = false;  // replied with LI 3
   bool v1_mode0 = false;
   bool symmetric = false;
+  // Client tracking and rate limiting (only with a Tracking argument).
+  bool limited = false;    // over the rate limit: dropped or KoD
+  bool leaked = false;     // over the rate limit, answered anyway
+  bool untracked = false;  // client table full of protected records
+  bool new_client = false;
+  bool evicted = false;
+  bool prefix_evicted = false;
+};
+
+// Where a request came from, for the client table and the rate limiter.
+struct Tracking {
+  clients::Tracker& tracker;
+  base::IpAddress peer;
+  base::IpAddress local;
+  int64_t rx_ns = 0;  // kernel receive time, ns since 1970
 };
 
 // Per-batch inputs: the reply fields from the time state, and the policy.
@@ -64,8 +81,12 @@ BatchContext make_context(const clock::TimeState& state, base::RealTime now,
 // Decides about one datagram. `truncated`: longer than the receive buffer. `receive`: the
 // request's receive timestamp (T2). A reply is built in `out` (at least 48 octets) and is never
 // longer than the request.
+// With `tracking`, every request that passes the format checks is recorded in the client
+// table and goes through the rate limiter: over the limit it is dropped or answered with a
+// KoD RATE (wire::build_kod, the request's own length), or let through by the leak.
 Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t source_port,
-                base::NtpTimestamp receive, const BatchContext& context, std::span<uint8_t> out);
+                base::NtpTimestamp receive, const BatchContext& context, std::span<uint8_t> out,
+                const Tracking* tracking = nullptr);
 
 // Adds one decision to a worker's counters (received, version, drop buckets, served kinds).
 void count(const Decision& decision, stats::WorkerCounters& counters);

@@ -169,6 +169,55 @@ TEST(Decide, NeverAnswersLongerThanTheRequest) {
   }
 }
 
+TEST(Decide, RateLimitedRequestsGetKodOrDrop) {
+  clients::TrackerOptions o;
+  o.table.capacity = 64;
+  o.table.mindepth = 0;
+  o.prefix_capacity = 64;
+  o.limits.leak = 0;
+  clients::Tracker tracker(o);
+  const auto peer = *base::IpAddress::parse("198.51.100.1");
+  const auto local = *base::IpAddress::parse("192.0.2.1");
+  stats::WorkerCounters c;
+  std::vector<Decision> d;
+  for (int i = 0; i < 5; ++i) {
+    const Tracking t{tracker, peer, local, int64_t{1'000'000'000} * 100 + i * 50'000'000};
+    std::vector<uint8_t> out(128, 0xEE);
+    d.push_back(decide(request(4, 3), false, 40000, base::NtpTimestamp{1}, synced_context(), out, &t));
+    count(d.back(), c);
+    if (i == 1) {
+      // The KoD: ntpd's layout, the request's length, stratum 0, RATE, poll >= log2(interval).
+      ASSERT_TRUE(d.back().reply);
+      EXPECT_TRUE(d.back().kod);
+      EXPECT_FALSE(d.back().stamp_transmit);
+      EXPECT_EQ(d.back().length, 48);
+      const wire::Header h = wire::decode_header(out);
+      EXPECT_EQ(h.stratum, 0);
+      EXPECT_EQ(h.leap, Leap::kUnsynchronised);
+      EXPECT_EQ(h.reference_id, wire::kKissRate);
+      EXPECT_EQ(h.poll, 6);  // the request's 6 is above log2(8 s)
+      EXPECT_EQ(h.transmit.raw, 0xDEADBEEFCAFEF00DULL);  // no server time revealed
+    }
+  }
+  EXPECT_TRUE(d[0].reply && !d[0].kod && d[0].new_client);
+  for (int i = 2; i < 5; ++i) {
+    EXPECT_FALSE(d[static_cast<size_t>(i)].reply);
+    EXPECT_EQ(d[static_cast<size_t>(i)].reason, DropReason::kRateLimited);
+  }
+  EXPECT_EQ(c.get(stats::Counter::received), 5u);
+  EXPECT_EQ(c.get(stats::Counter::processed), 1u);
+  EXPECT_EQ(c.get(stats::Counter::kod_sent), 1u);
+  EXPECT_EQ(c.get(stats::Counter::rate_limited), 4u);  // KoD'd and dropped, as ntpd counts
+  EXPECT_EQ(c.get(stats::Counter::drop_rate_limited), 3u);
+  EXPECT_EQ(c.get(stats::Counter::clients_new), 1u);
+  EXPECT_EQ(c.get(stats::Counter::bad_format), 0u);
+  // Malformed packets never reach the client table.
+  const Tracking t{tracker, *base::IpAddress::parse("203.0.113.5"), local, 0};
+  std::vector<uint8_t> out(128);
+  decide(request(4, 3, 20), false, 40000, base::NtpTimestamp{1}, synced_context(), out, &t);
+  EXPECT_EQ(tracker.table().size(), 1u);
+}
+
 TEST(Decide, CountFillsTheRightCounters) {
   using stats::Counter;
   stats::WorkerCounters c;

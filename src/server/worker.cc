@@ -88,8 +88,16 @@ size_t Worker::run_once(base::Nanos timeout) {
     const base::RealTime rx_time = in.rx_kernel_time ? in.rx_time : batch_time;
     const auto receive = fuzz_below_precision(base::to_ntp(rx_time), state.precision, next_random());
     io::Packet& out = tx_[replies];
-    const Decision d = decide({in.data, in.length}, in.truncated, in.peer.port, receive, context,
-                              {out.data, out.capacity});
+    Decision d;
+    if (options_.tracker != nullptr) {
+      const Tracking tracking{*options_.tracker, in.peer.address, in.local,
+                              rx_time.time_since_epoch().count()};
+      d = decide({in.data, in.length}, in.truncated, in.peer.port, receive, context,
+                 {out.data, out.capacity}, &tracking);
+    } else {
+      d = decide({in.data, in.length}, in.truncated, in.peer.port, receive, context,
+                 {out.data, out.capacity});
+    }
     count(d, counters);
     if (!d.reply) continue;
     out.length = d.length;

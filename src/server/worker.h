@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "clients/tracker.h"
 #include "clock/time_state.h"
 #include "io/backend.h"
 #include "stats/counters.h"
@@ -27,6 +28,8 @@ struct WorkerOptions {
   // core for the wake-up latency of the scheduler (0: always sleep when idle).
   base::Nanos busy_poll{0};
   clock::UnsyncAction unsynchronised = clock::UnsyncAction::kReply;
+  // This worker's client table and rate limiter; null: no tracking, no limiting.
+  clients::Tracker* tracker = nullptr;
 };
 
 // Sets the bits of `t` below 2^precision seconds to random values (RFC 5905 section 6: the

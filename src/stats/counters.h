@@ -69,7 +69,18 @@ namespace strata::stats {
   X(drop_nts, "", "packets", "Dropped: NTS-authenticated request (NTS not served).")            \
   X(drop_ms_sntp, "", "packets", "Dropped: MS-SNTP authenticator (needs a domain controller).") \
   X(drop_unsynchronised, "", "packets",                                                          \
-    "Dropped: the time source is unsynchronised and unsynchronised = \"drop\".")
+    "Dropped: the time source is unsynchronised and unsynchronised = \"drop\".")                 \
+  X(drop_rate_limited, "", "packets",                                                            \
+    "Dropped silently: over the client's rate limit (no KoD: paced, or the source floods).")    \
+  X(rate_limit_leaked, "", "packets",                                                            \
+    "Over the rate limit but answered: the random leak that keeps a spoofed victim served.")    \
+  X(clients_new, "", "clients", "Client records created (first request of an address).")       \
+  X(clients_evicted, "", "clients",                                                              \
+    "Client records evicted to make room (the oldest, not protected by mindepth or maxage).")   \
+  X(clients_untracked, "", "packets",                                                            \
+    "Requests served without a client record: the table was full of protected records.")        \
+  X(limiter_evicted_active, "", "prefixes",                                                      \
+    "Rate-limit prefixes evicted before their bucket refilled: the limiter table is too small.")
 
 enum class Counter : uint16_t {
 #define STRATA_COUNTER_ENUM(name, label, unit, help) name,

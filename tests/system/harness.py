@@ -93,7 +93,8 @@ def run(args, timeout=60, check=False, **kw):
 class Stratad:
     """A stratad process on loopback with its own config file and control socket."""
 
-    def __init__(self, config="", listen=None, threads=2, extra=(), user=None, wait=True):
+    def __init__(self, config="", listen=None, threads=2, extra=(), user=None, wait=True,
+                 ratelimit=False):
         self.dir = tempfile.mkdtemp(prefix="stratad-test-")
         self.port = free_port()
         self.listen = listen if listen is not None else [f"127.0.0.1:{self.port}",
@@ -101,7 +102,12 @@ class Stratad:
         self.control = os.path.join(self.dir, "control.sock")
         self.config_path = os.path.join(self.dir, "stratad.toml")
         with open(self.config_path, "w") as f:
-            f.write(config if config else '[time]\nsource = "local"\n')
+            text = config if config else '[time]\nsource = "local"\n'
+            # Tests of serving send many requests from 127.0.0.1 in quick succession: the
+            # rate limiter (on by default in stratad) is off unless a test asks for it.
+            if not ratelimit and "[ratelimit]" not in text:
+                text += "\n[ratelimit]\nenabled = false\n"
+            f.write(text)
         args = [STRATAD, "--config", self.config_path, "--threads", str(threads),
                 "--control", self.control]
         for l in self.listen:

@@ -2,6 +2,7 @@
 """Interop with chronyd 4.3 (unpacked by ./setup, always run with -x so it never touches the
 clock): as a client it selects stratad as its source; as a server it is what stratad's
 mirror source follows."""
+import json
 import os
 import subprocess
 import sys
@@ -72,6 +73,38 @@ class ChronyTest(unittest.TestCase):
             self.assertGreaterEqual(counters["processed"], 1)
             self.assertEqual(counters["processed"], counters["received"])  # all answered
             self.assertEqual(counters["responses_sent"], counters["received"])
+
+    def test_chronyd_iburst_is_not_limited_by_default(self):
+        # The default limits must let a normal client through untouched: chronyd's iburst
+        # (requests about 2 s apart until it has its samples), then its default polling.
+        with h.Stratad(ratelimit=True) as d:
+            c = Chronyd([f"server 127.0.0.1 port {d.port} iburst", "port 0"])
+            try:
+                self.assertTrue(c.wait_for("Selected source 127.0.0.1", 30), "\n".join(c.log))
+            finally:
+                c.stop()
+            counters = d.counters()
+            self.assertGreaterEqual(counters["received"], 3)
+            self.assertEqual(counters["rate_limited"], 0)
+            self.assertEqual(counters["processed"], counters["received"])
+
+    def test_chronyd_polling_too_fast_gets_kod_rate(self):
+        # chronyd polling 4 times a second against a bucket of 2: KoD RATE, which chronyd logs
+        # and obeys (it adds 4 poll intervals to its next transmit).
+        config = ('[time]\nsource = "local"\n[ratelimit]\nburst = 2\nmin_spacing = 0\nleak = 0\n'
+                  'kod_interval = 1\n')
+        with h.Stratad(config=config, ratelimit=True) as d:
+            c = Chronyd([f"server 127.0.0.1 port {d.port} minpoll -2 maxpoll -2", "port 0"])
+            try:
+                self.assertTrue(c.wait_for("Received KoD RATE from 127.0.0.1", 20), "\n".join(c.log))
+            finally:
+                c.stop()
+            counters = d.counters()
+            self.assertGreaterEqual(counters["kod_sent"], 1)
+            out = h.run([h.STRATA, "clients", "--control", d.control, "--kod", "--json"], check=True)
+            rows = json.loads(out.stdout)
+            self.assertEqual([r["address"] for r in rows], ["127.0.0.1"])
+            self.assertGreaterEqual(rows[0]["kods"], 1)
 
     def test_chronyd_client_over_ipv6(self):
         with h.Stratad() as d:

@@ -1,0 +1,87 @@
+// Addresses and prefixes as fixed 16-octet keys for the client table and the rate limiter:
+// IPv6 as is, IPv4 as an IPv4-mapped IPv6 address (::ffff:a.b.c.d), so one table holds both
+// families. A prefix key is the address with the bits past the prefix length cleared; the
+// family stays recoverable because the mapped form's first 96 bits are fixed.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+
+#include "base/net.h"
+
+namespace strata::clients {
+
+struct AddressKey {
+  std::array<uint8_t, 16> bytes{};
+
+  static AddressKey from(const base::IpAddress& a) {
+    AddressKey k;
+    if (a.family == base::Family::kV4) {
+      k.bytes[10] = 0xff;
+      k.bytes[11] = 0xff;
+      std::memcpy(&k.bytes[12], a.bytes.data(), 4);
+    } else {
+      k.bytes = a.bytes;
+    }
+    return k;
+  }
+
+  bool is_v4() const {
+    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return std::memcmp(bytes.data(), kMapped, 12) == 0;
+  }
+
+  base::IpAddress address() const {
+    base::IpAddress a;
+    if (is_v4()) {
+      a.family = base::Family::kV4;
+      std::memcpy(a.bytes.data(), &bytes[12], 4);
+    } else {
+      a.family = base::Family::kV6;
+      a.bytes = bytes;
+    }
+    return a;
+  }
+
+  // The key of the prefix of length `v4_bits` (IPv4) or `v6_bits` (IPv6) holding this address.
+  AddressKey prefix(int v4_bits, int v6_bits) const {
+    const bool v4 = is_v4();
+    const int keep = v4 ? 96 + v4_bits : v6_bits;
+    AddressKey k = *this;
+    for (int i = 0; i < 16; ++i) {
+      const int bits = keep - 8 * i;
+      if (bits >= 8) continue;
+      k.bytes[i] &= bits <= 0 ? 0 : static_cast<uint8_t>(0xff << (8 - bits));
+    }
+    return k;
+  }
+
+  uint64_t lo() const {
+    uint64_t v;
+    std::memcpy(&v, bytes.data(), 8);
+    return v;
+  }
+  uint64_t hi() const {
+    uint64_t v;
+    std::memcpy(&v, bytes.data() + 8, 8);
+    return v;
+  }
+
+  friend bool operator==(const AddressKey&, const AddressKey&) = default;
+};
+
+// Keyed hash of an address key: `seed` is random per process, so no sender can pick
+// addresses that all fall into one hash chain.
+inline uint64_t hash_key(const AddressKey& k, uint64_t seed) {
+  auto mix = [](uint64_t x) {  // splitmix64's finaliser
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+  };
+  return mix(k.lo() ^ seed) ^ mix(k.hi() + 0x9e3779b97f4a7c15ULL * (seed | 1));
+}
+
+}  // namespace strata::clients

@@ -1,0 +1,78 @@
+// Rate limiter (see limiter.h).
+#include "clients/limiter.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace strata::clients {
+
+PrefixState fresh_state(const LimitParams& p, int64_t now_ns) {
+  PrefixState s;
+  s.last_ns = now_ns;
+  s.tokens = static_cast<float>(p.burst);
+  return s;
+}
+
+Verdict limit(PrefixState& s, const LimitParams& p, int64_t now_ns, int64_t address_gap_ns,
+              uint64_t random) {
+  // Refill and decay for the time since the prefix's previous request. Time never runs
+  // backwards here: requests of one batch can carry slightly out-of-order receive times.
+  const double dt = static_cast<double>(std::max<int64_t>(0, now_ns - s.last_ns)) * 1e-9;
+  s.last_ns = std::max(s.last_ns, now_ns);
+  s.tokens = static_cast<float>(std::min(p.burst, s.tokens + dt / p.interval_s));
+  s.score = static_cast<float>(s.score * std::exp(-dt / p.score_decay_s) + 1.0 / p.score_decay_s);
+
+  const bool too_close =
+      address_gap_ns >= 0 && static_cast<double>(address_gap_ns) * 1e-9 < p.min_spacing_s;
+  if (!too_close && s.tokens >= 1.0f) {
+    s.tokens -= 1.0f;
+    return Verdict::kPass;
+  }
+  // Over the limit. The leak: a uniform draw in [0, 1).
+  const double u = static_cast<double>(random >> 11) * 0x1.0p-53;
+  if (u < p.leak) return Verdict::kLeak;
+  if (p.kod && s.score <= p.flood_rate &&
+      (s.last_kod_ns == INT64_MIN ||
+       static_cast<double>(now_ns - s.last_kod_ns) * 1e-9 >= p.kod_interval_s)) {
+    s.last_kod_ns = now_ns;
+    return Verdict::kKod;
+  }
+  return Verdict::kDrop;
+}
+
+PrefixTable::PrefixTable(uint32_t capacity, uint64_t seed)
+    : seed_(seed), records_(std::max<uint32_t>(capacity, 1)),
+      index_(static_cast<uint32_t>(records_.size())) {}
+
+size_t PrefixTable::memory_bytes() const {
+  return records_.size() * (sizeof(Record) + 12) + index_.bucket_count() * sizeof(uint32_t);
+}
+
+PrefixTable::Lookup PrefixTable::find_or_create(const AddressKey& prefix, const LimitParams& p,
+                                                int64_t now_ns) {
+  Lookup l;
+  const uint64_t hash = hash_key(prefix, seed_);
+  uint32_t slot = index_.find(hash, [&](uint32_t s) { return records_[s].key == prefix; });
+  if (slot != kNone) {
+    index_.touch(slot);
+    l.state = &records_[slot].state;
+    return l;
+  }
+  if (index_.full()) {
+    // The least recently seen prefix goes. If it had not yet refilled its bucket, its
+    // limiter state is lost (counted by the caller): the table is too small for the load.
+    const uint32_t oldest = index_.oldest();
+    const Record& old = records_[oldest];
+    const double idle = static_cast<double>(now_ns - old.state.last_ns) * 1e-9;
+    l.evicted_active = idle < p.burst * p.interval_s;
+    index_.remove(oldest, hash_key(old.key, seed_));
+  }
+  slot = index_.insert(hash);
+  records_[slot].key = prefix;
+  records_[slot].state = fresh_state(p, now_ns);
+  l.state = &records_[slot].state;
+  l.created = true;
+  return l;
+}
+
+}  // namespace strata::clients

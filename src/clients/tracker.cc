@@ -1,0 +1,59 @@
+// Per-worker client tracking (see tracker.h).
+#include "clients/tracker.h"
+
+namespace strata::clients {
+
+TrackerOptions size_for_memory(size_t bytes, TrackerOptions o) {
+  const size_t clients = bytes / 5 * 4 / kClientSlotBytes;
+  const size_t prefixes = bytes / 5 / kPrefixSlotBytes;
+  o.table.capacity = static_cast<uint32_t>(std::min<size_t>(std::max<size_t>(clients, 16), UINT32_MAX - 1));
+  o.prefix_capacity = static_cast<uint32_t>(std::min<size_t>(std::max<size_t>(prefixes, 16), UINT32_MAX - 1));
+  return o;
+}
+
+Tracker::Tracker(const TrackerOptions& options)
+    : options_(options),
+      table_(options.table, options.seed),
+      prefixes_(options.prefix_capacity, options.seed * 0x9e3779b97f4a7c15ULL + 1),
+      rng_(options.seed | 1) {}
+
+uint64_t Tracker::next_random() {
+  // xorshift64*
+  rng_ ^= rng_ >> 12;
+  rng_ ^= rng_ << 25;
+  rng_ ^= rng_ >> 27;
+  return rng_ * 0x2545F4914F6CDD1DULL;
+}
+
+Observation Tracker::observe(const base::IpAddress& peer, const base::IpAddress& local,
+                             uint8_t mode, uint8_t version, int64_t now_ns, bool limited) {
+  Observation o;
+  const AddressKey key = AddressKey::from(peer);
+  const ClientTable::Lookup c = table_.find_or_create(key, now_ns);
+  o.tracked = c.slot != ClientTable::kNone;
+  o.created = c.created;
+  o.evicted = c.evicted;
+
+  const LimitParams& p = options_.limits;
+  if (p.enabled && limited) {
+    const PrefixTable::Lookup pl =
+        prefixes_.find_or_create(key.prefix(p.v4_prefix, p.v6_prefix), p, now_ns);
+    o.prefix_evicted = pl.evicted_active;
+    const int64_t gap = o.tracked && !c.created ? now_ns - c.previous_ns : -1;
+    o.verdict = limit(*pl.state, p, now_ns, gap, next_random());
+  }
+  if (o.tracked) {
+    uint8_t flags = 0;
+    switch (o.verdict) {
+      case Verdict::kPass: break;
+      case Verdict::kLeak: flags = kFlagLimited | kFlagLeaked; break;
+      case Verdict::kKod: flags = kFlagLimited | kFlagKod; break;
+      case Verdict::kDrop: flags = kFlagLimited; break;
+    }
+    table_.record(c.slot, now_ns, mode, version, table_.local_index(local), flags,
+                  o.verdict == Verdict::kDrop);
+  }
+  return o;
+}
+
+}  // namespace strata::clients

@@ -1,0 +1,55 @@
+// One worker's view of its clients: the client table (statistics per address) and the rate
+// limiter (state per prefix), updated together for each request that passed the format
+// checks. The worker owns it; the control thread reads table() concurrently.
+#pragma once
+
+#include <cstdint>
+
+#include "base/net.h"
+#include "clients/client_table.h"
+#include "clients/limiter.h"
+
+namespace strata::clients {
+
+struct TrackerOptions {
+  TableOptions table;
+  uint32_t prefix_capacity = 1024;
+  LimitParams limits;
+  uint64_t seed = 1;  // hashing and the leak's random draws
+};
+
+// How the memory budget of one worker splits between the tables: four fifths for client
+// records, one fifth for limiter prefixes (active prefixes only, see limiter.h).
+TrackerOptions size_for_memory(size_t bytes, TrackerOptions base);
+
+struct Observation {
+  Verdict verdict = Verdict::kPass;
+  bool tracked = true;          // false: the table is full of protected records
+  bool created = false;         // first request of a new client record
+  bool evicted = false;         // a client record was evicted to make room
+  bool prefix_evicted = false;  // a prefix still holding limiter state was evicted
+};
+
+class Tracker {
+ public:
+  explicit Tracker(const TrackerOptions& options);
+
+  // One request from `peer` that arrived on `local`, at kernel receive time `now_ns`.
+  // `limited`: whether the rate limiter applies to this request (access rules decide).
+  Observation observe(const base::IpAddress& peer, const base::IpAddress& local, uint8_t mode,
+                      uint8_t version, int64_t now_ns, bool limited = true);
+
+  const ClientTable& table() const { return table_; }
+  const PrefixTable& prefixes() const { return prefixes_; }
+  const LimitParams& limits() const { return options_.limits; }
+
+ private:
+  uint64_t next_random();
+
+  TrackerOptions options_;
+  ClientTable table_;
+  PrefixTable prefixes_;
+  uint64_t rng_;
+};
+
+}  // namespace strata::clients

@@ -1,0 +1,143 @@
+// "clients" control command (see clients_report.h).
+#include "control/clients_report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace strata::control {
+
+namespace {
+
+std::string flags_text(uint8_t f) {
+  std::string s;
+  if (f & clients::kFlagLimited) s += 'L';
+  if (f & clients::kFlagKod) s += 'K';
+  if (f & clients::kFlagLeaked) s += 'P';  // passed by the leak
+  return s;
+}
+
+bool address_less(const base::IpAddress& a, const base::IpAddress& b) {
+  if (a.family != b.family) return a.family < b.family;
+  return a.bytes < b.bytes;
+}
+
+}  // namespace
+
+double average_interval_s(const clients::ClientSnapshot& c) {
+  if (c.count < 2) return 0;
+  return static_cast<double>(c.last_ns - c.first_ns) * 1e-9 / (c.count - 1);
+}
+
+const std::vector<std::string>& client_columns() {
+  static const std::vector<std::string> kColumns = {
+      "address", "local", "first", "last", "lstint", "avgint", "count",
+      "mode",    "version", "drops", "kods", "flags"};
+  return kColumns;
+}
+
+ClientQuery parse_client_query(const nlohmann::json& r) {
+  ClientQuery q;
+  if (r.contains("sort")) {
+    std::string s = r["sort"].get<std::string>();
+    if (!s.empty() && s.front() == '-') {
+      q.reverse = true;
+      s.erase(0, 1);
+    }
+    if (s == "lstint") q.sort = ClientSort::kLstint;
+    else if (s == "count") q.sort = ClientSort::kCount;
+    else if (s == "avgint") q.sort = ClientSort::kAvgint;
+    else if (s == "addr") q.sort = ClientSort::kAddr;
+    else throw std::invalid_argument("sort must be [-]lstint, [-]count, [-]avgint or [-]addr, not '" + s + "'");
+  }
+  if (r.contains("limit")) q.limit = r["limit"].get<size_t>();
+  if (r.contains("mincount")) q.mincount = r["mincount"].get<uint32_t>();
+  q.limited = r.value("limited", false);
+  q.kod = r.value("kod", false);
+  if (r.contains("prefix")) {
+    const std::string text = r["prefix"].get<std::string>();
+    q.prefix = base::Cidr::parse(text);
+    if (!q.prefix) throw std::invalid_argument("prefix '" + text + "' is not an address/length");
+  }
+  if (r.contains("laddr")) {
+    const std::string text = r["laddr"].get<std::string>();
+    q.laddr = base::IpAddress::parse(text);
+    if (!q.laddr) throw std::invalid_argument("laddr '" + text + "' is not an address");
+  }
+  return q;
+}
+
+nlohmann::json stream_clients(const std::vector<const clients::ClientTable*>& tables,
+                              const ClientQuery& q, base::RealTime now, Responder& out) {
+  std::vector<clients::ClientSnapshot> rows;
+  size_t total = 0, capacity = 0;
+  for (const auto* t : tables) {
+    total += t->size();
+    capacity += t->capacity();
+  }
+  rows.reserve(total);
+  for (const auto* t : tables) {
+    t->for_each([&](const clients::ClientSnapshot& c) {
+      if (c.count < q.mincount) return;
+      if (q.limited && !(c.flags & clients::kFlagLimited)) return;
+      if (q.kod && c.kods == 0) return;
+      if (q.prefix && !q.prefix->contains(c.address)) return;
+      if (q.laddr && !(c.local == *q.laddr)) return;
+      rows.push_back(c);
+    });
+  }
+  const size_t matched = rows.size();
+  // The natural order of each key puts what an operator looks for first: most recent,
+  // most requests, shortest average interval, lowest address.
+  auto less = [&](const clients::ClientSnapshot& a, const clients::ClientSnapshot& b) {
+    switch (q.sort) {
+      case ClientSort::kLstint: return a.last_ns > b.last_ns;
+      case ClientSort::kCount: return a.count > b.count;
+      case ClientSort::kAvgint: {
+        // Single requests have no interval: they go last.
+        const double x = a.count < 2 ? 1e300 : average_interval_s(a);
+        const double y = b.count < 2 ? 1e300 : average_interval_s(b);
+        return x < y;
+      }
+      case ClientSort::kAddr: return address_less(a.address, b.address);
+    }
+    return false;
+  };
+  auto order = [&](const clients::ClientSnapshot& a, const clients::ClientSnapshot& b) {
+    return q.reverse ? less(b, a) : less(a, b);
+  };
+  const size_t n = q.limit > 0 ? std::min(q.limit, rows.size()) : rows.size();
+  if (n < rows.size())
+    std::partial_sort(rows.begin(), rows.begin() + static_cast<ptrdiff_t>(n), rows.end(), order);
+  else
+    std::sort(rows.begin(), rows.end(), order);
+
+  const int64_t now_ns = now.time_since_epoch().count();
+  out.line(nlohmann::json{{"version", kProtocolVersion},
+                          {"ok", true},
+                          {"stream", true},
+                          {"columns", client_columns()},
+                          {"now", static_cast<double>(now_ns) * 1e-9},
+                          {"tracked", total},
+                          {"capacity", capacity},
+                          {"matched", matched},
+                          {"rows", n}}
+               .dump());
+  fmt::memory_buffer line;
+  for (size_t i = 0; i < n && out.ok(); ++i) {
+    const auto& c = rows[i];
+    line.clear();
+    fmt::format_to(std::back_inserter(line),
+                   "[\"{}\",\"{}\",{:.6f},{:.6f},{:.3f},{:.3f},{},{},{},{},{},\"{}\"]",
+                   c.address.to_string(), c.local.is_unspecified() ? "" : c.local.to_string(),
+                   static_cast<double>(c.first_ns) * 1e-9, static_cast<double>(c.last_ns) * 1e-9,
+                   std::max(0.0, static_cast<double>(now_ns - c.last_ns) * 1e-9),
+                   average_interval_s(c), c.count, c.mode, c.version, c.drops, c.kods,
+                   flags_text(c.flags));
+    out.line({line.data(), line.size()});
+  }
+  return {{"ok", true}, {"end", true}, {"rows", n}};
+}
+
+}  // namespace strata::control

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""The client table and the rate limiter on a live stratad: one client keeps one state however
+many workers serve (RFC 9109 clients change source port on every request), `strata clients`
+sorts and filters on the server side, and a flood of distinct sources stays within the
+configured memory."""
+import json
+import os
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+# Deterministic limiter: no leak; min_spacing far above the 50 ms between a client's requests
+# (and above any scheduling stall), KoDs at most once per minute per prefix.
+LIMITS = """[time]
+source = "local"
+
+[ratelimit]
+leak = 0
+min_spacing = 2
+kod_interval = 60
+"""
+
+CLIENTS = [f"127.0.1.{i}" for i in range(1, 17)]
+ROUNDS = 20
+
+
+def drive(port):
+    """Each client sends ROUNDS requests, each from a new socket (a new source port), 50 ms
+    apart; returns {client: (time replies, KoDs)}."""
+    result = {c: [0, 0] for c in CLIENTS}
+    for _ in range(ROUNDS):
+        socks = []
+        for c in CLIENTS:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((c, 0))
+            s.sendto(h.request(), ("127.0.0.1", port))
+            socks.append((c, s))
+        deadline = time.time() + 0.5
+        for c, s in socks:
+            s.settimeout(max(0.01, deadline - time.time()))
+            try:
+                data = s.recv(512)
+                rep = h.parse(data)
+                result[c][1 if rep["stratum"] == 0 else 0] += 1
+            except socket.timeout:
+                pass
+            s.close()
+        time.sleep(0.05)
+    return {c: tuple(v) for c, v in result.items()}
+
+
+def clients_json(d, *extra):
+    out = h.run([h.STRATA, "clients", "--control", d.control, "--json", *extra], check=True)
+    return json.loads(out.stdout)
+
+
+class ClientsTest(unittest.TestCase):
+    def test_one_client_one_state_with_1_and_4_workers(self):
+        seen = {}
+        for threads in (1, 4):
+            with h.Stratad(config=LIMITS, threads=threads, listen=None, ratelimit=True) as d:
+                replies = drive(d.port)
+                table = {r["address"]: (r["count"], r["drops"], r["kods"]) for r in clients_json(d)}
+                c = d.counters()
+            # Every client: its first request answered, its second a KoD, the rest dropped,
+            # and one record holding all 20 requests.
+            for client in CLIENTS:
+                self.assertEqual(replies[client], (1, 1), f"{threads} workers: {client}")
+                self.assertEqual(table[client], (ROUNDS, ROUNDS - 2, 1), f"{threads} workers: {client}")
+            self.assertEqual(c["rate_limited"], len(CLIENTS) * (ROUNDS - 1))
+            self.assertEqual(c["kod_sent"], len(CLIENTS))
+            self.assertEqual(c["clients_new"], len(CLIENTS))
+            seen[threads] = (replies, table, {k: c[k] for k in ("received", "processed", "rate_limited",
+                                                                 "kod_sent", "drop_rate_limited")})
+        self.assertEqual(seen[1], seen[4])
+
+    def test_clients_sort_and_filter(self):
+        with h.Stratad(config=LIMITS, ratelimit=True) as d:
+            # 127.0.2.1 sends 5 requests, 127.0.2.2 three, 127.0.2.3 one, over IPv4; ::1 two.
+            for addr, n in (("127.0.2.1", 5), ("127.0.2.2", 3), ("127.0.2.3", 1)):
+                for _ in range(n):
+                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    s.bind((addr, 0))
+                    s.sendto(h.request(), d.v4)
+                    s.close()
+            for _ in range(2):
+                h.exchange(d.v6, h.request())
+            time.sleep(0.3)
+            rows = clients_json(d, "--sort", "count")
+            self.assertEqual([r["address"] for r in rows], ["127.0.2.1", "127.0.2.2", "::1", "127.0.2.3"])
+            self.assertEqual([r["count"] for r in rows], [5, 3, 2, 1])
+            self.assertEqual(rows[0]["local"], "127.0.0.1")
+            self.assertEqual(rows[2]["local"], "::1")
+            self.assertEqual((rows[0]["mode"], rows[0]["version"]), (3, 4))
+            self.assertEqual([r["address"] for r in clients_json(d, "--sort", "-count", "--limit", "2")],
+                             ["127.0.2.3", "::1"])
+            self.assertEqual(len(clients_json(d, "--mincount", "3")), 2)
+            self.assertEqual([r["address"] for r in clients_json(d, "--prefix", "127.0.2.2/32")],
+                             ["127.0.2.2"])
+            self.assertEqual([r["address"] for r in clients_json(d, "--laddr", "::1")], ["::1"])
+            self.assertEqual({r["address"] for r in clients_json(d, "--kod")}, {"127.0.2.1", "127.0.2.2", "::1"})
+            self.assertEqual([r["address"] for r in clients_json(d, "--sort", "addr")],
+                             ["127.0.2.1", "127.0.2.2", "127.0.2.3", "::1"])
+            # CSV and text.
+            csv = h.run([h.STRATA, "clients", "--control", d.control, "--csv", "--sort", "count"],
+                        check=True).stdout.splitlines()
+            self.assertEqual(csv[0], "address,local,first,last,lstint,avgint,count,mode,version,drops,kods,flags")
+            self.assertTrue(csv[1].startswith("127.0.2.1,127.0.0.1,"), csv[1])
+            text = h.run([h.STRATA, "clients", "--control", d.control, "--sort", "count"], check=True).stdout
+            self.assertIn("4 clients tracked", text)
+            self.assertIn("127.0.2.1", text.splitlines()[2])
+            bad = h.run([h.STRATA, "clients", "--control", d.control, "--prefix", "nonsense"])
+            self.assertEqual(bad.returncode, 2)
+            self.assertIn("prefix 'nonsense'", bad.stderr)
+
+    def test_flood_of_sources_stays_in_memory(self):
+        # 8 MiB of client memory; 200,000 distinct sources in 2 s; maxage 0 so old records
+        # make room for new ones.
+        config = '[time]\nsource = "local"\n[clients]\nmemory = "8MiB"\nmaxage = 0\nmindepth = 0\n'
+        with h.Stratad(config=config, ratelimit=True) as d:
+            rss_before = rss_kib(d.proc.pid)
+            load = h.run([h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", "200000",
+                          "--rate", "100000", "--duration", "2", "--json"], timeout=60)
+            res = json.loads(load.stdout)
+            self.assertGreater(res["received"], 100000)
+            stats = d.stats()
+            rss_after = rss_kib(d.proc.pid)
+        clients = stats["clients"]
+        self.assertLessEqual(clients["memory_bytes"], 8 << 20)
+        self.assertEqual(clients["records"], clients["capacity"])  # full
+        self.assertGreater(stats["counters"]["clients_evicted"], 50000)
+        self.assertEqual(stats["counters"]["clients_new"],
+                         clients["records"] + stats["counters"]["clients_evicted"])
+        # Resident memory grew by at most the client memory plus 4 MiB of other growth.
+        self.assertLess(rss_after - rss_before, 8 * 1024 + 4 * 1024, (rss_before, rss_after))
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
