@@ -30,9 +30,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     o.prefix_capacity = 32;
     return o;
   }());
+  static const server::Rules rules = [] {
+    server::Rules r;
+    const auto parsed = policy::parse_rules_text("10.0.0.0/30 ignore\n10.0.0.4/30 deny\n"
+                                                 "10.0.0.8/30 nolimit\n", "fuzz");
+    std::vector<policy::RuleError> errors;
+    r.policy = policy::Policy::compile(parsed.rules, {true}, errors);
+    return r;
+  }();
   static int64_t now_ns = 0;
   now_ns += int64_t{data[3]} * 10'000'000;
-  server::Tracking tracking{tracker, base::IpAddress::v4(0x0a000000u | (data[1] & 0x3f)),
+  server::Tracking tracking{tracker, rules, base::IpAddress::v4(0x0a000000u | (data[1] & 0x3f)),
                             base::IpAddress::v4(0x7f000001u), now_ns};
   const bool tracked = (data[0] & 32) != 0;
   const server::Decision d = server::decide(request, (data[0] & 16) != 0, port,
@@ -53,7 +61,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   STRATA_FUZZ_CHECK(h.mode == wire::Mode::kServer || h.mode == wire::Mode::kSymmetricPassive);
   if (d.kod) {
     // KoD RATE in ntpd's layout: stratum 0, LI 3, and no server time revealed.
-    STRATA_FUZZ_CHECK(tracked && h.stratum == 0 && h.reference_id == wire::kKissRate);
+    STRATA_FUZZ_CHECK(tracked && h.stratum == 0 &&
+                      h.reference_id == (d.denied ? wire::kKissDeny : wire::kKissRate));
     STRATA_FUZZ_CHECK(h.leap == wire::Leap::kUnsynchronised && !d.stamp_transmit);
     return 0;
   }

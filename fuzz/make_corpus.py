@@ -73,8 +73,18 @@ def main():
                   b'control = "/tmp/s.sock"\nreceive_buffer = "4MiB"\nbatch = 32\nfreebind = false\n',
         "bad": b'[server]\nthreads = "x"\nlisten = [1]\n[nope]\n',
         "syntax": b'[server\nlisten = [\n',
+        "clients": b'[clients]\nmemory = "64MiB"\nmindepth = 10\nmaxage = 30\n'
+                   b'[ratelimit]\ninterval = 4\nburst = 2\nleak = 0.1\nv6_prefix = 56\n',
+        "access": b'[access]\nrules = ["10.0.0.0/8 nolimit", "192.0.2.0/24 deny", "::/0 noquery"]\n',
     }
     write("config", configs)
+    write("rules", {
+        "nested": b"# c\n10.0.0.0/8 nolimit query\n10.1.0.0/16 deny\n10.1.2.3 ignore\n0.0.0.0/0 limited\n",
+        "v6": b"2001:db8::/32 noquery\n2001:db8:1::/48 ignore\n::1 query\n::/0 allow\n",
+        "edges": b"0.0.0.0/0 deny\n255.255.255.255/32 allow\n128.0.0.0/1 ignore\n",
+        "bad": b"bogus allow\n10.0.0.0/33 deny\n10.0.0.0/8\n10.0.0.0/8 allow deny\n",
+        "dup": b"192.0.2.0/24 deny\n192.0.2.7/24 allow\n",
+    })
 
 
 if __name__ == "__main__":

@@ -43,6 +43,10 @@ struct ClientsOptions {
 };
 int run_clients(const ClientsOptions& options);
 
+// `strata reload`: stratad re-reads its config file and applies new access rules and rate
+// limits at once; on errors it keeps the running configuration and they are printed.
+int run_reload(const std::string& control);
+
 struct LoadOptions {
   std::string server;              // ADDR:PORT
   unsigned clients = 1;            // distinct source addresses

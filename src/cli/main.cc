@@ -50,6 +50,12 @@ int main(int argc, char** argv) {
       "answered with KoD, P passed by the random leak); m, v = mode and version; drops = "
       "requests dropped by the rate limiter; kods = KoDs sent.");
 
+  std::string reload_control = kDefaultControl;
+  CLI::App* reload = app.add_subcommand(
+      "reload", "make stratad re-read its config file: new access rules and rate limits apply "
+                "at once, clients and counters stay (like SIGHUP)");
+  reload->add_option("--control", reload_control, "stratad's control socket");
+
   LoadOptions l;
   CLI::App* load = app.add_subcommand(
       "load", "load-test an NTP server from many source addresses, validating every reply");
@@ -76,6 +82,7 @@ int main(int argc, char** argv) {
   if (query->parsed()) return run_query(q);
   if (stats->parsed()) return run_stats(s);
   if (clients->parsed()) return run_clients(c);
+  if (reload->parsed()) return run_reload(reload_control);
   if (load->parsed()) {
     if (!l.rate && !l.max) {
       fmt::print(stderr, "strata load: give --rate R or --max\n");

@@ -67,4 +67,20 @@ int run_stats(const StatsOptions& opt) {
   return 0;
 }
 
+int run_reload(const std::string& control_path) {
+  nlohmann::json reply;
+  try {
+    reply = control::request(control_path, {{"command", "reload"}});
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "strata reload: {}\n", e.what());
+    // The daemon's reasons, one per line, come with a refused reload.
+    return 1;
+  }
+  fmt::print("reloaded: {} access rules, rate limiting {}\n", reply.value("rules", 0),
+             reply.value("ratelimit", false) ? "on" : "off");
+  for (const auto& part : reply.value("needs_restart", nlohmann::json::array()))
+    fmt::print("changed, needs a restart (kept as running): {}\n", part.get<std::string>());
+  return 0;
+}
+
 }  // namespace strata::cli

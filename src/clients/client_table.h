@@ -27,6 +27,7 @@ enum ClientFlags : uint8_t {
   kFlagLimited = 1,  // over its rate limit (dropped, KoD'd or let through by the leak)
   kFlagKod = 2,      // answered with a KoD
   kFlagLeaked = 4,   // over the limit but answered (the random leak)
+  kFlagDenied = 8,   // refused by an access rule (deny)
 };
 
 struct TableOptions {

@@ -372,7 +372,21 @@ TEST(Tracker, RecordsOutcomesPerClient) {
   EXPECT_EQ(s.flags, kFlagLimited);
   EXPECT_EQ(s.local, local);
   // With limiting off for this request (an access rule's nolimit), it passes and is counted.
-  EXPECT_EQ(t.observe(a, local, 3, 4, kSec, false).verdict, Verdict::kPass);
+  const LimitParams& p = t.options().limits;
+  EXPECT_EQ(t.observe(a, local, 3, 4, kSec, p, Treatment::kUnlimited).verdict, Verdict::kPass);
+  // Denied: one KoD DENY per kod_interval, the rest dropped; recorded as denied.
+  const base::IpAddress b = ip("203.0.113.50");
+  std::vector<Verdict> d;
+  for (int i = 0; i < 5; ++i) d.push_back(t.observe(b, local, 3, 4, 100 * kSec + i * kSec, p, Treatment::kDenied).verdict);
+  EXPECT_EQ(d, (std::vector<Verdict>{Verdict::kKod, Verdict::kDrop, Verdict::kDrop, Verdict::kDrop, Verdict::kDrop}));
+  EXPECT_EQ(t.observe(b, local, 3, 4, 109 * kSec, p, Treatment::kDenied).verdict, Verdict::kKod);
+  t.table().for_each([&](const ClientSnapshot& c) {
+    if (c.address == b) {
+      EXPECT_EQ(c.flags, kFlagDenied | kFlagKod);
+      EXPECT_EQ(c.kods, 2u);
+      EXPECT_EQ(c.drops, 4u);
+    }
+  });
 }
 
 TEST(Tracker, SizesItselfFromMemory) {

@@ -13,14 +13,39 @@ PrefixState fresh_state(const LimitParams& p, int64_t now_ns) {
   return s;
 }
 
+namespace {
+
+// The decayed request-rate score and the time of the last request, for one more request.
+double advance(PrefixState& s, const LimitParams& p, int64_t now_ns) {
+  const double dt = static_cast<double>(std::max<int64_t>(0, now_ns - s.last_ns)) * 1e-9;
+  s.last_ns = std::max(s.last_ns, now_ns);
+  s.score = static_cast<float>(s.score * std::exp(-dt / p.score_decay_s) + 1.0 / p.score_decay_s);
+  return dt;
+}
+
+// Whether a KoD may be sent now: not to a flood, at most one per kod_interval.
+bool kod_due(PrefixState& s, const LimitParams& p, int64_t now_ns) {
+  if (!p.kod || s.score > p.flood_rate) return false;
+  if (s.last_kod_ns != INT64_MIN &&
+      static_cast<double>(now_ns - s.last_kod_ns) * 1e-9 < p.kod_interval_s)
+    return false;
+  s.last_kod_ns = now_ns;
+  return true;
+}
+
+}  // namespace
+
+Verdict deny(PrefixState& s, const LimitParams& p, int64_t now_ns) {
+  advance(s, p, now_ns);
+  return kod_due(s, p, now_ns) ? Verdict::kKod : Verdict::kDrop;
+}
+
 Verdict limit(PrefixState& s, const LimitParams& p, int64_t now_ns, int64_t address_gap_ns,
               uint64_t random) {
   // Refill and decay for the time since the prefix's previous request. Time never runs
   // backwards here: requests of one batch can carry slightly out-of-order receive times.
-  const double dt = static_cast<double>(std::max<int64_t>(0, now_ns - s.last_ns)) * 1e-9;
-  s.last_ns = std::max(s.last_ns, now_ns);
+  const double dt = advance(s, p, now_ns);
   s.tokens = static_cast<float>(std::min(p.burst, s.tokens + dt / p.interval_s));
-  s.score = static_cast<float>(s.score * std::exp(-dt / p.score_decay_s) + 1.0 / p.score_decay_s);
 
   const bool too_close =
       address_gap_ns >= 0 && static_cast<double>(address_gap_ns) * 1e-9 < p.min_spacing_s;
@@ -31,13 +56,7 @@ Verdict limit(PrefixState& s, const LimitParams& p, int64_t now_ns, int64_t addr
   // Over the limit. The leak: a uniform draw in [0, 1).
   const double u = static_cast<double>(random >> 11) * 0x1.0p-53;
   if (u < p.leak) return Verdict::kLeak;
-  if (p.kod && s.score <= p.flood_rate &&
-      (s.last_kod_ns == INT64_MIN ||
-       static_cast<double>(now_ns - s.last_kod_ns) * 1e-9 >= p.kod_interval_s)) {
-    s.last_kod_ns = now_ns;
-    return Verdict::kKod;
-  }
-  return Verdict::kDrop;
+  return kod_due(s, p, now_ns) ? Verdict::kKod : Verdict::kDrop;
 }
 
 PrefixTable::PrefixTable(uint32_t capacity, uint64_t seed)

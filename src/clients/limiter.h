@@ -63,6 +63,10 @@ PrefixState fresh_state(const LimitParams& p, int64_t now_ns);
 Verdict limit(PrefixState& s, const LimitParams& p, int64_t now_ns, int64_t address_gap_ns,
               uint64_t random);
 
+// A request from a denied source: kKod when a KoD DENY may go out now (the same pacing and
+// flood rule as RATE KoDs), else kDrop. Updates the rate score and KoD time.
+Verdict deny(PrefixState& s, const LimitParams& p, int64_t now_ns);
+
 // Bytes of memory one prefix slot costs (record, links, buckets).
 inline constexpr size_t kPrefixSlotBytes = 56;
 

@@ -26,7 +26,8 @@ uint64_t Tracker::next_random() {
 }
 
 Observation Tracker::observe(const base::IpAddress& peer, const base::IpAddress& local,
-                             uint8_t mode, uint8_t version, int64_t now_ns, bool limited) {
+                             uint8_t mode, uint8_t version, int64_t now_ns, const LimitParams& p,
+                             Treatment treatment) {
   Observation o;
   const AddressKey key = AddressKey::from(peer);
   const ClientTable::Lookup c = table_.find_or_create(key, now_ns);
@@ -34,21 +35,24 @@ Observation Tracker::observe(const base::IpAddress& peer, const base::IpAddress&
   o.created = c.created;
   o.evicted = c.evicted;
 
-  const LimitParams& p = options_.limits;
-  if (p.enabled && limited) {
+  if (treatment != Treatment::kUnlimited) {
     const PrefixTable::Lookup pl =
         prefixes_.find_or_create(key.prefix(p.v4_prefix, p.v6_prefix), p, now_ns);
     o.prefix_evicted = pl.evicted_active;
-    const int64_t gap = o.tracked && !c.created ? now_ns - c.previous_ns : -1;
-    o.verdict = limit(*pl.state, p, now_ns, gap, next_random());
+    if (treatment == Treatment::kDenied) {
+      o.verdict = deny(*pl.state, p, now_ns);
+    } else {
+      const int64_t gap = o.tracked && !c.created ? now_ns - c.previous_ns : -1;
+      o.verdict = limit(*pl.state, p, now_ns, gap, next_random());
+    }
   }
   if (o.tracked) {
-    uint8_t flags = 0;
+    uint8_t flags = treatment == Treatment::kDenied ? kFlagDenied : 0;
     switch (o.verdict) {
       case Verdict::kPass: break;
-      case Verdict::kLeak: flags = kFlagLimited | kFlagLeaked; break;
-      case Verdict::kKod: flags = kFlagLimited | kFlagKod; break;
-      case Verdict::kDrop: flags = kFlagLimited; break;
+      case Verdict::kLeak: flags |= kFlagLimited | kFlagLeaked; break;
+      case Verdict::kKod: flags |= treatment == Treatment::kDenied ? kFlagKod : kFlagLimited | kFlagKod; break;
+      case Verdict::kDrop: flags |= treatment == Treatment::kDenied ? 0 : kFlagLimited; break;
     }
     table_.record(c.slot, now_ns, mode, version, table_.local_index(local), flags,
                   o.verdict == Verdict::kDrop);

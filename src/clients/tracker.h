@@ -30,18 +30,31 @@ struct Observation {
   bool prefix_evicted = false;  // a prefix still holding limiter state was evicted
 };
 
+// What the access rules say about a request's source.
+enum class Treatment : uint8_t {
+  kLimited,    // the rate limiter decides
+  kUnlimited,  // always served (nolimit, or limiting switched off)
+  kDenied,     // refused: a KoD DENY, paced like RATE KoDs, else a silent drop
+};
+
 class Tracker {
  public:
   explicit Tracker(const TrackerOptions& options);
 
-  // One request from `peer` that arrived on `local`, at kernel receive time `now_ns`.
-  // `limited`: whether the rate limiter applies to this request (access rules decide).
+  // One request from `peer` that arrived on `local`, at kernel receive time `now_ns`, under
+  // the limits in force now (a reload can change them; options().limits is the start value).
   Observation observe(const base::IpAddress& peer, const base::IpAddress& local, uint8_t mode,
-                      uint8_t version, int64_t now_ns, bool limited = true);
+                      uint8_t version, int64_t now_ns, const LimitParams& limits,
+                      Treatment treatment = Treatment::kLimited);
+  Observation observe(const base::IpAddress& peer, const base::IpAddress& local, uint8_t mode,
+                      uint8_t version, int64_t now_ns) {
+    return observe(peer, local, mode, version, now_ns, options_.limits,
+                   options_.limits.enabled ? Treatment::kLimited : Treatment::kUnlimited);
+  }
 
   const ClientTable& table() const { return table_; }
   const PrefixTable& prefixes() const { return prefixes_; }
-  const LimitParams& limits() const { return options_.limits; }
+  const TrackerOptions& options() const { return options_; }
 
  private:
   uint64_t next_random();

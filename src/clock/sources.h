@@ -33,6 +33,7 @@ struct Options {
   double mirror_interval = 1.0;     // seconds between polls of the mirrored server
   double mirror_timeout = 10.0;     // seconds without a valid reply before unsynchronised
   UnsyncAction unsynchronised = UnsyncAction::kReply;
+  friend bool operator==(const Options&, const Options&) = default;
 };
 
 // Parses a reference id: dotted IPv4 ("192.0.2.1") or 1-4 ASCII letters/digits ("GPS").

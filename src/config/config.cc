@@ -2,11 +2,14 @@
 #include "config/config.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstring>
+#include <cerrno>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -275,7 +278,7 @@ void parse_ratelimit(Checker& check, const toml::table& t, clients::LimitParams&
            [&](const toml::node& n) {
              if (auto v = check.integer(n, "v6_prefix", 16, 128)) p.v6_prefix = static_cast<int>(*v);
            }},
-          {"interval", number("interval", p.interval_s, 0.001, 86400)},
+          {"interval", number("interval", p.interval_s, 1e-6, 86400)},
           {"burst", number("burst", p.burst, 1, 1000000)},
           {"min_spacing", number("min_spacing", p.min_spacing_s, 0, 3600)},
           {"leak", number("leak", p.leak, 0, 1)},
@@ -286,7 +289,67 @@ void parse_ratelimit(Checker& check, const toml::table& t, clients::LimitParams&
       });
 }
 
+void parse_access(Checker& check, const toml::table& t, AccessConfig& a,
+                  std::vector<Error>& rule_errors) {
+  std::vector<policy::Rule> file_rules;  // after the inline ones, whatever the key order
+  walk_table(
+      check, t, "access",
+      {
+          {"rules",
+           [&](const toml::node& n) {
+             const toml::array* list = n.as_array();
+             if (list == nullptr) {
+               check.fail(n, "rules must be an array of \"PREFIX ACTION...\" strings");
+               return;
+             }
+             for (const toml::node& item : *list) {
+               const auto text = check.string(item, "rules entry");
+               if (!text) continue;
+               const int line = static_cast<int>(item.source().begin.line);
+               policy::ParsedRules parsed = policy::parse_rules_text(*text, "");
+               for (const auto& e : parsed.errors) check.fail(line, e.reason);
+               for (auto& r : parsed.rules) {
+                 r.file = item.source().path ? std::string(*item.source().path) : "";
+                 r.line = line;
+                 a.rules.push_back(std::move(r));
+               }
+             }
+           }},
+          {"file",
+           [&](const toml::node& n) {
+             const auto v = check.string(n, "file");
+             if (!v) return;
+             a.file = *v;
+             struct stat st{};
+             if (::stat(v->c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+               check.fail(n, fmt::format("file = \"{}\": not a regular file", *v));
+               return;
+             }
+             if (st.st_size > (int64_t{256} << 20)) {
+               check.fail(n, fmt::format("file = \"{}\": larger than 256 MiB", *v));
+               return;
+             }
+             std::ifstream in(*v);
+             if (!in) {
+               check.fail(n, fmt::format("file = \"{}\": cannot open it", *v));
+               return;
+             }
+             std::stringstream text;
+             text << in.rdbuf();
+             policy::ParsedRules parsed = policy::parse_rules_text(text.str(), *v);
+             for (const auto& e : parsed.errors) rule_errors.push_back({e.file, e.line, e.reason});
+             file_rules = std::move(parsed.rules);
+           }},
+      });
+  for (auto& r : file_rules) a.rules.push_back(std::move(r));
+}
+
 }  // namespace
+
+policy::Policy compile_access(const Config& config) {
+  std::vector<policy::RuleError> errors;
+  return policy::Policy::compile(config.access.rules, {config.ratelimit.enabled}, errors);
+}
 
 std::string Error::to_string() const {
   if (line > 0) return fmt::format("{}:{}: {}", file, line, reason);
@@ -313,6 +376,7 @@ LoadResult parse_config(std::string_view text, const std::string& name) {
     return result;
   }
   Config config = default_config();
+  std::vector<Error> rule_errors;  // from a rules file: they name that file
   for (auto&& [key, node] : root) {
     const toml::table* table = node.as_table();
     if (key.str() == "server" && table) {
@@ -323,16 +387,31 @@ LoadResult parse_config(std::string_view text, const std::string& name) {
       parse_clients(check, *table, config.clients);
     } else if (key.str() == "ratelimit" && table) {
       parse_ratelimit(check, *table, config.ratelimit);
+    } else if (key.str() == "access" && table) {
+      parse_access(check, *table, config.access, rule_errors);
     } else {
-      check.fail(node, fmt::format("unknown {} '{}' (expected [server], [time], [clients] or "
-                                   "[ratelimit])",
+      check.fail(node, fmt::format("unknown {} '{}' (expected [server], [time], [clients], "
+                                   "[ratelimit] or [access])",
                                    table ? "table" : "key", key.str()));
     }
+  }
+  // Rules: every inline rule gets this file's name; duplicates anywhere are errors.
+  for (auto& r : config.access.rules)
+    if (r.file.empty()) r.file = name;
+  std::vector<policy::RuleError> compile_errors;
+  policy::Policy::compile(config.access.rules, {config.ratelimit.enabled}, compile_errors);
+  for (const auto& e : compile_errors) {
+    if (e.file == name) check.fail(e.line, e.reason);
+    else rule_errors.push_back({e.file, e.line, e.reason});
   }
   result.errors = std::move(check.errors());
   // toml++ walks keys in sorted order; report in file order.
   std::stable_sort(result.errors.begin(), result.errors.end(),
                    [](const Error& a, const Error& b) { return a.line < b.line; });
+  // Errors in a rules file follow, in its own line order.
+  std::stable_sort(rule_errors.begin(), rule_errors.end(),
+                   [](const Error& a, const Error& b) { return a.line < b.line; });
+  result.errors.insert(result.errors.end(), rule_errors.begin(), rule_errors.end());
   if (result.errors.empty()) result.config = std::move(config);
   return result;
 }
@@ -341,7 +420,7 @@ LoadResult load_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     LoadResult r;
-    r.errors.push_back({path, 0, "cannot open the file"});
+    r.errors.push_back({path, 0, fmt::format("cannot open the file: {}", std::strerror(errno))});
     return r;
   }
   std::stringstream text;

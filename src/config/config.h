@@ -10,6 +10,7 @@
 
 #include "base/net.h"
 #include "clients/limiter.h"
+#include "policy/policy.h"
 #include "clock/sources.h"
 #include "io/udp_backend.h"
 
@@ -31,6 +32,7 @@ struct ServerConfig {
   static constexpr int kDefaultReceiveBuffer = 4 << 20;
   unsigned busy_poll_us = 0;      // keep polling this long after a batch before sleeping
   io::SocketOptions socket;
+  friend bool operator==(const ServerConfig&, const ServerConfig&) = default;
 };
 
 // [clients]: the client table's memory and eviction (ntpd's mru knobs, in bytes).
@@ -39,6 +41,13 @@ struct ClientsConfig {
   uint64_t memory = 256ull << 20;
   uint32_t mindepth = 600;  // the newest this many records are never evicted
   double maxage = 64;       // records seen within this many seconds are never evicted
+  friend bool operator==(const ClientsConfig&, const ClientsConfig&) = default;
+};
+
+// [access]: rules inline ("PREFIX ACTION...") and/or from a file of such lines.
+struct AccessConfig {
+  std::vector<policy::Rule> rules;  // inline rules, then the file's
+  std::string file;
 };
 
 struct Config {
@@ -46,7 +55,11 @@ struct Config {
   clock::Options time;
   ClientsConfig clients;
   clients::LimitParams ratelimit;
+  AccessConfig access;
 };
+
+// The reloadable part of a configuration, compiled: what SIGHUP and `strata reload` change.
+policy::Policy compile_access(const Config& config);
 
 struct Error {
   std::string file;

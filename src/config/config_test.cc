@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 namespace strata::config {
 namespace {
 
@@ -125,6 +127,45 @@ score_decay = 10
   EXPECT_EQ(bad.errors[3].to_string(), "b.toml:6: burst = 0 is out of range 1..1000000");
 }
 
+TEST(Config, AccessRulesInlineAndFromAFile) {
+  const std::string path = ::testing::TempDir() + "/access.rules";
+  {
+    std::ofstream f(path);
+    f << "# blocklist\n203.0.113.0/24 deny\n2001:db8:bad::/48 ignore\n";
+  }
+  const auto r = parse_config("[access]\nrules = [\n  \"10.0.0.0/8 nolimit query\",\n"
+                              "  \"192.0.2.0/24 ignore\",\n]\nfile = \"" + path + "\"\n",
+                              "a.toml");
+  ASSERT_TRUE(r.config) << r.errors[0].to_string();
+  ASSERT_EQ(r.config->access.rules.size(), 4u);
+  EXPECT_EQ(r.config->access.rules[0].file, "a.toml");
+  EXPECT_EQ(r.config->access.rules[0].line, 3);
+  EXPECT_EQ(r.config->access.rules[3].file, path);
+  EXPECT_EQ(r.config->access.rules[3].line, 3);
+  const policy::Policy p = compile_access(*r.config);
+  EXPECT_EQ(p.lookup(*base::IpAddress::parse("203.0.113.9")).access, policy::Access::kDeny);
+  EXPECT_EQ(p.lookup(*base::IpAddress::parse("10.1.1.1")).limited, false);
+
+  // Errors name the config file's line for inline rules, the rules file's line for its own,
+  // and duplicates across both.
+  {
+    std::ofstream f(path);
+    f << "203.0.113.0/24 deny\n\n203.0.113.0/25 sometimes\n10.0.0.0/8 allow\n";
+  }
+  const auto bad = parse_config("[access]\nrules = [\"10.0.0.0/8 nolimit\", \"300.1.1.1 deny\"]\n"
+                                "file = \"" + path + "\"\n", "b.toml");
+  ASSERT_FALSE(bad.config);
+  std::vector<std::string> text;
+  for (const auto& e : bad.errors) text.push_back(e.to_string());
+  ASSERT_EQ(text.size(), 3u) << text[0];
+  EXPECT_EQ(text[0], "b.toml:2: '300.1.1.1' is not an address or prefix");
+  EXPECT_EQ(text[1].rfind(path + ":3: unknown action 'sometimes'", 0), 0u) << text[1];
+  EXPECT_EQ(text[2], path + ":4: 10.0.0.0/8 is already given at b.toml:2");
+  const auto missing = parse_config("[access]\nfile = \"/nonexistent/rules\"\n", "c.toml");
+  ASSERT_EQ(missing.errors.size(), 1u);
+  EXPECT_EQ(missing.errors[0].to_string(), "c.toml:2: file = \"/nonexistent/rules\": cannot open it");
+}
+
 TEST(Config, ErrorsNameFileLineAndReason) {
   const auto r = parse_config(R"([server]
 threads = "four"
@@ -166,7 +207,7 @@ TEST(Config, SyntaxErrorHasLine) {
 TEST(Config, MissingFile) {
   const auto r = load_config("/nonexistent/stratad.toml");
   ASSERT_EQ(r.errors.size(), 1u);
-  EXPECT_EQ(r.errors[0].to_string(), "/nonexistent/stratad.toml: cannot open the file");
+  EXPECT_EQ(r.errors[0].to_string(), "/nonexistent/stratad.toml: cannot open the file: No such file or directory");
 }
 
 TEST(Config, Sizes) {

@@ -211,8 +211,12 @@ nlohmann::json request(const std::string& path, const nlohmann::json& body, int 
   if (!ok) throw std::runtime_error("no reply from stratad on " + path);
   nlohmann::json reply = nlohmann::json::parse(line, nullptr, false);
   if (reply.is_discarded()) throw std::runtime_error("malformed reply from stratad on " + path);
-  if (!reply.value("ok", false))
-    throw std::runtime_error("stratad: " + reply.value("error", std::string("request failed")));
+  if (!reply.value("ok", false)) {
+    std::string message = "stratad: " + reply.value("error", std::string("request failed"));
+    for (const auto& e : reply.value("errors", nlohmann::json::array()))
+      if (e.is_string()) message += "\n  " + e.get<std::string>();
+    throw std::runtime_error(message);
+  }
   return reply;
 }
 

@@ -48,12 +48,17 @@ unsigned cpus_available() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-// Config file (or defaults), then command-line overrides. Prints errors; nullopt on failure.
-std::optional<config::Config> build_config(const Flags& flags) {
+// Config file (or defaults), then command-line overrides. Errors go to `errors` (or the
+// log, when null); nullopt on failure.
+std::optional<config::Config> build_config(const Flags& flags,
+                                           std::vector<std::string>* errors = nullptr) {
   config::Config cfg = config::default_config();
   if (!flags.config_path.empty()) {
     config::LoadResult r = config::load_config(flags.config_path);
-    for (const auto& e : r.errors) base::log(LogLevel::kError, "{}", e.to_string());
+    for (const auto& e : r.errors) {
+      if (errors != nullptr) errors->push_back(e.to_string());
+      else base::log(LogLevel::kError, "{}", e.to_string());
+    }
     if (!r.config) return std::nullopt;
     cfg = *r.config;
   }
@@ -149,6 +154,43 @@ const char* source_text(clock::Source s) {
   return "?";
 }
 
+// Re-reads the config file and publishes its access rules and rate limits; the client
+// tables, counters and everything else stay. A broken file changes nothing. Parts that need
+// a restart are reported and left as they are.
+nlohmann::json reload(const Flags& flags, const config::Config& running, server::RulesCell& cell) {
+  std::vector<std::string> errors;
+  if (flags.config_path.empty()) errors.push_back("stratad was started without --config");
+  std::optional<config::Config> next;
+  if (errors.empty()) next = build_config(flags, &errors);
+  if (!next) {
+    for (const auto& e : errors) base::log(LogLevel::kError, "reload: {}", e);
+    base::log(LogLevel::kError, "reload refused: the running configuration stays");
+    return {{"ok", false}, {"error", "configuration has errors; nothing changed"}, {"errors", errors}};
+  }
+  if (next->server.threads == 0) next->server.threads = running.server.threads;
+  std::vector<std::string> restart;
+  if (!(next->server == running.server)) restart.push_back("[server]");
+  if (!(next->time == running.time)) restart.push_back("[time]");
+  if (!(next->clients == running.clients)) restart.push_back("[clients]");
+  if (next->ratelimit.v4_prefix != running.ratelimit.v4_prefix ||
+      next->ratelimit.v6_prefix != running.ratelimit.v6_prefix)
+    restart.push_back("[ratelimit] v4_prefix/v6_prefix (the sockets steer by them)");
+  auto rules = std::make_unique<server::Rules>();
+  rules->policy = config::compile_access(*next);
+  rules->limits = next->ratelimit;
+  rules->limits.v4_prefix = running.ratelimit.v4_prefix;
+  rules->limits.v6_prefix = running.ratelimit.v6_prefix;
+  const size_t count = rules->policy.rule_count();
+  const bool freed = cell.publish(std::move(rules), std::chrono::seconds(2));
+  for (const auto& r : restart)
+    base::log(LogLevel::kWarning, "reload: {} changed; it takes effect at the next restart", r);
+  base::log(LogLevel::kInfo, "reloaded {}: {} access rules, rate limiting {}", flags.config_path,
+            count, next->ratelimit.enabled ? "on" : "off");
+  if (!freed) base::log(LogLevel::kWarning, "reload: a worker did not take the new rules yet");
+  return {{"ok", true}, {"rules", count}, {"ratelimit", next->ratelimit.enabled},
+          {"needs_restart", restart}};
+}
+
 int run(const Flags& flags) {
   if (flags.verbose) base::set_log_level(LogLevel::kDebug);
   std::optional<config::Config> cfg = build_config(flags);
@@ -210,6 +252,10 @@ int run(const Flags& flags) {
   tracker_options.table.mindepth = cfg->clients.mindepth / n;
   tracker_options.table.maxage_ns = static_cast<int64_t>(cfg->clients.maxage * 1e9);
   tracker_options = clients::size_for_memory(cfg->clients.memory / n, tracker_options);
+  auto initial_rules = std::make_unique<server::Rules>();
+  initial_rules->policy = config::compile_access(*cfg);
+  initial_rules->limits = cfg->ratelimit;
+  server::RulesCell rules_cell(std::move(initial_rules), n);
   std::vector<std::unique_ptr<clients::Tracker>> trackers;
   std::random_device random;
   for (unsigned w = 0; w < n; ++w) {
@@ -228,6 +274,8 @@ int run(const Flags& flags) {
     threads.emplace_back([&, w] {
       server::WorkerOptions options = worker_options;
       options.tracker = trackers[w].get();
+      options.rules = &rules_cell;
+      options.reader = w;
       server::Worker worker(*backends[w], time_cell, *stats[w], options);
       worker.run(stop);
     });
@@ -248,6 +296,7 @@ int run(const Flags& flags) {
         }
         return control::stream_clients(tables, query, base::now_real(), out);
       }
+      if (command == "reload") return reload(flags, *cfg, rules_cell);
       if (command != "stats") throw std::runtime_error("unknown command '" + command + "'");
       control::StatsSnapshot s;
       for (const auto& ws : stats) {
@@ -281,7 +330,7 @@ int run(const Flags& flags) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      base::log(LogLevel::kInfo, "SIGHUP: nothing to reload yet");
+      reload(flags, *cfg, rules_cell);
       continue;
     }
     base::log(LogLevel::kInfo, "{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");

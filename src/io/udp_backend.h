@@ -19,6 +19,7 @@ namespace strata::io {
 struct SocketOptions {
   int receive_buffer = 0;  // bytes; 0 keeps the system default
   bool freebind = false;   // bind addresses not (yet) configured (IP_FREEBIND), e.g. anycast
+  friend bool operator==(const SocketOptions&, const SocketOptions&) = default;
 };
 
 // Opens a UDP socket bound to `address` with every option the engine needs. Returns the fd,

@@ -31,6 +31,8 @@ Counter drop_counter(DropReason r) {
     case DropReason::kMsSntp: return Counter::drop_ms_sntp;
     case DropReason::kUnsynchronised: return Counter::drop_unsynchronised;
     case DropReason::kRateLimited: return Counter::drop_rate_limited;
+    case DropReason::kIgnored: return Counter::drop_ignored;
+    case DropReason::kDenied: return Counter::drop_denied;
   }
   return Counter::received;  // unreachable for real reasons
 }
@@ -45,6 +47,8 @@ Counter ntpd_bucket(DropReason r) {
     case DropReason::kMsSntp:
     case DropReason::kUnsynchronised: return Counter::declined;
     case DropReason::kRateLimited: return Counter::rate_limited;
+    case DropReason::kIgnored:
+    case DropReason::kDenied: return Counter::restricted;
     default: return Counter::bad_format;
   }
 }
@@ -106,9 +110,17 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
 
   Decision d;
   if (tracking != nullptr) {
+    const policy::Verdict pv = tracking->rules.policy.lookup(tracking->peer);
+    if (pv.access == policy::Access::kIgnore) return drop(DropReason::kIgnored, version);
+    const clients::LimitParams& limits = tracking->rules.limits;
+    const clients::Treatment treatment =
+        pv.access == policy::Access::kDeny ? clients::Treatment::kDenied
+        : pv.limited && limits.enabled     ? clients::Treatment::kLimited
+                                           : clients::Treatment::kUnlimited;
     const clients::Observation o = tracking->tracker.observe(
         tracking->peer, tracking->local, static_cast<uint8_t>(req.mode), req.version,
-        tracking->rx_ns);
+        tracking->rx_ns, limits, treatment);
+    const bool denied = treatment == clients::Treatment::kDenied;
     const auto note = [&](Decision& x) {
       x.untracked = !o.tracked;
       x.new_client = o.created;
@@ -116,8 +128,9 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
       x.prefix_evicted = o.prefix_evicted;
     };
     if (o.verdict == clients::Verdict::kDrop) {
-      Decision x = drop(DropReason::kRateLimited, version);
-      x.limited = true;
+      Decision x = drop(denied ? DropReason::kDenied : DropReason::kRateLimited, version);
+      x.limited = !denied;
+      x.denied = denied;
       note(x);
       return x;
     }
@@ -126,10 +139,11 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
       d.reply = true;
       d.version = version;
       d.kod = true;
-      d.limited = true;
+      d.limited = !denied;
+      d.denied = denied;
       d.length = static_cast<uint16_t>(
-          wire::build_kod(req, wire::kKissRate,
-                          std::max(req.header.poll, tracking->tracker.limits().kod_poll()), out));
+          wire::build_kod(req, denied ? wire::kKissDeny : wire::kKissRate,
+                          std::max(req.header.poll, limits.kod_poll()), out));
       return d;
     }
     d.leaked = o.verdict == clients::Verdict::kLeak;
@@ -162,7 +176,8 @@ void count(const Decision& d, stats::WorkerCounters& c) {
     return;
   }
   if (d.kod) {
-    c.add(Counter::rate_limited);
+    c.add(d.denied ? Counter::restricted : Counter::rate_limited);
+    if (d.denied) c.add(Counter::kod_deny_sent);
     c.add(Counter::kod_sent);
     return;
   }

@@ -8,6 +8,7 @@
 #include <span>
 
 #include "clients/tracker.h"
+#include "server/rules.h"
 #include "clock/time_state.h"
 #include "stats/counters.h"
 #include "wire/packet.h"
@@ -33,6 +34,8 @@ enum class DropReason : uint8_t {
   kMsSntp,
   kUnsynchronised,
   kRateLimited,
+  kIgnored,  // an access rule says ignore
+  kDenied,   // an access rule says deny, and no KoD DENY is due
 };
 
 // The detailed counter for a drop reason and the ntpd sysstats bucket it belongs to.
@@ -53,6 +56,7 @@ struct Decision {
   bool symmetric = false;
   // Client tracking and rate limiting (only with a Tracking argument).
   bool limited = false;    // over the rate limit: dropped or KoD
+  bool denied = false;     // refused by a deny rule (KoD DENY or dropped)
   bool leaked = false;     // over the rate limit, answered anyway
   bool untracked = false;  // client table full of protected records
   bool new_client = false;
@@ -60,9 +64,10 @@ struct Decision {
   bool prefix_evicted = false;
 };
 
-// Where a request came from, for the client table and the rate limiter.
+// Where a request came from, for the access rules, the client table and the rate limiter.
 struct Tracking {
   clients::Tracker& tracker;
+  const Rules& rules;
   base::IpAddress peer;
   base::IpAddress local;
   int64_t rx_ns = 0;  // kernel receive time, ns since 1970
@@ -81,9 +86,11 @@ BatchContext make_context(const clock::TimeState& state, base::RealTime now,
 // Decides about one datagram. `truncated`: longer than the receive buffer. `receive`: the
 // request's receive timestamp (T2). A reply is built in `out` (at least 48 octets) and is never
 // longer than the request.
-// With `tracking`, every request that passes the format checks is recorded in the client
-// table and goes through the rate limiter: over the limit it is dropped or answered with a
-// KoD RATE (wire::build_kod, the request's own length), or let through by the leak.
+// With `tracking`, every request that passes the format checks meets the access rules
+// (ignore: dropped; deny: a paced KoD DENY or dropped), is recorded in the client table and,
+// unless a rule says nolimit, goes through the rate limiter: over the limit it is dropped or
+// answered with a KoD RATE (wire::build_kod, the request's own length), or let through by
+// the leak.
 Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t source_port,
                 base::NtpTimestamp receive, const BatchContext& context, std::span<uint8_t> out,
                 const Tracking* tracking = nullptr);

@@ -176,12 +176,14 @@ TEST(Decide, RateLimitedRequestsGetKodOrDrop) {
   o.prefix_capacity = 64;
   o.limits.leak = 0;
   clients::Tracker tracker(o);
+  Rules rules;
+  rules.limits = o.limits;
   const auto peer = *base::IpAddress::parse("198.51.100.1");
   const auto local = *base::IpAddress::parse("192.0.2.1");
   stats::WorkerCounters c;
   std::vector<Decision> d;
   for (int i = 0; i < 5; ++i) {
-    const Tracking t{tracker, peer, local, int64_t{1'000'000'000} * 100 + i * 50'000'000};
+    const Tracking t{tracker, rules, peer, local, int64_t{1'000'000'000} * 100 + i * 50'000'000};
     std::vector<uint8_t> out(128, 0xEE);
     d.push_back(decide(request(4, 3), false, 40000, base::NtpTimestamp{1}, synced_context(), out, &t));
     count(d.back(), c);
@@ -212,10 +214,64 @@ TEST(Decide, RateLimitedRequestsGetKodOrDrop) {
   EXPECT_EQ(c.get(stats::Counter::clients_new), 1u);
   EXPECT_EQ(c.get(stats::Counter::bad_format), 0u);
   // Malformed packets never reach the client table.
-  const Tracking t{tracker, *base::IpAddress::parse("203.0.113.5"), local, 0};
+  const Tracking t{tracker, rules, *base::IpAddress::parse("203.0.113.5"), local, 0};
   std::vector<uint8_t> out(128);
   decide(request(4, 3, 20), false, 40000, base::NtpTimestamp{1}, synced_context(), out, &t);
   EXPECT_EQ(tracker.table().size(), 1u);
+}
+
+TEST(Decide, AccessRulesIgnoreDenyAndNolimit) {
+  clients::TrackerOptions o;
+  o.table.capacity = 64;
+  o.table.mindepth = 0;
+  o.prefix_capacity = 64;
+  o.limits.leak = 0;
+  clients::Tracker tracker(o);
+  Rules rules;
+  rules.limits = o.limits;
+  const auto parsed = policy::parse_rules_text("192.0.2.0/24 ignore\n198.51.100.0/24 deny\n"
+                                               "203.0.113.0/24 nolimit\n", "r");
+  std::vector<policy::RuleError> errors;
+  rules.policy = policy::Policy::compile(parsed.rules, {true}, errors);
+  ASSERT_TRUE(errors.empty());
+  const auto local = *base::IpAddress::parse("192.0.2.250");
+  stats::WorkerCounters c;
+  auto ask = [&](const char* from, int64_t at_ms) {
+    const Tracking t{tracker, rules, *base::IpAddress::parse(from), local, at_ms * 1'000'000};
+    std::vector<uint8_t> out(128, 0xEE);
+    const Decision d = decide(request(4, 3), false, 40000, base::NtpTimestamp{1}, synced_context(), out, &t);
+    count(d, c);
+    return std::make_pair(d, wire::decode_header(out));
+  };
+  // ignore: dropped, never recorded.
+  auto [ig, igh] = ask("192.0.2.9", 0);
+  EXPECT_FALSE(ig.reply);
+  EXPECT_EQ(ig.reason, DropReason::kIgnored);
+  EXPECT_EQ(tracker.table().size(), 0u);
+  // deny: a KoD DENY, then silence until kod_interval has passed.
+  auto [dn, dnh] = ask("198.51.100.9", 1000);
+  ASSERT_TRUE(dn.reply && dn.kod && dn.denied);
+  EXPECT_EQ(dnh.reference_id, wire::kKissDeny);
+  EXPECT_EQ(dnh.stratum, 0);
+  EXPECT_EQ(ask("198.51.100.9", 2000).first.reason, DropReason::kDenied);
+  EXPECT_TRUE(ask("198.51.100.9", 9500).first.kod);
+  // nolimit: 10 requests 10 ms apart, all answered with the time.
+  for (int i = 0; i < 10; ++i) {
+    auto [nl, nlh] = ask("203.0.113.9", 20000 + i * 10);
+    EXPECT_TRUE(nl.reply && !nl.kod);
+  }
+  // Anything else is limited: the second of two requests 10 ms apart is a KoD RATE.
+  EXPECT_FALSE(ask("100.64.0.1", 30000).first.kod);
+  auto [rl, rlh] = ask("100.64.0.1", 30010);
+  EXPECT_TRUE(rl.kod);
+  EXPECT_EQ(rlh.reference_id, wire::kKissRate);
+  EXPECT_EQ(c.get(stats::Counter::restricted), 4u);  // ignore + 2 KoD DENY + 1 denied drop
+  EXPECT_EQ(c.get(stats::Counter::drop_ignored), 1u);
+  EXPECT_EQ(c.get(stats::Counter::drop_denied), 1u);
+  EXPECT_EQ(c.get(stats::Counter::kod_deny_sent), 2u);
+  EXPECT_EQ(c.get(stats::Counter::kod_sent), 3u);
+  EXPECT_EQ(c.get(stats::Counter::rate_limited), 1u);
+  EXPECT_EQ(c.get(stats::Counter::processed), 11u);
 }
 
 TEST(Decide, CountFillsTheRightCounters) {

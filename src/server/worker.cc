@@ -42,6 +42,7 @@ Worker::Worker(io::Backend& backend, const clock::TimeStateCell& time, WorkerSta
       tx_(options.batch),
       needs_stamp_(options.batch),
       rng_state_(std::random_device{}() | 1) {
+  if (options.tracker != nullptr) default_rules_.limits = options.tracker->options().limits;
   for (size_t i = 0; i < options.batch; ++i) {
     rx_[i].data = &rx_buffers_[i * kRxBufferSize];
     rx_[i].capacity = kRxBufferSize;
@@ -69,6 +70,9 @@ void Worker::run(const std::atomic<bool>& stop) {
 }
 
 size_t Worker::run_once(base::Nanos timeout) {
+  // Taken before the receive, so a worker idling in it still lets a reload finish.
+  const Rules& rules =
+      options_.rules != nullptr ? *options_.rules->acquire(options_.reader) : default_rules_;
   const size_t n = backend_.receive(rx_, timeout);
   auto& counters = stats_.counters;
   counters.set(Counter::rx_queue_drops, backend_.rx_queue_drops());
@@ -90,7 +94,7 @@ size_t Worker::run_once(base::Nanos timeout) {
     io::Packet& out = tx_[replies];
     Decision d;
     if (options_.tracker != nullptr) {
-      const Tracking tracking{*options_.tracker, in.peer.address, in.local,
+      const Tracking tracking{*options_.tracker, rules, in.peer.address, in.local,
                               rx_time.time_since_epoch().count()};
       d = decide({in.data, in.length}, in.truncated, in.peer.port, receive, context,
                  {out.data, out.capacity}, &tracking);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "clients/tracker.h"
+#include "server/rules.h"
 #include "clock/time_state.h"
 #include "io/backend.h"
 #include "stats/counters.h"
@@ -30,6 +31,10 @@ struct WorkerOptions {
   clock::UnsyncAction unsynchronised = clock::UnsyncAction::kReply;
   // This worker's client table and rate limiter; null: no tracking, no limiting.
   clients::Tracker* tracker = nullptr;
+  // Access rules and limits in force, and this worker's reader slot in it. Null with a
+  // tracker: no access rules, the tracker's own limits.
+  RulesCell* rules = nullptr;
+  size_t reader = 0;
 };
 
 // Sets the bits of `t` below 2^precision seconds to random values (RFC 5905 section 6: the
@@ -59,6 +64,7 @@ class Worker {
   std::vector<io::Packet> tx_;
   std::vector<uint8_t> needs_stamp_;
   uint64_t rng_state_;
+  Rules default_rules_;  // used when options_.rules is null
 };
 
 }  // namespace strata::server

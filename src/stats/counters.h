@@ -29,7 +29,8 @@ namespace strata::stats {
   X(declined, "declined", "packets",                                                             \
     "Dropped: well-formed but not served (mode 4, mode 6, NTS, MS-SNTP, unsynchronised with "   \
     "unsynchronised = \"drop\").")                                                              \
-  X(restricted, "restricted", "packets", "Dropped by an access rule.")                          \
+  X(restricted, "restricted", "packets",                                                         \
+    "Refused by an access rule: ignored, denied, or answered with a KoD DENY.")                 \
   X(rate_limited, "rate limited", "packets",                                                     \
     "Requests over a client's rate limit (dropped or answered with a KoD).")                    \
   X(kod_sent, "KoD responses", "packets", "Kiss-o'-Death replies sent.")                        \
@@ -72,6 +73,10 @@ namespace strata::stats {
     "Dropped: the time source is unsynchronised and unsynchronised = \"drop\".")                 \
   X(drop_rate_limited, "", "packets",                                                            \
     "Dropped silently: over the client's rate limit (no KoD: paced, or the source floods).")    \
+  X(drop_ignored, "", "packets", "Dropped silently by an ignore rule (never recorded).")        \
+  X(drop_denied, "", "packets",                                                                  \
+    "Dropped by a deny rule when no KoD DENY was due (paced, or the source floods).")            \
+  X(kod_deny_sent, "", "packets", "KoD DENY replies sent to sources a deny rule covers.")       \
   X(rate_limit_leaked, "", "packets",                                                            \
     "Over the rate limit but answered: the random leak that keeps a spoofed victim served.")    \
   X(clients_new, "", "clients", "Client records created (first request of an address).")       \

@@ -96,6 +96,8 @@ class Stratad:
     def __init__(self, config="", listen=None, threads=2, extra=(), user=None, wait=True,
                  ratelimit=False):
         self.dir = tempfile.mkdtemp(prefix="stratad-test-")
+        # stratad re-reads its config on reload after dropping root: let it.
+        os.chmod(self.dir, 0o755)
         self.port = free_port()
         self.listen = listen if listen is not None else [f"127.0.0.1:{self.port}",
                                                           f"[::1]:{self.port}"]

@@ -5,6 +5,7 @@ sorts and filters on the server side, and a flood of distinct sources stays with
 configured memory."""
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -116,6 +117,71 @@ class ClientsTest(unittest.TestCase):
             bad = h.run([h.STRATA, "clients", "--control", d.control, "--prefix", "nonsense"])
             self.assertEqual(bad.returncode, 2)
             self.assertIn("prefix 'nonsense'", bad.stderr)
+
+    def test_access_rules_and_reload(self):
+        rules = ('[access]\nrules = ["127.0.3.0/24 ignore", "127.0.4.0/24 deny", '
+                 '"127.0.5.0/24 nolimit"]\n')
+        with h.Stratad(config=LIMITS + rules, ratelimit=True) as d:
+            def ask(src):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.bind((src, 0))
+                s.settimeout(0.5)
+                s.sendto(h.request(), d.v4)
+                try:
+                    return h.parse(s.recv(512))
+                except socket.timeout:
+                    return None
+                finally:
+                    s.close()
+
+            self.assertIsNone(ask("127.0.3.1"))                  # ignore: silence
+            kod = ask("127.0.4.1")                                # deny: KoD DENY
+            self.assertEqual((kod["stratum"], kod["refid"]), (0, b"DENY"))
+            self.assertIsNone(ask("127.0.4.1"))                  # ... paced: then silence
+            for _ in range(5):                                    # nolimit: always the time
+                self.assertNotEqual(ask("127.0.5.1")["stratum"], 0)
+            self.assertNotEqual(ask("127.0.6.1")["stratum"], 0)   # default: limited
+            self.assertEqual(ask("127.0.6.1")["refid"], b"RATE")
+            self.assertIsNone(ask("127.0.6.1"))
+            before = d.counters()
+            self.assertEqual(before["drop_ignored"], 1)
+            self.assertEqual(before["kod_deny_sent"], 1)
+            self.assertEqual(before["restricted"], 3)
+
+            # A broken file: refused with file:line: reason, nothing changes.
+            with open(d.config_path, "w") as f:
+                f.write(LIMITS + '[access]\nrules = ["127.0.3.0/24 ignore", "127.0.6.0/33 nolimit"]\n')
+            r = h.run([h.STRATA, "reload", "--control", d.control])
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(f"{d.config_path}:9: '127.0.6.0/33' is not an address or prefix", r.stderr)
+            self.assertIsNone(ask("127.0.3.1"))
+
+            # A good one: 127.0.3.0/24 is served again, 127.0.6.0/24 is exempt; the client
+            # table and the counters carry on.
+            with open(d.config_path, "w") as f:
+                f.write(LIMITS + '[access]\nrules = ["127.0.6.0/24 nolimit"]\n')
+            r = h.run([h.STRATA, "reload", "--control", d.control])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("reloaded: 1 access rules", r.stdout)
+            self.assertNotEqual(ask("127.0.3.1")["stratum"], 0)
+            for _ in range(3):
+                self.assertNotEqual(ask("127.0.6.1")["stratum"], 0)
+            rows = {r["address"]: r for r in clients_json(d)}
+            self.assertEqual(rows["127.0.6.1"]["count"], 6)
+            self.assertEqual(rows["127.0.4.1"]["kods"], 1)
+            after = d.counters()
+            self.assertGreater(after["received"], before["received"])
+            self.assertEqual(after["drop_ignored"], 2)  # the one ask while the broken file was refused
+
+            # SIGHUP does the same.
+            with open(d.config_path, "w") as f:
+                f.write(LIMITS + '[access]\nrules = ["127.0.5.0/24 ignore"]\n')
+            d.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 5
+            while time.time() < deadline and ask("127.0.5.1") is not None:
+                time.sleep(0.1)
+            self.assertIsNone(ask("127.0.5.1"))
+            self.assertTrue(any("reloaded" in line for line in d.log), d.log)
 
     def test_flood_of_sources_stays_in_memory(self):
         # 8 MiB of client memory; 200,000 distinct sources in 2 s; maxage 0 so old records
