@@ -7,6 +7,9 @@
 
 #include "cli/commands.h"
 #include "control/control_server.h"
+#include "control/unique_report.h"
+
+#include <fstream>
 
 namespace strata::cli {
 
@@ -25,7 +28,64 @@ std::string csv_field(const nlohmann::json& v) {
 
 }  // namespace
 
+namespace {
+
+int run_unique(const ClientsOptions& opt) {
+  nlohmann::json doc;
+  try {
+    doc = control::request(opt.control, {{"command", "unique"}, {"registers", !opt.save_sketch.empty()}});
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "strata clients: {}\n", e.what());
+    return 2;
+  }
+  doc.erase("ok");
+  doc.erase("version");  // the control protocol's; the document has format_version
+  if (!opt.save_sketch.empty()) {
+    std::ofstream out(opt.save_sketch, std::ios::trunc);
+    out << doc.dump() << "\n";
+    if (!out) {
+      fmt::print(stderr, "strata clients: cannot write {}\n", opt.save_sketch);
+      return 2;
+    }
+    if (!opt.count) return 0;
+    for (auto& e : doc["sketches"]) e.erase("registers");
+  }
+  if (opt.json) {
+    fmt::print("{}\n", doc.dump(2));
+  } else {
+    fmt::print("{}", control::sketches_table(doc));
+  }
+  return 0;
+}
+
+}  // namespace
+
+int run_merge_sketches(const std::vector<std::string>& files, bool json) {
+  std::vector<control::SketchEntry> all;
+  for (const auto& f : files) {
+    std::ifstream in(f);
+    if (!in) {
+      fmt::print(stderr, "strata merge-sketches: cannot open {}\n", f);
+      return 2;
+    }
+    try {
+      auto entries = control::parse_sketches(nlohmann::json::parse(in));
+      all.insert(all.end(), entries.begin(), entries.end());
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "strata merge-sketches: {}: {}\n", f, e.what());
+      return 2;
+    }
+  }
+  const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+  const nlohmann::json doc = control::sketches_json(control::merge_sketches(all), json, now_s);
+  if (json) fmt::print("{}\n", doc.dump());
+  else fmt::print("{}", control::sketches_table(doc));
+  return 0;
+}
+
 int run_clients(const ClientsOptions& opt) {
+  if (opt.count || !opt.save_sketch.empty()) return run_unique(opt);
   nlohmann::json request{{"command", "clients"}, {"sort", opt.sort}};
   if (opt.limit > 0) request["limit"] = opt.limit;
   if (opt.mincount > 0) request["mincount"] = opt.mincount;

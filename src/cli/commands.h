@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace strata::cli {
 
@@ -40,8 +41,13 @@ struct ClientsOptions {
   std::string laddr;   // local address filter
   bool json = false;
   bool csv = false;
+  bool count = false;       // unique clients per window instead of the list
+  std::string save_sketch;  // write the unique-client sketches to this file
 };
 int run_clients(const ClientsOptions& options);
+
+// `strata merge-sketches FILE...`: unique clients over several servers' saved sketches.
+int run_merge_sketches(const std::vector<std::string>& files, bool json);
 
 // `strata reload`: stratad re-reads its config file and applies new access rules and rate
 // limits at once; on errors it keeps the running configuration and they are printed.

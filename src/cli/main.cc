@@ -44,6 +44,11 @@ int main(int argc, char** argv) {
   clients->add_option("--laddr", c.laddr, "only clients that reached this local address");
   auto* cjson = clients->add_flag("--json", c.json, "JSON output (an array of objects)");
   clients->add_flag("--csv", c.csv, "CSV output with a header line")->excludes(cjson);
+  clients->add_flag("--count", c.count,
+                    "unique clients (addresses and prefixes, per family) in the current and "
+                    "previous minute, hour and day, from HyperLogLog sketches");
+  clients->add_option("--save-sketch", c.save_sketch,
+                      "write the unique-client sketches to FILE, for strata merge-sketches");
   clients->footer(
       "Columns: lstint = seconds since the last request; avgint = (last - first) / (count - 1), "
       "ntpd's average interval; lim = outcome of the last request (L over the rate limit, K "
@@ -55,6 +60,14 @@ int main(int argc, char** argv) {
       "reload", "make stratad re-read its config file: new access rules and rate limits apply "
                 "at once, clients and counters stay (like SIGHUP)");
   reload->add_option("--control", reload_control, "stratad's control socket");
+
+  std::vector<std::string> sketch_files;
+  bool merge_json = false;
+  CLI::App* merge = app.add_subcommand(
+      "merge-sketches", "unique clients over several servers: merges files written by "
+                        "strata clients --save-sketch (same windows add up)");
+  merge->add_option("files", sketch_files, "sketch files")->required()->check(CLI::ExistingFile);
+  merge->add_flag("--json", merge_json, "the merged sketches as JSON (mergeable again)");
 
   LoadOptions l;
   CLI::App* load = app.add_subcommand(
@@ -83,6 +96,7 @@ int main(int argc, char** argv) {
   if (stats->parsed()) return run_stats(s);
   if (clients->parsed()) return run_clients(c);
   if (reload->parsed()) return run_reload(reload_control);
+  if (merge->parsed()) return run_merge_sketches(sketch_files, merge_json);
   if (load->parsed()) {
     if (!l.rate && !l.max) {
       fmt::print(stderr, "strata load: give --rate R or --max\n");

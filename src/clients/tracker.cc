@@ -34,6 +34,7 @@ Observation Tracker::observe(const base::IpAddress& peer, const base::IpAddress&
   o.tracked = c.slot != ClientTable::kNone;
   o.created = c.created;
   o.evicted = c.evicted;
+  unique_.add(key, now_ns, o.tracked && !c.created ? c.previous_ns : -1);
 
   if (treatment != Treatment::kUnlimited) {
     const PrefixTable::Lookup pl =

@@ -8,6 +8,7 @@
 #include "base/net.h"
 #include "clients/client_table.h"
 #include "clients/limiter.h"
+#include "clients/unique.h"
 
 namespace strata::clients {
 
@@ -54,6 +55,8 @@ class Tracker {
 
   const ClientTable& table() const { return table_; }
   const PrefixTable& prefixes() const { return prefixes_; }
+  const UniqueCounter& unique() const { return unique_; }
+  UniqueCounter& unique() { return unique_; }
   const TrackerOptions& options() const { return options_; }
 
  private:
@@ -62,6 +65,7 @@ class Tracker {
   TrackerOptions options_;
   ClientTable table_;
   PrefixTable prefixes_;
+  UniqueCounter unique_;
   uint64_t rng_;
 };
 

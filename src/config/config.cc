@@ -252,6 +252,10 @@ void parse_clients(Checker& check, const toml::table& t, ClientsConfig& c) {
            [&](const toml::node& n) {
              if (auto v = check.number(n, "maxage", 0, 86400 * 365)) c.maxage = *v;
            }},
+          {"state_dir",
+           [&](const toml::node& n) {
+             if (auto v = check.string(n, "state_dir")) c.state_dir = *v;
+           }},
       });
 }
 

@@ -41,6 +41,7 @@ struct ClientsConfig {
   uint64_t memory = 256ull << 20;
   uint32_t mindepth = 600;  // the newest this many records are never evicted
   double maxage = 64;       // records seen within this many seconds are never evicted
+  std::string state_dir;    // "": none; else unique-client sketches are kept there
   friend bool operator==(const ClientsConfig&, const ClientsConfig&) = default;
 };
 

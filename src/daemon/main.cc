@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
+#include <fstream>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -21,6 +23,7 @@
 #include "config/config.h"
 #include "control/clients_report.h"
 #include "control/control_server.h"
+#include "control/unique_report.h"
 #include "control/report.h"
 #include "io/steering.h"
 #include "io/udp_backend.h"
@@ -191,6 +194,54 @@ nlohmann::json reload(const Flags& flags, const config::Config& running, server:
           {"needs_restart", restart}};
 }
 
+// The unique-client sketches in the state directory: written every minute and at stop
+// (atomically: a temporary file renamed), read at start.
+std::string sketch_path(const config::Config& cfg) {
+  return cfg.clients.state_dir.empty() ? "" : cfg.clients.state_dir + "/unique-sketches.json";
+}
+
+void save_sketches(const std::string& path,
+                   const std::vector<std::unique_ptr<clients::Tracker>>& trackers) {
+  if (path.empty()) return;
+  std::vector<const clients::UniqueCounter*> counters;
+  for (const auto& t : trackers) counters.push_back(&t->unique());
+  const int64_t now_s = base::now_real().time_since_epoch().count() / 1'000'000'000;
+  const auto doc = control::sketches_json(control::collect_sketches(counters, now_s), true, now_s);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << doc.dump() << "\n";
+    if (!out) {
+      base::log(LogLevel::kWarning, "cannot write {}: {}", tmp, std::strerror(errno));
+      return;
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) base::log(LogLevel::kWarning, "cannot replace {}: {}", path, ec.message());
+}
+
+void load_sketches(const std::string& path, clients::Tracker& into) {
+  if (path.empty()) return;
+  std::ifstream in(path);
+  if (!in) return;  // first start
+  try {
+    const auto doc = nlohmann::json::parse(in);
+    const int64_t now_s = base::now_real().time_since_epoch().count() / 1'000'000'000;
+    size_t restored = 0;
+    for (const auto& e : control::parse_sketches(doc)) {
+      const int64_t len = clients::window_seconds(e.window);
+      const int64_t number = e.start / len;
+      if (number != now_s / len && number != now_s / len - 1) continue;  // too old to show
+      into.unique().restore(e.window, e.kind, number, *e.sketch);
+      ++restored;
+    }
+    base::log(LogLevel::kInfo, "restored {} unique-client sketches from {}", restored, path);
+  } catch (const std::exception& e) {
+    base::log(LogLevel::kWarning, "ignoring {}: {}", path, e.what());
+  }
+}
+
 int run(const Flags& flags) {
   if (flags.verbose) base::set_log_level(LogLevel::kDebug);
   std::optional<config::Config> cfg = build_config(flags);
@@ -264,6 +315,7 @@ int run(const Flags& flags) {
     tracker_options.seed = (uint64_t{random()} << 32) | random();
     trackers.push_back(std::make_unique<clients::Tracker>(tracker_options));
   }
+  load_sketches(sketch_path(*cfg), *trackers[0]);
   size_t client_memory = 0;
   for (const auto& t : trackers) client_memory += t->table().memory_bytes() + t->prefixes().memory_bytes();
   base::log(LogLevel::kInfo,
@@ -297,6 +349,15 @@ int run(const Flags& flags) {
         return control::stream_clients(tables, query, base::now_real(), out);
       }
       if (command == "reload") return reload(flags, *cfg, rules_cell);
+      if (command == "unique") {
+        std::vector<const clients::UniqueCounter*> counters;
+        for (const auto& t : trackers) counters.push_back(&t->unique());
+        const int64_t now_s = base::now_real().time_since_epoch().count() / 1'000'000'000;
+        nlohmann::json doc = control::sketches_json(control::collect_sketches(counters, now_s),
+                                                    req.value("registers", false), now_s);
+        doc["ok"] = true;
+        return doc;
+      }
       if (command != "stats") throw std::runtime_error("unknown command '" + command + "'");
       control::StatsSnapshot s;
       for (const auto& ws : stats) {
@@ -326,9 +387,15 @@ int run(const Flags& flags) {
             STRATA_VERSION, listen, n, source_text(cfg->time.source),
             cfg->server.control.empty() ? "off" : cfg->server.control);
 
+  const std::string sketches = sketch_path(*cfg);
   for (;;) {
-    int sig = 0;
-    if (sigwait(&signals, &sig) != 0) continue;
+    // Wakes every minute to save the sketches (when a state directory is set).
+    const timespec minute{60, 0};
+    const int sig = sigtimedwait(&signals, nullptr, &minute);
+    if (sig < 0) {
+      if (errno == EAGAIN) save_sketches(sketches, trackers);
+      continue;
+    }
     if (sig == SIGHUP) {
       reload(flags, *cfg, rules_cell);
       continue;
@@ -339,6 +406,7 @@ int run(const Flags& flags) {
   stop.store(true);
   for (auto& b : backends) b->wake();
   for (auto& t : threads) t.join();
+  save_sketches(sketches, trackers);
   control_server.stop();
   clock_service.stop();
   uint64_t received = 0, sent = 0;

@@ -183,6 +183,61 @@ class ClientsTest(unittest.TestCase):
             self.assertIsNone(ask("127.0.5.1"))
             self.assertTrue(any("reloaded" in line for line in d.log), d.log)
 
+    def test_unique_counts_save_merge_and_restart(self):
+        top = h.tempfile.mkdtemp(prefix="strata-state-")
+        os.chmod(top, 0o755)
+        state = os.path.join(top, "state")
+        os.makedirs(state)
+        os.chmod(state, 0o777)  # stratad writes it after dropping root
+        config = f'[time]\nsource = "local"\n[clients]\nstate_dir = "{state}"\n'
+
+        def load(d, n):
+            r = h.run([h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", str(n),
+                       "--source-prefix", "127.1.0.0/16", "--rate", "40000", "--duration",
+                       str(n / 40000 + 0.2), "--json"], timeout=60)
+            self.assertGreater(json.loads(r.stdout)["received"], n)
+
+        def day_estimate(doc, start=None):
+            for e in doc["sketches"]:
+                if e["window"] == "1d" and e["kind"] == "v4" and (start is None or e["start"] == start):
+                    if start is not None or not e["complete"]:
+                        return e["estimate"], e["start"]
+            return None, None
+
+        def count(d):
+            out = h.run([h.STRATA, "clients", "--control", d.control, "--count", "--json"], check=True)
+            return json.loads(out.stdout)
+
+        sketch_a = os.path.join(state, "..", "a.json")
+        sketch_b = os.path.join(state, "..", "b.json")
+        with h.Stratad(config=config, threads=2) as a:
+            load(a, 30000)
+            est, day = day_estimate(count(a))
+            self.assertLess(abs(est - 30000) / 30000, 0.02, est)
+            text = h.run([h.STRATA, "clients", "--control", a.control, "--count"], check=True).stdout
+            self.assertIn("v4/24", text)
+            h.run([h.STRATA, "clients", "--control", a.control, "--save-sketch", sketch_a], check=True)
+        self.assertTrue(os.path.exists(os.path.join(state, "unique-sketches.json")))
+        # Another server saw 40,000 clients, the first 30,000 of them the same: the fleet's
+        # count is the union, 40,000, not 70,000.
+        with h.Stratad(threads=1) as b:
+            load(b, 40000)
+            h.run([h.STRATA, "clients", "--control", b.control, "--save-sketch", sketch_b], check=True)
+        merged = json.loads(h.run([h.STRATA, "merge-sketches", "--json", sketch_a, sketch_b],
+                                  check=True).stdout)
+        est, _ = day_estimate(merged, day)
+        self.assertLess(abs(est - 40000) / 40000, 0.02, est)
+        with open(os.path.join(top, "x.json"), "w") as f:
+            f.write('{"format": "something else"}')
+        bad = h.run([h.STRATA, "merge-sketches", sketch_a, os.path.join(top, "x.json")])
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("not a strata-unique-sketches document", bad.stderr)
+        # A restart with the same state directory keeps the day's count.
+        with h.Stratad(config=config, threads=2) as a2:
+            est, _ = day_estimate(count(a2), day)
+            self.assertLess(abs(est - 30000) / 30000, 0.02, est)
+            self.assertTrue(any("restored" in line for line in a2.log), a2.log)
+
     def test_flood_of_sources_stays_in_memory(self):
         # 8 MiB of client memory; 200,000 distinct sources in 2 s; maxage 0 so old records
         # make room for new ones.

@@ -1,0 +1,68 @@
+// Unique-client windows (see unique.h).
+#include "clients/unique.h"
+
+namespace strata::clients {
+
+namespace {
+
+int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+}  // namespace
+
+UniqueCounter::UniqueCounter() : slots_(new Slot[std::size(kWindows) * 2]) {}
+
+void UniqueCounter::open(Slot& s, int64_t number) {
+  // Sequence-lock style: readers that copied while we cleared see the number change.
+  s.number.store(-1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  for (Hll& h : s.sketches) h.clear();
+  s.number.store(number, std::memory_order_release);
+}
+
+void UniqueCounter::add(const AddressKey& key, int64_t now_ns, int64_t previous_ns) {
+  const int64_t now_s = floor_div(now_ns, 1'000'000'000);
+  const int64_t previous_s = previous_ns < 0 ? -1 : floor_div(previous_ns, 1'000'000'000);
+  const bool v4 = key.is_v4();
+  uint64_t hashes[kSketchKindCount];
+  bool hashed = false;
+  for (Window w : kWindows) {
+    const int64_t len = window_seconds(w);
+    const int64_t number = floor_div(now_s, len);
+    if (previous_s >= 0 && floor_div(previous_s, len) == number) continue;  // counted already
+    Slot& s = slot(w, number);
+    if (s.number.load(std::memory_order_relaxed) != number) open(s, number);
+    if (!hashed) {
+      for (size_t k = 0; k < kSketchKindCount; ++k) {
+        if ((kSketchKinds[k].family == base::Family::kV4) != v4) continue;
+        const AddressKey p = key.prefix(v4 ? kSketchKinds[k].prefix : 32,
+                                        v4 ? 128 : kSketchKinds[k].prefix);
+        hashes[k] = hash_for_sketch(p.lo(), p.hi());
+      }
+      hashed = true;
+    }
+    for (size_t k = 0; k < kSketchKindCount; ++k)
+      if ((kSketchKinds[k].family == base::Family::kV4) == v4) s.sketches[k].add(hashes[k]);
+  }
+}
+
+bool UniqueCounter::merge_into(Window w, size_t kind, int64_t number, Hll& out) const {
+  const Slot& s = slot(w, number);
+  auto copy = std::make_unique<Hll>();
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    if (s.number.load(std::memory_order_acquire) != number) return false;
+    copy->copy_from(s.sketches[kind]);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (s.number.load(std::memory_order_relaxed) != number) continue;
+    out.merge(*copy);
+    return true;
+  }
+  return false;
+}
+
+void UniqueCounter::restore(Window w, size_t kind, int64_t number, const Hll& sketch) {
+  Slot& s = slot(w, number);
+  if (s.number.load(std::memory_order_relaxed) != number) open(s, number);
+  s.sketches[kind].merge(sketch);
+}
+
+}  // namespace strata::clients
