@@ -46,6 +46,18 @@ struct ClientsOptions {
 };
 int run_clients(const ClientsOptions& options);
 
+struct TopOptions {
+  std::string control = kDefaultControl;
+  std::string by = "requests";  // requests | bytes
+  std::string window = "1m";    // 1m | 1h | 1d
+  bool prefix = false;          // IPv4 /24 and IPv6 /48 instead of addresses
+  bool previous = false;        // the last complete window
+  int limit = 20;
+  std::optional<double> watch;  // refresh every this many seconds, like top(1)
+  bool json = false;
+};
+int run_top(const TopOptions& options);
+
 // `strata merge-sketches FILE...`: unique clients over several servers' saved sketches.
 int run_merge_sketches(const std::vector<std::string>& files, bool json);
 

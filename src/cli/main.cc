@@ -61,6 +61,21 @@ int main(int argc, char** argv) {
                 "at once, clients and counters stay (like SIGHUP)");
   reload->add_option("--control", reload_control, "stratad's control socket");
 
+  TopOptions t;
+  CLI::App* top = app.add_subcommand(
+      "top", "stratad's top talkers in a window, with their share of all traffic (Space-Saving: "
+             "a flood of one-packet sources cannot push real top talkers out)");
+  top->add_option("--control", t.control, "stratad's control socket");
+  top->add_option("--by", t.by, "rank by requests or bytes (IP level)")
+      ->check(CLI::IsMember({"requests", "bytes"}));
+  top->add_option("--window", t.window, "1m, 1h or 1d (UTC-aligned)")->check(CLI::IsMember({"1m", "1h", "1d"}));
+  top->add_flag("--prefix", t.prefix, "IPv4 /24 and IPv6 /48 prefixes instead of addresses");
+  top->add_flag("--previous", t.previous, "the last complete window instead of the current one");
+  top->add_option("--limit", t.limit, "rows to show")->check(CLI::Range(1, 512));
+  top->add_option("--watch", t.watch, "refresh every SECONDS until interrupted, like top(1)")
+      ->check(CLI::Range(0.1, 3600.0));
+  top->add_flag("--json", t.json, "JSON output");
+
   std::vector<std::string> sketch_files;
   bool merge_json = false;
   CLI::App* merge = app.add_subcommand(
@@ -97,6 +112,7 @@ int main(int argc, char** argv) {
   if (clients->parsed()) return run_clients(c);
   if (reload->parsed()) return run_reload(reload_control);
   if (merge->parsed()) return run_merge_sketches(sketch_files, merge_json);
+  if (top->parsed()) return run_top(t);
   if (load->parsed()) {
     if (!l.rate && !l.max) {
       fmt::print(stderr, "strata load: give --rate R or --max\n");

@@ -27,7 +27,7 @@ uint64_t Tracker::next_random() {
 
 Observation Tracker::observe(const base::IpAddress& peer, const base::IpAddress& local,
                              uint8_t mode, uint8_t version, int64_t now_ns, const LimitParams& p,
-                             Treatment treatment) {
+                             Treatment treatment, uint32_t bytes) {
   Observation o;
   const AddressKey key = AddressKey::from(peer);
   const ClientTable::Lookup c = table_.find_or_create(key, now_ns);
@@ -35,6 +35,7 @@ Observation Tracker::observe(const base::IpAddress& peer, const base::IpAddress&
   o.created = c.created;
   o.evicted = c.evicted;
   unique_.add(key, now_ns, o.tracked && !c.created ? c.previous_ns : -1);
+  top_.add(key, bytes, now_ns);
 
   if (treatment != Treatment::kUnlimited) {
     const PrefixTable::Lookup pl =

@@ -8,6 +8,7 @@
 #include "base/net.h"
 #include "clients/client_table.h"
 #include "clients/limiter.h"
+#include "clients/top.h"
 #include "clients/unique.h"
 
 namespace strata::clients {
@@ -44,18 +45,23 @@ class Tracker {
 
   // One request from `peer` that arrived on `local`, at kernel receive time `now_ns`, under
   // the limits in force now (a reload can change them; options().limits is the start value).
+  // `bytes`: the request's size at the IP level, for the top talkers by bytes.
   Observation observe(const base::IpAddress& peer, const base::IpAddress& local, uint8_t mode,
                       uint8_t version, int64_t now_ns, const LimitParams& limits,
-                      Treatment treatment = Treatment::kLimited);
+                      Treatment treatment = Treatment::kLimited, uint32_t bytes = 76);
   Observation observe(const base::IpAddress& peer, const base::IpAddress& local, uint8_t mode,
                       uint8_t version, int64_t now_ns) {
     return observe(peer, local, mode, version, now_ns, options_.limits,
                    options_.limits.enabled ? Treatment::kLimited : Treatment::kUnlimited);
   }
 
+  // The worker had nothing to do for a while: publish pending statistics.
+  void idle(int64_t now_ns) { top_.flush(now_ns); }
+
   const ClientTable& table() const { return table_; }
   const PrefixTable& prefixes() const { return prefixes_; }
   const UniqueCounter& unique() const { return unique_; }
+  const TopTalkers& top() const { return top_; }
   UniqueCounter& unique() { return unique_; }
   const TrackerOptions& options() const { return options_; }
 
@@ -66,6 +72,7 @@ class Tracker {
   ClientTable table_;
   PrefixTable prefixes_;
   UniqueCounter unique_;
+  TopTalkers top_;
   uint64_t rng_;
 };
 

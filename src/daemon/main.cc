@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "control/clients_report.h"
 #include "control/control_server.h"
+#include "control/top_report.h"
 #include "control/unique_report.h"
 #include "control/report.h"
 #include "io/steering.h"
@@ -349,6 +350,15 @@ int run(const Flags& flags) {
         return control::stream_clients(tables, query, base::now_real(), out);
       }
       if (command == "reload") return reload(flags, *cfg, rules_cell);
+      if (command == "top") {
+        std::vector<const clients::TopTalkers*> tops;
+        for (const auto& t : trackers) tops.push_back(&t->top());
+        try {
+          return control::top_json(tops, req, base::now_real().time_since_epoch().count() / 1'000'000'000);
+        } catch (const std::invalid_argument& e) {
+          return {{"ok", false}, {"error", e.what()}};
+        }
+      }
       if (command == "unique") {
         std::vector<const clients::UniqueCounter*> counters;
         for (const auto& t : trackers) counters.push_back(&t->unique());

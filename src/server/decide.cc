@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "io/backend.h"
+
 namespace strata::server {
 
 using stats::Counter;
@@ -119,7 +121,10 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
                                            : clients::Treatment::kUnlimited;
     const clients::Observation o = tracking->tracker.observe(
         tracking->peer, tracking->local, static_cast<uint8_t>(req.mode), req.version,
-        tracking->rx_ns, limits, treatment);
+        tracking->rx_ns, limits, treatment,
+        static_cast<uint32_t>(request.size() + (tracking->peer.family == base::Family::kV4
+                                                    ? io::kIpUdpOverheadV4
+                                                    : io::kIpUdpOverheadV6)));
     const bool denied = treatment == clients::Treatment::kDenied;
     const auto note = [&](Decision& x) {
       x.untracked = !o.tracked;

@@ -76,7 +76,11 @@ size_t Worker::run_once(base::Nanos timeout) {
   const size_t n = backend_.receive(rx_, timeout);
   auto& counters = stats_.counters;
   counters.set(Counter::rx_queue_drops, backend_.rx_queue_drops());
-  if (n == 0) return 0;
+  if (n == 0) {
+    if (options_.tracker != nullptr)
+      options_.tracker->idle(base::now_real().time_since_epoch().count());
+    return 0;
+  }
 
   const base::RealTime batch_time = base::now_real();
   const clock::TimeState state = time_.load();

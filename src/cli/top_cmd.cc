@@ -1,0 +1,70 @@
+// `strata top`: stratad's top talkers for a window, with their share of all traffic and a
+// "rest" line; --watch refreshes like top(1).
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <thread>
+
+#include "cli/commands.h"
+#include "control/control_server.h"
+
+namespace strata::cli {
+
+namespace {
+
+std::string utc(int64_t s) {
+  const time_t t = static_cast<time_t>(s);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+void print(const nlohmann::json& r) {
+  const bool bytes = r.value("by", "") == "bytes";
+  const std::string what = bytes ? "bytes" : "requests";
+  fmt::print("top {} by {}, {} window {} - {} UTC{}: {} {} in all\n",
+             r.value("prefix", false) ? "prefixes" : "clients", what, r.value("window", ""),
+             utc(r.value("start", int64_t{0})), utc(r.value("end", int64_t{0})),
+             r.value("complete", false) ? "" : " (so far)", r.value("total", uint64_t{0}), what);
+  fmt::print("{:>4}  {:<43} {:>14} {:>8} {:>12}\n", "#", r.value("prefix", false) ? "prefix" : "address",
+             what, "share", "+- error");
+  int rank = 0;
+  for (const auto& row : r["rows"])
+    fmt::print("{:>4}  {:<43} {:>14} {:>7.2f}% {:>12}\n", ++rank, row.value("key", ""),
+               row.value("count", uint64_t{0}), 100 * row.value("share", 0.0),
+               row.value("error", uint64_t{0}));
+  fmt::print("{:>4}  {:<43} {:>14} {:>7.2f}%\n", "", "(rest)", r["rest"].value("count", uint64_t{0}),
+             100 * r["rest"].value("share", 0.0));
+}
+
+}  // namespace
+
+int run_top(const TopOptions& opt) {
+  const nlohmann::json request{{"command", "top"},       {"by", opt.by},
+                               {"window", opt.window},   {"prefix", opt.prefix},
+                               {"previous", opt.previous}, {"limit", opt.limit}};
+  for (;;) {
+    nlohmann::json reply;
+    try {
+      reply = control::request(opt.control, request);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "strata top: {}\n", e.what());
+      return 2;
+    }
+    if (opt.watch) fmt::print("\x1b[H\x1b[2J");  // home and clear, like top(1)
+    if (opt.json) {
+      reply.erase("ok");
+      reply.erase("version");
+      fmt::print("{}\n", reply.dump());
+    } else {
+      print(reply);
+    }
+    std::fflush(stdout);
+    if (!opt.watch) return 0;
+    std::this_thread::sleep_for(std::chrono::duration<double>(*opt.watch));
+  }
+}
+
+}  // namespace strata::cli
