@@ -52,6 +52,19 @@ int run_stats(const StatsOptions& opt) {
   print_row("processing time p50", fmt::format("{:.1f} us", h.value("p50", 0.0) / 1e3));
   print_row("processing time p99", fmt::format("{:.1f} us", h.value("p99", 0.0) / 1e3));
   print_row("processing time p99.9", fmt::format("{:.1f} us", h.value("p999", 0.0) / 1e3));
+  if (reply.contains("poll_interval_clusters")) {
+    fmt::print("\n");
+    const double all = std::max(1.0, reply["poll_interval_ms"].value("count", 0.0));
+    for (const auto& c : reply["poll_interval_clusters"])
+      print_row("poll interval " + c.value("range", std::string()),
+                fmt::format("{} ({:.1f}%)", c.value("gaps", uint64_t{0}),
+                            100.0 * c.value("gaps", 0.0) / all));
+  }
+  if (reply.contains("clients")) {
+    const auto& c = reply["clients"];
+    print_row("client records", fmt::format("{} of {}", c.value("records", 0), c.value("capacity", 0)));
+    print_row("client memory", fmt::format("{:.1f} MiB", c.value("memory_bytes", 0.0) / (1 << 20)));
+  }
   const auto& t = reply.at("time");
   fmt::print("\n");
   print_row("time source", t.value("source", std::string("?")) +

@@ -34,6 +34,7 @@ Observation Tracker::observe(const base::IpAddress& peer, const base::IpAddress&
   o.tracked = c.slot != ClientTable::kNone;
   o.created = c.created;
   o.evicted = c.evicted;
+  if (o.tracked && !c.created) o.gap_ns = now_ns - c.previous_ns;
   unique_.add(key, now_ns, o.tracked && !c.created ? c.previous_ns : -1);
   top_.add(key, bytes, now_ns);
 

@@ -30,6 +30,7 @@ struct Observation {
   bool created = false;         // first request of a new client record
   bool evicted = false;         // a client record was evicted to make room
   bool prefix_evicted = false;  // a prefix still holding limiter state was evicted
+  int64_t gap_ns = -1;          // time since the client's previous request; -1 unknown
 };
 
 // What the access rules say about a request's source.

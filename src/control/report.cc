@@ -1,6 +1,8 @@
 // The "stats" reply (see report.h).
 #include "control/report.h"
 
+#include <cmath>
+
 #include "clock/sources.h"
 
 namespace strata::control {
@@ -27,6 +29,24 @@ nlohmann::json histogram_json(const stats::HistogramCounts& h) {
           {"p99", h.quantile(0.99)},
           {"p999", h.quantile(0.999)},
           {"buckets", buckets}};
+}
+
+// How the gaps between a client's requests fall around the usual polling intervals (64 s to
+// 1024 s): the aggregate behaviour of the clients, without per-client labels.
+nlohmann::json poll_clusters(const stats::HistogramCounts& h) {
+  static constexpr std::pair<const char*, uint64_t> kEdges[] = {
+      {"<2s", 2000},       {"2-16s", 16000},     {"16-64s", 64000},     {"64-128s", 128000},
+      {"128-256s", 256000}, {"256-512s", 512000}, {"512-1024s", 1024000}};
+  nlohmann::json out = nlohmann::json::array();
+  uint64_t below = 0;
+  // Bucket edges are log-linear (6.25% wide): each edge is counted at its bucket's boundary.
+  for (const auto& [name, edge] : kEdges) {
+    const auto n = static_cast<uint64_t>(std::llround(h.count_below(edge)));
+    out.push_back({{"range", name}, {"gaps", n - below}});
+    below = n;
+  }
+  out.push_back({{"range", ">=1024s"}, {"gaps", h.total() - below}});
+  return out;
 }
 
 nlohmann::json stats_json(const StatsSnapshot& s, base::RealTime now) {
@@ -59,6 +79,8 @@ nlohmann::json stats_json(const StatsSnapshot& s, base::RealTime now) {
             {"memory_bytes", s.clients.memory_bytes}}},
           {"counters", counters},
           {"processing_time_ns", histogram_json(s.processing_ns)},
+          {"poll_interval_ms", histogram_json(s.poll_interval_ms)},
+          {"poll_interval_clusters", poll_clusters(s.poll_interval_ms)},
           {"time", time}};
 }
 

@@ -15,6 +15,7 @@ namespace strata::control {
 struct StatsSnapshot {
   stats::CounterTotals counters{};
   stats::HistogramCounts processing_ns;
+  stats::HistogramCounts poll_interval_ms;
   double uptime_s = 0;
   double since_reset_s = 0;
   unsigned workers = 0;

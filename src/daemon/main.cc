@@ -374,6 +374,7 @@ int run(const Flags& flags) {
         for (size_t i = 0; i < stats::kCounterCount; ++i)
           s.counters[i] += ws->counters.get(static_cast<stats::Counter>(i));
         ws->processing_ns.add_to(s.processing_ns);
+        ws->poll_interval_ms.add_to(s.poll_interval_ms);
       }
       s.uptime_s = std::chrono::duration<double>(base::now_mono() - started).count();
       s.since_reset_s = s.uptime_s;

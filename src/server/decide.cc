@@ -131,6 +131,9 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
       x.new_client = o.created;
       x.evicted = o.evicted;
       x.prefix_evicted = o.prefix_evicted;
+      x.gap_ns = o.gap_ns;
+      x.request_version = req.version;
+      x.request_mode = static_cast<uint8_t>(req.mode);
     };
     if (o.verdict == clients::Verdict::kDrop) {
       Decision x = drop(denied ? DropReason::kDenied : DropReason::kRateLimited, version);
@@ -171,6 +174,15 @@ void count(const Decision& d, stats::WorkerCounters& c) {
   c.add(Counter::received);
   if (d.version == VersionClass::kCurrent) c.add(Counter::current_version);
   if (d.version == VersionClass::kOlder) c.add(Counter::older_version);
+  if (d.request_version != 0) {
+    // The version and mode mix of requests that met the client table.
+    static constexpr Counter kVersion[] = {Counter::requests_v1, Counter::requests_v1,
+                                           Counter::requests_v2, Counter::requests_v3,
+                                           Counter::requests_v4};
+    if (d.request_version <= 4) c.add(kVersion[d.request_version]);
+    c.add(d.request_mode == 1 ? Counter::requests_mode1
+                              : d.request_mode == 0 ? Counter::requests_mode0 : Counter::requests_mode3);
+  }
   if (d.new_client) c.add(Counter::clients_new);
   if (d.evicted) c.add(Counter::clients_evicted);
   if (d.untracked) c.add(Counter::clients_untracked);

@@ -62,6 +62,9 @@ struct Decision {
   bool new_client = false;
   bool evicted = false;
   bool prefix_evicted = false;
+  int64_t gap_ns = -1;     // since the client's previous request (tracked clients)
+  uint8_t request_version = 0;  // of a request that passed the format checks
+  uint8_t request_mode = 0;
 };
 
 // Where a request came from, for the access rules, the client table and the rate limiter.

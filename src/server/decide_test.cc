@@ -213,6 +213,10 @@ TEST(Decide, RateLimitedRequestsGetKodOrDrop) {
   EXPECT_EQ(c.get(stats::Counter::drop_rate_limited), 3u);
   EXPECT_EQ(c.get(stats::Counter::clients_new), 1u);
   EXPECT_EQ(c.get(stats::Counter::bad_format), 0u);
+  EXPECT_EQ(c.get(stats::Counter::requests_v4), 5u);
+  EXPECT_EQ(c.get(stats::Counter::requests_mode3), 5u);
+  EXPECT_EQ(d[0].gap_ns, -1);             // a new client has no previous request
+  EXPECT_EQ(d[3].gap_ns, 50'000'000);     // 50 ms after its previous one
   // Malformed packets never reach the client table.
   const Tracking t{tracker, rules, *base::IpAddress::parse("203.0.113.5"), local, 0};
   std::vector<uint8_t> out(128);

@@ -107,6 +107,7 @@ size_t Worker::run_once(base::Nanos timeout) {
                  {out.data, out.capacity});
     }
     count(d, counters);
+    if (d.gap_ns >= 0) stats_.poll_interval_ms.add(static_cast<uint64_t>(d.gap_ns / 1'000'000));
     if (!d.reply) continue;
     out.length = d.length;
     out.channel = in.channel;

@@ -21,6 +21,7 @@ namespace strata::server {
 struct WorkerStats {
   stats::WorkerCounters counters;
   stats::Histogram processing_ns;  // kernel receive -> transmit timestamp, per reply
+  stats::Histogram poll_interval_ms;  // gap between a client's requests (tracked clients)
 };
 
 struct WorkerOptions {

@@ -79,6 +79,13 @@ namespace strata::stats {
   X(kod_deny_sent, "", "packets", "KoD DENY replies sent to sources a deny rule covers.")       \
   X(rate_limit_leaked, "", "packets",                                                            \
     "Over the rate limit but answered: the random leak that keeps a spoofed victim served.")    \
+  X(requests_v1, "", "packets", "Requests of NTP version 1 that reached the client table.")   \
+  X(requests_v2, "", "packets", "Requests of NTP version 2 that reached the client table.")   \
+  X(requests_v3, "", "packets", "Requests of NTP version 3 that reached the client table.")   \
+  X(requests_v4, "", "packets", "Requests of NTP version 4 that reached the client table.")   \
+  X(requests_mode0, "", "packets", "NTPv1 mode-0 requests that reached the client table.")     \
+  X(requests_mode1, "", "packets", "Symmetric-active (mode 1) requests that reached the client table.") \
+  X(requests_mode3, "", "packets", "Client (mode 3) requests that reached the client table.")  \
   X(clients_new, "", "clients", "Client records created (first request of an address).")       \
   X(clients_evicted, "", "clients",                                                              \
     "Client records evicted to make room (the oldest, not protected by mindepth or maxage).")   \
