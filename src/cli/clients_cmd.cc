@@ -58,6 +58,40 @@ int run_unique(const ClientsOptions& opt) {
   return 0;
 }
 
+int run_kod_effect(const ClientsOptions& opt) {
+  nlohmann::json r;
+  try {
+    r = control::request(opt.control, {{"command", "kod-effect"},
+                                       {"min_age", opt.min_age},
+                                       {"limit", opt.limit > 0 ? opt.limit : size_t{20}}});
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "strata clients: {}\n", e.what());
+    return 2;
+  }
+  r.erase("ok");
+  r.erase("version");
+  if (opt.json) {
+    fmt::print("{}\n", r.dump(2));
+    return 0;
+  }
+  fmt::print("clients with a first KoD RATE: {} ({} judged, {} less than {:.0f} s ago, {} evicted "
+             "since, {} KoD'd on their first request)\n",
+             r.value("watched", 0), r.value("judged", 0), r.value("waiting", 0),
+             r.value("min_age", 0.0), r.value("lost", 0), r.value("unknown_before", 0));
+  fmt::print("slowed down (rate at least halved): {} of {} = {:.1f}%, of which stopped: {}\n",
+             r.value("slowed", 0), r.value("judged", 0), 100 * r.value("share_slowed", 0.0),
+             r.value("stopped", 0));
+  fmt::print("median rate before: {:.3f}/s, after: {:.3f}/s\n", r.value("median_rate_before", 0.0),
+             r.value("median_rate_after", 0.0));
+  if (!r["clients"].empty())
+    fmt::print("{:<39} {:>12} {:>12} {:>10}  {}\n", "address", "before /s", "after /s", "since s", "slowed");
+  for (const auto& c : r["clients"])
+    fmt::print("{:<39} {:>12.3f} {:>12.3f} {:>10.0f}  {}\n", c.value("address", ""),
+               c.value("rate_before", 0.0), c.value("rate_after", 0.0), c.value("since_kod", 0.0),
+               c.value("slowed", false) ? "yes" : "no");
+  return 0;
+}
+
 }  // namespace
 
 int run_merge_sketches(const std::vector<std::string>& files, bool json) {
@@ -85,6 +119,7 @@ int run_merge_sketches(const std::vector<std::string>& files, bool json) {
 }
 
 int run_clients(const ClientsOptions& opt) {
+  if (opt.kod_effect) return run_kod_effect(opt);
   if (opt.count || !opt.save_sketch.empty()) return run_unique(opt);
   nlohmann::json request{{"command", "clients"}, {"sort", opt.sort}};
   if (opt.limit > 0) request["limit"] = opt.limit;

@@ -43,6 +43,8 @@ struct ClientsOptions {
   bool csv = false;
   bool count = false;       // unique clients per window instead of the list
   std::string save_sketch;  // write the unique-client sketches to this file
+  bool kod_effect = false;  // did clients slow down after their first KoD?
+  double min_age = 60;      // seconds after a KoD before a client is judged
 };
 int run_clients(const ClientsOptions& options);
 

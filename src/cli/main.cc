@@ -47,6 +47,11 @@ int main(int argc, char** argv) {
   clients->add_flag("--count", c.count,
                     "unique clients (addresses and prefixes, per family) in the current and "
                     "previous minute, hour and day, from HyperLogLog sketches");
+  clients->add_flag("--kod-effect", c.kod_effect,
+                    "did KoD work? each client's request rate before and after its first KoD "
+                    "RATE, and the share that slowed down");
+  clients->add_option("--min-age", c.min_age, "with --kod-effect: seconds after the KoD before "
+                                              "a client is judged")->check(CLI::Range(0.0, 86400.0));
   clients->add_option("--save-sketch", c.save_sketch,
                       "write the unique-client sketches to FILE, for strata merge-sketches");
   clients->footer(

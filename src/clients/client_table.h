@@ -76,6 +76,16 @@ class ClientTable {
   // local address index, the limiter's outcome (ClientFlags); drops and KoDs counted from it.
   void record(uint32_t slot, int64_t now_ns, uint8_t mode, uint8_t version, uint16_t local,
               uint8_t flags, bool dropped);
+  // The owning worker's view of a slot's count, KoDs and first-seen time.
+  struct Peek {
+    uint32_t count;
+    uint16_t kods;
+    int64_t first_ns;
+  };
+  Peek peek(uint32_t slot) const {
+    const Record& r = records_[slot];
+    return {r.count, r.kods, r.first_ns};
+  }
   // The index of a local address, for record(); kNoLocal when more than kMaxLocals were seen.
   uint16_t local_index(const base::IpAddress& local);
 

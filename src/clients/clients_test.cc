@@ -389,6 +389,24 @@ TEST(Tracker, RecordsOutcomesPerClient) {
   });
 }
 
+TEST(Tracker, WatchesFirstKods) {
+  Tracker t(small_tracker());
+  const LimitParams& p = t.options().limits;
+  const base::IpAddress local = ip("192.0.2.1");
+  // Two clients polling ten times a second get a KoD on their second request.
+  for (const char* a : {"198.51.100.1", "198.51.100.2"})
+    for (int i = 0; i < 2; ++i) t.observe(ip(a), local, 3, 4, 10 * kSec + i * kSec / 10, p);
+  // Only first KoDs are noted.
+  t.observe(ip("198.51.100.1"), local, 3, 4, 30 * kSec, p);
+  const auto watched = t.kod_watch().snapshot();
+  ASSERT_EQ(watched.size(), 2u);
+  EXPECT_EQ(watched[0].key, AddressKey::from(ip("198.51.100.1")));
+  EXPECT_EQ(watched[0].count_at_kod, 2u);
+  EXPECT_EQ(watched[0].kod_ns, 10 * kSec + kSec / 10);
+  EXPECT_EQ(watched[0].first_ns, 10 * kSec);
+  EXPECT_EQ(t.kod_watch().skipped(), 0u);
+}
+
 TEST(Tracker, SizesItselfFromMemory) {
   const TrackerOptions o = size_for_memory(64u << 20, TrackerOptions{});
   EXPECT_EQ(o.table.capacity, (64u << 20) / 5 * 4 / kClientSlotBytes);

@@ -57,8 +57,13 @@ Observation Tracker::observe(const base::IpAddress& peer, const base::IpAddress&
       case Verdict::kKod: flags |= treatment == Treatment::kDenied ? kFlagKod : kFlagLimited | kFlagKod; break;
       case Verdict::kDrop: flags |= treatment == Treatment::kDenied ? 0 : kFlagLimited; break;
     }
+    const uint16_t kods_before = table_.peek(c.slot).kods;
     table_.record(c.slot, now_ns, mode, version, table_.local_index(local), flags,
                   o.verdict == Verdict::kDrop);
+    if (o.verdict == Verdict::kKod && treatment != Treatment::kDenied && kods_before == 0) {
+      const ClientTable::Peek after = table_.peek(c.slot);
+      kod_watch_.record({key, after.first_ns, now_ns, after.count, c.slot});
+    }
   }
   return o;
 }

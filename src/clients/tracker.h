@@ -7,6 +7,7 @@
 
 #include "base/net.h"
 #include "clients/client_table.h"
+#include "clients/kod_watch.h"
 #include "clients/limiter.h"
 #include "clients/top.h"
 #include "clients/unique.h"
@@ -63,6 +64,7 @@ class Tracker {
   const PrefixTable& prefixes() const { return prefixes_; }
   const UniqueCounter& unique() const { return unique_; }
   const TopTalkers& top() const { return top_; }
+  const KodWatch& kod_watch() const { return kod_watch_; }
   UniqueCounter& unique() { return unique_; }
   const TrackerOptions& options() const { return options_; }
 
@@ -74,6 +76,7 @@ class Tracker {
   PrefixTable prefixes_;
   UniqueCounter unique_;
   TopTalkers top_;
+  KodWatch kod_watch_;
   uint64_t rng_;
 };
 

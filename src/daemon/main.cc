@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "control/clients_report.h"
 #include "control/control_server.h"
+#include "control/kod_report.h"
 #include "control/top_report.h"
 #include "control/unique_report.h"
 #include "control/report.h"
@@ -350,6 +351,12 @@ int run(const Flags& flags) {
         return control::stream_clients(tables, query, base::now_real(), out);
       }
       if (command == "reload") return reload(flags, *cfg, rules_cell);
+      if (command == "kod-effect") {
+        std::vector<const clients::Tracker*> all;
+        for (const auto& t : trackers) all.push_back(t.get());
+        return control::kod_effect_json(all, base::now_real().time_since_epoch().count(),
+                                        req.value("min_age", 60.0), req.value("limit", size_t{20}));
+      }
       if (command == "top") {
         std::vector<const clients::TopTalkers*> tops;
         for (const auto& t : trackers) tops.push_back(&t->top());

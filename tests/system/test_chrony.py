@@ -97,8 +97,19 @@ class ChronyTest(unittest.TestCase):
             c = Chronyd([f"server 127.0.0.1 port {d.port} minpoll -2 maxpoll -2", "port 0"])
             try:
                 self.assertTrue(c.wait_for("Received KoD RATE from 127.0.0.1", 20), "\n".join(c.log))
+                # chronyd obeys: it adds four poll intervals to its next transmit, so its rate
+                # after the first KoD is well below its 4 requests/s before.
+                time.sleep(6)
+                out = h.run([h.STRATA, "clients", "--control", d.control, "--kod-effect",
+                             "--min-age", "3", "--json"], check=True)
+                effect = json.loads(out.stdout)
             finally:
                 c.stop()
+            self.assertEqual(effect["judged"], 1, effect)
+            self.assertEqual(effect["slowed"], 1, effect)
+            row = effect["clients"][0]
+            self.assertEqual(row["address"], "127.0.0.1")
+            self.assertLess(row["rate_after"], row["rate_before"] / 2, row)
             counters = d.counters()
             self.assertGreaterEqual(counters["kod_sent"], 1)
             out = h.run([h.STRATA, "clients", "--control", d.control, "--kod", "--json"], check=True)
