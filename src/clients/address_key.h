@@ -68,7 +68,10 @@ struct AddressKey {
     return v;
   }
 
-  friend bool operator==(const AddressKey&, const AddressKey&) = default;
+  // Two 8-octet compares, not a memcmp call: keys are compared on every request.
+  friend bool operator==(const AddressKey& a, const AddressKey& b) {
+    return a.lo() == b.lo() && a.hi() == b.hi();
+  }
 };
 
 // Keyed hash of an address key: `seed` is random per process, so no sender can pick

@@ -33,22 +33,28 @@ class SpaceSaving {
   uint32_t capacity() const { return k_; }
   // The entries, largest count first.
   std::vector<Entry> top() const;
-  const std::vector<Entry>& entries() const { return heap_; }
-  uint64_t min_count() const { return heap_.size() < k_ ? 0 : heap_[0].count; }
+  uint64_t min_count() const { return heap_.size() < k_ ? 0 : entries_[heap_[0]].count; }
 
  private:
-  uint32_t find(const AddressKey& key, uint64_t hash) const;  // heap position or UINT32_MAX
+  // Entries stay in their slot; the heap orders slot numbers and pos_ says where each slot
+  // sits in it, so moving an entry in the heap is two integer writes, no rehashing.
+  uint32_t find(const AddressKey& key, uint64_t hash) const;  // slot or UINT32_MAX
   void sift_down(uint32_t i);
   void sift_up(uint32_t i);
-  void swap_entries(uint32_t a, uint32_t b);
-  void index_insert(uint64_t hash, uint32_t pos);
+  void place(uint32_t i, uint32_t slot) {
+    heap_[i] = slot;
+    pos_[slot] = i;
+  }
+  void index_insert(uint64_t hash, uint32_t slot);
   void index_erase(const AddressKey& key);
-  void rebuild_index();
+  void rebuild();
 
   uint32_t k_;
   uint64_t total_ = 0;
-  std::vector<Entry> heap_;       // min-heap by count
-  std::vector<uint32_t> slots_;   // open addressing: heap position + 1, 0 empty
+  std::vector<Entry> entries_;    // by slot
+  std::vector<uint32_t> heap_;    // slots, min-heap by count
+  std::vector<uint32_t> pos_;     // slot -> heap position
+  std::vector<uint32_t> index_;   // open addressing: slot + 1, 0 empty
   std::vector<Entry> scratch_;    // for merge()
   uint32_t mask_;
 };
