@@ -6,24 +6,10 @@
 
 #include "fuzz_check.h"
 #include "policy/policy.h"
+#include "policy/reference.h"
 
 using namespace strata;
 
-namespace {
-
-policy::Verdict naive(const std::vector<policy::Rule>& rules, const base::IpAddress& a) {
-  policy::Verdict v{policy::Access::kAllow, true, a.is_loopback()};
-  int ba = -1, bl = -1, bq = -1;
-  for (const auto& r : rules) {
-    if (!r.prefix.contains(a)) continue;
-    if (r.access && r.prefix.bits > ba) ba = r.prefix.bits, v.access = *r.access;
-    if (r.limited && r.prefix.bits > bl) bl = r.prefix.bits, v.limited = *r.limited;
-    if (r.query && r.prefix.bits > bq) bq = r.prefix.bits, v.query = *r.query;
-  }
-  return v;
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 4096) return 0;
@@ -37,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& r : parsed.rules) {
     base::IpAddress a = r.prefix.address;
     for (int k = 0; k < 3; ++k) {
-      STRATA_FUZZ_CHECK(p.lookup(a) == naive(parsed.rules, a));
+      STRATA_FUZZ_CHECK(p.lookup(a) == policy::reference_lookup(parsed.rules, a, true));
       // The next address (wrapping), then one in the middle of the prefix.
       const size_t n = a.family == base::Family::kV4 ? 4 : 16;
       for (size_t i = n; i-- > 0;)

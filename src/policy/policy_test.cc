@@ -1,6 +1,7 @@
 // Tests of the access rules: parsing, most-specific-wins with inheritance, duplicates, and a
 // randomised comparison of the compiled lookup against a direct reading of the rules.
 #include "policy/policy.h"
+#include "policy/reference.h"
 
 #include <gtest/gtest.h>
 
@@ -74,20 +75,6 @@ TEST(Policy, ErrorsNameTheLine) {
   EXPECT_EQ(errors[0].to_string(), "x:2: 192.0.2.0/24 is already given at x:1");
 }
 
-// The meaning of the rules, read directly: for each field, the longest matching prefix that
-// says it.
-Verdict naive(const std::vector<Rule>& rules, const base::IpAddress& a, bool limited_default) {
-  Verdict v{Access::kAllow, limited_default, a.is_loopback()};
-  int best_access = -1, best_limited = -1, best_query = -1;
-  for (const Rule& r : rules) {
-    if (!r.prefix.contains(a)) continue;
-    if (r.access && r.prefix.bits > best_access) best_access = r.prefix.bits, v.access = *r.access;
-    if (r.limited && r.prefix.bits > best_limited) best_limited = r.prefix.bits, v.limited = *r.limited;
-    if (r.query && r.prefix.bits > best_query) best_query = r.prefix.bits, v.query = *r.query;
-  }
-  return v;
-}
-
 TEST(Policy, CompiledLookupMatchesTheRulesExactly) {
   std::mt19937_64 rng(2026);
   for (int round = 0; round < 20; ++round) {
@@ -135,7 +122,7 @@ TEST(Policy, CompiledLookupMatchesTheRulesExactly) {
         a.bytes[15] = static_cast<uint8_t>(x >> 16);
         a.bytes[9] = static_cast<uint8_t>((x >> 32) % 5 == 0 ? x >> 40 : 0);
       }
-      ASSERT_EQ(p.lookup(a), naive(rules, a, round % 2 == 0)) << a.to_string();
+      ASSERT_EQ(p.lookup(a), reference_lookup(rules, a, round % 2 == 0)) << a.to_string();
     }
   }
 }

@@ -169,15 +169,28 @@ TEST(Decide, NeverAnswersLongerThanTheRequest) {
   }
 }
 
+// A small tracker with a deterministic limiter (no leak), and rules holding its limits.
+struct TrackedSetup {
+  clients::TrackerOptions options = [] {
+    clients::TrackerOptions o;
+    o.table.capacity = 64;
+    o.table.mindepth = 0;
+    o.prefix_capacity = 64;
+    o.limits.leak = 0;
+    return o;
+  }();
+  clients::Tracker tracker{options};
+  Rules rules = [this] {
+    Rules r;
+    r.limits = options.limits;
+    return r;
+  }();
+};
+
 TEST(Decide, RateLimitedRequestsGetKodOrDrop) {
-  clients::TrackerOptions o;
-  o.table.capacity = 64;
-  o.table.mindepth = 0;
-  o.prefix_capacity = 64;
-  o.limits.leak = 0;
-  clients::Tracker tracker(o);
-  Rules rules;
-  rules.limits = o.limits;
+  TrackedSetup setup;
+  clients::Tracker& tracker = setup.tracker;
+  const Rules& rules = setup.rules;
   const auto peer = *base::IpAddress::parse("198.51.100.1");
   const auto local = *base::IpAddress::parse("192.0.2.1");
   stats::WorkerCounters c;
@@ -225,14 +238,9 @@ TEST(Decide, RateLimitedRequestsGetKodOrDrop) {
 }
 
 TEST(Decide, AccessRulesIgnoreDenyAndNolimit) {
-  clients::TrackerOptions o;
-  o.table.capacity = 64;
-  o.table.mindepth = 0;
-  o.prefix_capacity = 64;
-  o.limits.leak = 0;
-  clients::Tracker tracker(o);
-  Rules rules;
-  rules.limits = o.limits;
+  TrackedSetup setup;
+  clients::Tracker& tracker = setup.tracker;
+  Rules& rules = setup.rules;
   const auto parsed = policy::parse_rules_text("192.0.2.0/24 ignore\n198.51.100.0/24 deny\n"
                                                "203.0.113.0/24 nolimit\n", "r");
   std::vector<policy::RuleError> errors;
