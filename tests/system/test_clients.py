@@ -239,21 +239,22 @@ class ClientsTest(unittest.TestCase):
             self.assertTrue(any("restored" in line for line in a2.log), a2.log)
 
     def test_flood_of_sources_stays_in_memory(self):
-        # 4 MiB of client memory (52,000 records for the two workers); 100,000 distinct
-        # sources in 2 s, each twice; maxage 0 so old records make room for new ones. A
-        # planted heavy hitter sends 2,000 requests/s from 127.9.9.9 meanwhile.
-        config = '[time]\nsource = "local"\n[clients]\nmemory = "4MiB"\nmaxage = 0\nmindepth = 0\n'
+        # A flood from 1,000,000 distinct sources (127.0.0.1 onwards), one request each in
+        # 10 s, against 16 MiB of client memory (209,000 records for the two workers); maxage
+        # 0 so old records make room for new ones. A planted heavy hitter sends 2,000
+        # requests/s from 127.200.0.1 meanwhile.
+        config = '[time]\nsource = "local"\n[clients]\nmemory = "16MiB"\nmaxage = 0\nmindepth = 0\n'
         with h.Stratad(config=config, ratelimit=True) as d:
             rss_before = rss_kib(d.proc.pid)
             hitter = h.subprocess.Popen(
                 [h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", "1",
-                 "--source-prefix", "127.9.9.9/32", "--rate", "2000", "--duration", "2", "--json"],
+                 "--source-prefix", "127.200.0.1/32", "--rate", "2000", "--duration", "10", "--json"],
                 stdout=h.subprocess.PIPE, text=True)
-            load = h.run([h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", "100000",
-                          "--rate", "100000", "--duration", "2", "--json"], timeout=60)
-            hitter_sent = json.loads(hitter.communicate(timeout=30)[0])["sent"]
+            load = h.run([h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", "1000000",
+                          "--rate", "100000", "--duration", "10", "--json"], timeout=120)
+            hitter_sent = json.loads(hitter.communicate(timeout=60)[0])["sent"]
             res = json.loads(load.stdout)
-            self.assertGreater(res["received"], 100000)
+            self.assertGreater(res["sent"], 990000)  # the pacing may end a few short
             time.sleep(0.6)  # idle workers publish their last top-talker counts
             stats = d.stats()
             rss_after = rss_kib(d.proc.pid)
@@ -262,25 +263,27 @@ class ClientsTest(unittest.TestCase):
             unique = json.loads(h.run([h.STRATA, "clients", "--control", d.control, "--count",
                                        "--json"], check=True).stdout)
         clients = stats["clients"]
-        self.assertLessEqual(clients["memory_bytes"], 4 << 20)
+        self.assertLessEqual(clients["memory_bytes"], 16 << 20)
         self.assertEqual(clients["records"], clients["capacity"])  # full
-        self.assertGreater(stats["counters"]["clients_evicted"], 40000)
+        self.assertGreater(stats["counters"]["clients_evicted"], 500000)
         self.assertEqual(stats["counters"]["clients_new"],
                          clients["records"] + stats["counters"]["clients_evicted"])
         # Resident memory grew by at most the client memory plus 4 MiB of other growth.
-        self.assertLess(rss_after - rss_before, 4 * 1024 + 4 * 1024, (rss_before, rss_after))
+        self.assertLess(rss_after - rss_before, 16 * 1024 + 4 * 1024, (rss_before, rss_after))
         # The planted heavy hitter stays on top through the flood, its count an upper bound.
         first = top["rows"][0]
-        self.assertEqual(first["key"], "127.9.9.9")
+        self.assertEqual(first["key"], "127.200.0.1")
         # (Not every request sent arrives: on a busy 2-core machine loopback drops some before
         # any socket. The unit tests check the counts exactly.)
         self.assertLessEqual(first["count"] - first["error"], hitter_sent)
         self.assertGreater(first["count"], 10 * top["rows"][1]["count"])
         self.assertEqual(top["total"], stats["counters"]["received"])
-        # Unique clients within 2%: 100,000 flood sources and the hitter.
+        # Unique clients within 2%: the flood sources that arrived and the hitter. (Loopback
+        # can drop a few under this load before any socket: count what arrived.)
         day = [e for e in unique["sketches"] if e["window"] == "1d" and e["kind"] == "v4"
                and not e["complete"]][0]
-        self.assertLess(abs(day["estimate"] - 100001) / 100001, 0.02, day)
+        arrived = res["received"]  # one request per source: every reply is another source
+        self.assertLess(abs(day["estimate"] - (arrived + 1)) / (arrived + 1), 0.02, (day, arrived))
 
 
 def rss_kib(pid):
