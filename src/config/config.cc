@@ -230,6 +230,27 @@ void parse_time(Checker& check, const toml::table& t, clock::Options& o) {
   if (refid) o.reference_id = *refid;
 }
 
+void parse_metrics(Checker& check, const toml::table& t, MetricsConfig& m) {
+  walk_table(check, t, "metrics",
+             {
+                 {"listen",
+                  [&](const toml::node& n) {
+                    const auto v = check.string(n, "listen");
+                    if (!v) return;
+                    if (v->empty()) {
+                      m.listen.reset();
+                      return;
+                    }
+                    const auto ep = base::Endpoint::parse(*v, std::nullopt);
+                    if (!ep)
+                      check.fail(n, fmt::format("listen = \"{}\": expected address:port, or \"\" "
+                                                "to switch the endpoint off", *v));
+                    else
+                      m.listen = *ep;
+                  }},
+             });
+}
+
 void parse_clients(Checker& check, const toml::table& t, ClientsConfig& c) {
   walk_table(
       check, t, "clients",
@@ -391,11 +412,13 @@ LoadResult parse_config(std::string_view text, const std::string& name) {
       parse_clients(check, *table, config.clients);
     } else if (key.str() == "ratelimit" && table) {
       parse_ratelimit(check, *table, config.ratelimit);
+    } else if (key.str() == "metrics" && table) {
+      parse_metrics(check, *table, config.metrics);
     } else if (key.str() == "access" && table) {
       parse_access(check, *table, config.access, rule_errors);
     } else {
       check.fail(node, fmt::format("unknown {} '{}' (expected [server], [time], [clients], "
-                                   "[ratelimit] or [access])",
+                                   "[ratelimit], [access] or [metrics])",
                                    table ? "table" : "key", key.str()));
     }
   }

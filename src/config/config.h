@@ -51,8 +51,15 @@ struct AccessConfig {
   std::string file;
 };
 
+// [metrics]: the Prometheus endpoint.
+struct MetricsConfig {
+  std::optional<base::Endpoint> listen = base::Endpoint{base::IpAddress::v4(0x7F000001), 9123};
+  friend bool operator==(const MetricsConfig&, const MetricsConfig&) = default;
+};
+
 struct Config {
   ServerConfig server;
+  MetricsConfig metrics;
   clock::Options time;
   ClientsConfig clients;
   clients::LimitParams ratelimit;

@@ -166,6 +166,19 @@ TEST(Config, AccessRulesInlineAndFromAFile) {
   EXPECT_EQ(missing.errors[0].to_string(), "c.toml:2: file = \"/nonexistent/rules\": cannot open it");
 }
 
+TEST(Config, MetricsEndpoint) {
+  EXPECT_EQ(default_config().metrics.listen->to_string(), "127.0.0.1:9123");
+  auto r = parse_config("[metrics]\nlisten = \"[::1]:9100\"\n", "m.toml");
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->metrics.listen->to_string(), "[::1]:9100");
+  r = parse_config("[metrics]\nlisten = \"\"\n", "m.toml");
+  ASSERT_TRUE(r.config);
+  EXPECT_FALSE(r.config->metrics.listen);
+  r = parse_config("[metrics]\nlisten = \"localhost\"\n", "m.toml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].to_string().rfind("m.toml:2: listen = \"localhost\": expected address:port", 0), 0u);
+}
+
 TEST(Config, ErrorsNameFileLineAndReason) {
   const auto r = parse_config(R"([server]
 threads = "four"

@@ -13,7 +13,9 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
@@ -24,6 +26,8 @@
 #include "control/clients_report.h"
 #include "control/control_server.h"
 #include "control/kod_report.h"
+#include "control/metrics.h"
+#include "control/metrics_server.h"
 #include "control/top_report.h"
 #include "control/unique_report.h"
 #include "control/report.h"
@@ -177,6 +181,7 @@ nlohmann::json reload(const Flags& flags, const config::Config& running, server:
   if (!(next->server == running.server)) restart.push_back("[server]");
   if (!(next->time == running.time)) restart.push_back("[time]");
   if (!(next->clients == running.clients)) restart.push_back("[clients]");
+  if (!(next->metrics == running.metrics)) restart.push_back("[metrics]");
   if (next->ratelimit.v4_prefix != running.ratelimit.v4_prefix ||
       next->ratelimit.v6_prefix != running.ratelimit.v6_prefix)
     restart.push_back("[ratelimit] v4_prefix/v6_prefix (the sockets steer by them)");
@@ -286,6 +291,22 @@ int run(const Flags& flags) {
       return 1;
     }
   }
+  // The metrics endpoint binds now (before the privilege drop); it renders once the workers
+  // exist (until then it answers with nothing to report).
+  std::unique_ptr<control::MetricsServer> metrics_server;
+  std::function<std::string()> metrics_render;
+  std::mutex metrics_mutex;
+  if (cfg->metrics.listen) {
+    metrics_server = std::make_unique<control::MetricsServer>();
+    const std::string e = metrics_server->start(*cfg->metrics.listen, [&] {
+      std::lock_guard<std::mutex> lock(metrics_mutex);
+      return metrics_render ? metrics_render() : std::string();
+    });
+    if (!e.empty()) {
+      base::log(LogLevel::kError, "{}", e);
+      return 1;
+    }
+  }
   clock::TimeStateCell time_cell;
   clock::ClockService clock_service(cfg->time, time_cell);
   if (!drop_privileges(cfg->server.user)) return 1;
@@ -336,6 +357,56 @@ int run(const Flags& flags) {
   }
 
   const base::Nanos started = base::now_mono();
+  // Everything the workers count, summed on read (control and metrics threads).
+  auto snapshot = [&] {
+    control::StatsSnapshot s;
+    for (const auto& ws : stats) {
+      for (size_t i = 0; i < stats::kCounterCount; ++i)
+        s.counters[i] += ws->counters.get(static_cast<stats::Counter>(i));
+      ws->processing_ns.add_to(s.processing_ns);
+      ws->poll_interval_ms.add_to(s.poll_interval_ms);
+    }
+    s.uptime_s = std::chrono::duration<double>(base::now_mono() - started).count();
+    s.since_reset_s = s.uptime_s;
+    s.workers = n;
+    s.time = time_cell.load();
+    s.source_error = clock_service.describe();
+    for (const auto& t : trackers) {
+      s.clients.records += t->table().size();
+      s.clients.capacity += t->table().capacity();
+      s.clients.prefixes += t->prefixes().size();
+      s.clients.prefix_capacity += t->prefixes().capacity();
+      s.clients.memory_bytes += t->table().memory_bytes() + t->prefixes().memory_bytes();
+    }
+    return s;
+  };
+  if (metrics_server) {
+    std::lock_guard<std::mutex> lock(metrics_mutex);
+    metrics_render = [&] {
+      control::MetricsInput in;
+      in.stats = snapshot();
+      std::vector<const clients::UniqueCounter*> counters;
+      std::vector<const clients::TopTalkers*> tops;
+      for (const auto& t : trackers) {
+        counters.push_back(&t->unique());
+        tops.push_back(&t->top());
+      }
+      const int64_t now_s = base::now_real().time_since_epoch().count() / 1'000'000'000;
+      for (const auto& e : control::collect_sketches(counters, now_s)) {
+        const int64_t len = clients::window_seconds(e.window);
+        if (e.start != now_s / len * len) continue;  // current windows only
+        in.unique.push_back({clients::window_name(e.window), clients::kSketchKinds[e.kind].name,
+                             e.sketch->estimate()});
+      }
+      for (const char* w : {"1m", "1h", "1d"}) {
+        const auto top = control::top_json(tops, {{"window", w}, {"limit", 10}}, now_s);
+        control::MetricsInput::TopShare share{w, {}};
+        for (const auto& row : top["rows"]) share.shares.push_back(row["share"].get<double>());
+        in.top.push_back(std::move(share));
+      }
+      return control::metrics_text(in);
+    };
+  }
   if (!cfg->server.control.empty()) {
     control_server.start([&](const nlohmann::json& req, control::Responder& out) -> nlohmann::json {
       const std::string command = req.value("command", "");
@@ -376,34 +447,22 @@ int run(const Flags& flags) {
         return doc;
       }
       if (command != "stats") throw std::runtime_error("unknown command '" + command + "'");
-      control::StatsSnapshot s;
-      for (const auto& ws : stats) {
-        for (size_t i = 0; i < stats::kCounterCount; ++i)
-          s.counters[i] += ws->counters.get(static_cast<stats::Counter>(i));
-        ws->processing_ns.add_to(s.processing_ns);
-        ws->poll_interval_ms.add_to(s.poll_interval_ms);
-      }
-      s.uptime_s = std::chrono::duration<double>(base::now_mono() - started).count();
-      s.since_reset_s = s.uptime_s;
-      s.workers = n;
-      s.time = time_cell.load();
-      s.source_error = clock_service.describe();
-      for (const auto& t : trackers) {
-        s.clients.records += t->table().size();
-        s.clients.capacity += t->table().capacity();
-        s.clients.prefixes += t->prefixes().size();
-        s.clients.prefix_capacity += t->prefixes().capacity();
-        s.clients.memory_bytes += t->table().memory_bytes() + t->prefixes().memory_bytes();
-      }
+      const control::StatsSnapshot s = snapshot();
       return control::stats_json(s, base::now_real());
     });
   }
 
   std::string listen;
   for (const auto& ep : cfg->server.listen) listen += (listen.empty() ? "" : " ") + ep.to_string();
-  base::log(LogLevel::kInfo, "stratad {} serving on {} with {} workers; time source {}; control {}",
+  base::log(LogLevel::kInfo, "stratad {} serving on {} with {} workers; time source {}; control {}; metrics {}",
             STRATA_VERSION, listen, n, source_text(cfg->time.source),
-            cfg->server.control.empty() ? "off" : cfg->server.control);
+            cfg->server.control.empty() ? "off" : cfg->server.control,
+            metrics_server ? fmt::format("http://{}:{}/metrics", cfg->metrics.listen->address.family ==
+                                                                     base::Family::kV6
+                                                                 ? "[" + cfg->metrics.listen->address.to_string() + "]"
+                                                                 : cfg->metrics.listen->address.to_string(),
+                                         metrics_server->port())
+                           : std::string("off"));
 
   const std::string sketches = sketch_path(*cfg);
   for (;;) {
@@ -421,6 +480,7 @@ int run(const Flags& flags) {
     base::log(LogLevel::kInfo, "{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     break;
   }
+  if (metrics_server) metrics_server->stop();
   stop.store(true);
   for (auto& b : backends) b->wake();
   for (auto& t : threads) t.join();

@@ -30,7 +30,7 @@ Counter drop_counter(DropReason r) {
     case DropReason::kMac: return Counter::drop_mac;
     case DropReason::kCryptoNak: return Counter::drop_crypto_nak;
     case DropReason::kNts: return Counter::drop_nts;
-    case DropReason::kMsSntp: return Counter::drop_ms_sntp;
+    case DropReason::kMsSntp: return Counter::drop_mssntp;
     case DropReason::kUnsynchronised: return Counter::drop_unsynchronised;
     case DropReason::kRateLimited: return Counter::drop_rate_limited;
     case DropReason::kIgnored: return Counter::drop_ignored;

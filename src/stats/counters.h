@@ -68,7 +68,7 @@ namespace strata::stats {
   X(drop_mac, "", "packets", "Dropped: carries a MAC we have no key for.")                      \
   X(drop_crypto_nak, "", "packets", "Dropped: carries a crypto-NAK.")                           \
   X(drop_nts, "", "packets", "Dropped: NTS-authenticated request (NTS not served).")            \
-  X(drop_ms_sntp, "", "packets", "Dropped: MS-SNTP authenticator (needs a domain controller).") \
+  X(drop_mssntp, "", "packets", "Dropped: MS-SNTP authenticator (needs a domain controller).")  \
   X(drop_unsynchronised, "", "packets",                                                          \
     "Dropped: the time source is unsynchronised and unsynchronised = \"drop\".")                 \
   X(drop_rate_limited, "", "packets",                                                            \

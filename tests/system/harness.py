@@ -4,6 +4,7 @@ STRATA_REQUIRE_ALL=1 turns a missing peer or capability into a failure)."""
 import json
 import os
 import random
+import re
 import signal
 import socket
 import struct
@@ -109,6 +110,10 @@ class Stratad:
             # rate limiter (on by default in stratad) is off unless a test asks for it.
             if not ratelimit and "[ratelimit]" not in text:
                 text += "\n[ratelimit]\nenabled = false\n"
+            # Many stratads run at once in the tests: each metrics endpoint on a port of its own.
+            if "[metrics]" not in text:
+                text += '\n[metrics]\nlisten = "127.0.0.1:0"\n'
+
             f.write(text)
         args = [STRATAD, "--config", self.config_path, "--threads", str(threads),
                 "--control", self.control]
@@ -147,6 +152,15 @@ class Stratad:
     @property
     def v6(self):
         return ("::1", self.port)
+
+    @property
+    def metrics_url(self):
+        """The metrics endpoint from stratad's start-up line."""
+        for line in self.log:
+            m = re.search(r"metrics (http://\S+/metrics)", line)
+            if m:
+                return m.group(1)
+        return None
 
     def stats(self):
         out = run([STRATA, "stats", "--control", self.control, "--json"], check=True)

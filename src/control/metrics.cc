@@ -1,0 +1,177 @@
+// Prometheus text exposition (see metrics.h).
+#include "control/metrics.h"
+
+#include <fmt/format.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace strata::control {
+
+namespace {
+
+struct Family {
+  const char* name;
+  const char* type;
+  const char* help;
+};
+
+// Everything that is not in the counter list, in the order exposed.
+constexpr Family kOthers[] = {
+    {"strata_processing_time_seconds", "histogram",
+     "Server processing time of each reply: kernel receive timestamp to transmit timestamp."},
+    {"strata_poll_interval_seconds", "histogram",
+     "Gaps between a client's consecutive requests (clients in the client table)."},
+    {"strata_unique_clients", "gauge",
+     "Distinct clients in the current window (label window: 1m, 1h, 1d, UTC-aligned; kind: v4 "
+     "and v6 addresses, v4/24, v6/64 and v6/48 prefixes), HyperLogLog estimate (0.8% error)."},
+    {"strata_top_talker_share", "gauge",
+     "Share of the current window's requests sent by the talker of this rank (1-10), from "
+     "Space-Saving summaries (an upper bound)."},
+    {"strata_client_records", "gauge", "Client records in use, all workers."},
+    {"strata_client_records_capacity", "gauge", "Client records the configured memory holds."},
+    {"strata_client_memory_bytes", "gauge", "Memory of the client tables (records and limiter)."},
+    {"strata_ratelimit_prefixes", "gauge", "Rate-limit prefixes holding state."},
+    {"strata_workers", "gauge", "Worker threads serving NTP."},
+    {"strata_time_synchronised", "gauge", "1 when the time source is synchronised, else 0."},
+    {"strata_time_stratum", "gauge", "Stratum served."},
+    {"strata_time_root_dispersion_seconds", "gauge", "Root dispersion served now."},
+    {"strata_uptime_seconds", "gauge", "Seconds since stratad started."},
+    {"process_cpu_seconds_total", "counter", "User and system CPU time of the process."},
+    {"process_resident_memory_bytes", "gauge", "Resident memory of the process."},
+    {"process_virtual_memory_bytes", "gauge", "Virtual memory of the process."},
+    {"process_open_fds", "gauge", "Open file descriptors."},
+};
+
+std::string counter_name(const stats::CounterInfo& c) {
+  return fmt::format("strata_{}_total", c.name);
+}
+
+void header(std::string& out, const std::string& name, const char* type, std::string_view help) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+void histogram(std::string& out, const char* name, const stats::HistogramCounts& h,
+               const std::vector<double>& bounds, double unit) {
+  const Family* f = nullptr;
+  for (const auto& o : kOthers)
+    if (std::string_view(o.name) == name) f = &o;
+  header(out, name, "histogram", f->help);
+  for (double le : bounds)
+    fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"{}\"}} {:.0f}\n", name, le,
+                   h.count_below(static_cast<uint64_t>(le / unit)));
+  fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"+Inf\"}} {}\n", name, h.total());
+  // The sum from bucket midpoints: within a bucket's width (6.25%) of the true sum.
+  double sum = 0;
+  for (size_t i = 0; i < h.buckets.size(); ++i)
+    if (h.buckets[i] != 0)
+      sum += static_cast<double>(h.buckets[i]) *
+             (static_cast<double>(stats::bucket_lower(i)) + static_cast<double>(stats::bucket_upper(i))) / 2;
+  fmt::format_to(std::back_inserter(out), "{}_sum {}\n{}_count {}\n", name, sum * unit, name, h.total());
+}
+
+const Family& other(std::string_view name) {
+  for (const auto& o : kOthers)
+    if (name == o.name) return o;
+  return kOthers[0];
+}
+
+void gauge(std::string& out, std::string_view name, double value) {
+  const Family& f = other(name);
+  header(out, f.name, f.type, f.help);
+  fmt::format_to(std::back_inserter(out), "{} {}\n", f.name, value);
+}
+
+// /proc/self: CPU seconds, resident and virtual bytes, open descriptors.
+void process(std::string& out) {
+  std::ifstream stat("/proc/self/stat");
+  std::string line;
+  std::getline(stat, line);
+  const size_t close = line.rfind(')');
+  std::istringstream fields(close == std::string::npos ? "" : line.substr(close + 2));
+  std::vector<std::string> f;
+  for (std::string x; fields >> x;) f.push_back(x);
+  // Fields after the command: state is [0]; utime [11], stime [12], vsize [20], rss [21].
+  if (f.size() > 21) {
+    const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    gauge(out, "process_cpu_seconds_total", (std::stod(f[11]) + std::stod(f[12])) / ticks);
+    gauge(out, "process_resident_memory_bytes",
+          std::stod(f[21]) * static_cast<double>(::sysconf(_SC_PAGESIZE)));
+    gauge(out, "process_virtual_memory_bytes", std::stod(f[20]));
+  }
+  size_t fds = 0;
+  if (auto* dir = ::opendir("/proc/self/fd")) {
+    while (::readdir(dir) != nullptr) ++fds;
+    ::closedir(dir);
+  }
+  gauge(out, "process_open_fds", static_cast<double>(fds > 3 ? fds - 3 : 0));  // ., .., the dir
+}
+
+}  // namespace
+
+const std::vector<double>& processing_time_buckets() {
+  static const std::vector<double> b = {1e-6,   2e-6,   5e-6, 10e-6, 20e-6, 50e-6, 100e-6,
+                                        200e-6, 500e-6, 1e-3, 2e-3,  5e-3,  10e-3, 100e-3};
+  return b;
+}
+
+const std::vector<double>& poll_interval_buckets() {
+  static const std::vector<double> b = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 86400};
+  return b;
+}
+
+std::string metrics_text(const MetricsInput& in) {
+  std::string out;
+  out.reserve(32 << 10);
+  const StatsSnapshot& s = in.stats;
+  for (size_t i = 0; i < stats::kCounterCount; ++i) {
+    const auto& c = stats::kCounterInfo[i];
+    const std::string name = counter_name(c);
+    header(out, name, "counter", c.help);
+    fmt::format_to(std::back_inserter(out), "{} {}\n", name, s.counters[i]);
+  }
+  histogram(out, "strata_processing_time_seconds", s.processing_ns, processing_time_buckets(), 1e-9);
+  histogram(out, "strata_poll_interval_seconds", s.poll_interval_ms, poll_interval_buckets(), 1e-3);
+  header(out, "strata_unique_clients", "gauge", other("strata_unique_clients").help);
+  for (const auto& u : in.unique)
+    fmt::format_to(std::back_inserter(out), "strata_unique_clients{{window=\"{}\",kind=\"{}\"}} {:.0f}\n",
+                   u.window, u.kind, u.estimate);
+  header(out, "strata_top_talker_share", "gauge", other("strata_top_talker_share").help);
+  for (const auto& t : in.top)
+    for (size_t r = 0; r < t.shares.size() && r < 10; ++r)
+      fmt::format_to(std::back_inserter(out), "strata_top_talker_share{{window=\"{}\",rank=\"{}\"}} {}\n",
+                     t.window, r + 1, t.shares[r]);
+  gauge(out, "strata_client_records", static_cast<double>(s.clients.records));
+  gauge(out, "strata_client_records_capacity", static_cast<double>(s.clients.capacity));
+  gauge(out, "strata_client_memory_bytes", static_cast<double>(s.clients.memory_bytes));
+  gauge(out, "strata_ratelimit_prefixes", static_cast<double>(s.clients.prefixes));
+  gauge(out, "strata_workers", s.workers);
+  gauge(out, "strata_time_synchronised", s.time.synchronised ? 1 : 0);
+  gauge(out, "strata_time_stratum", s.time.synchronised ? s.time.stratum : 16);
+  gauge(out, "strata_time_root_dispersion_seconds", s.time.root_dispersion);
+  gauge(out, "strata_uptime_seconds", s.uptime_s);
+  process(out);
+  return out;
+}
+
+std::string metrics_markdown() {
+  std::string out =
+      "# stratad metrics\n\n"
+      "Generated from `src/stats/counters.h` and `src/control/metrics.cc` by "
+      "`build/metrics_doc` (a test fails when this file is out of date). stratad serves them "
+      "in the Prometheus text format at `http://[metrics] listen/metrics` (default "
+      "127.0.0.1:9123).\n\n"
+      "| metric | type | meaning |\n| --- | --- | --- |\n";
+  for (const auto& c : stats::kCounterInfo) {
+    std::string help(c.help);
+    if (!c.ntpq_label.empty()) help += fmt::format(" (ntpq sysstats: `{}`)", c.ntpq_label);
+    fmt::format_to(std::back_inserter(out), "| `{}` | counter | {} |\n", counter_name(c), help);
+  }
+  for (const auto& o : kOthers)
+    fmt::format_to(std::back_inserter(out), "| `{}` | {} | {} |\n", o.name, o.type, o.help);
+  return out;
+}
+
+}  // namespace strata::control
