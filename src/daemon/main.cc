@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <systemd/sd-daemon.h>
 #include <filesystem>
 #include <fstream>
 #include <atomic>
@@ -465,6 +466,9 @@ int run(const Flags& flags) {
                            : std::string("off"));
 
   const std::string sketches = sketch_path(*cfg);
+  // systemd (Type=notify): ready once every socket is bound and every worker runs. A no-op
+  // without $NOTIFY_SOCKET.
+  sd_notifyf(0, "READY=1\nSTATUS=serving on %s with %u workers", listen.c_str(), n);
   for (;;) {
     // Wakes every minute to save the sketches (when a state directory is set).
     const timespec minute{60, 0};
@@ -474,12 +478,15 @@ int run(const Flags& flags) {
       continue;
     }
     if (sig == SIGHUP) {
+      sd_notify(0, "RELOADING=1");
       reload(flags, *cfg, rules_cell);
+      sd_notify(0, "READY=1");
       continue;
     }
     base::log(LogLevel::kInfo, "{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     break;
   }
+  sd_notify(0, "STOPPING=1");
   if (metrics_server) metrics_server->stop();
   stop.store(true);
   for (auto& b : backends) b->wake();
