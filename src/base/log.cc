@@ -1,6 +1,8 @@
 // Logging to stderr (see log.h).
 #include "base/log.h"
 
+#include <algorithm>
+
 #include <unistd.h>
 
 #include <atomic>
@@ -37,6 +39,24 @@ void log_line(LogLevel level, std::string_view message) {
   line.push_back('\n');
   // One write per line; a short write on stderr is not worth retrying for a log.
   [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
+bool LogLimiter::allow(std::chrono::nanoseconds now, uint64_t& suppressed) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (last_.count() != 0) {
+    const double refill = std::chrono::duration<double>(now - last_).count() /
+                          std::chrono::duration<double>(interval_).count();
+    tokens_ = std::min<double>(burst_, tokens_ + std::max(0.0, refill));
+  }
+  last_ = now;
+  if (tokens_ < 1) {
+    ++suppressed_;
+    return false;
+  }
+  tokens_ -= 1;
+  suppressed = suppressed_;
+  suppressed_ = 0;
+  return true;
 }
 
 }  // namespace strata::base

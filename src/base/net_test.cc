@@ -1,4 +1,5 @@
 // Unit tests of address and endpoint parsing.
+#include "base/log.h"
 #include "base/net.h"
 
 #include <gtest/gtest.h>
@@ -49,6 +50,21 @@ TEST(Net, AddressClasses) {
   EXPECT_TRUE(IpAddress::parse("ff02::101")->is_multicast());
   EXPECT_TRUE(IpAddress::parse("fe80::1")->is_v6_link_local());
   EXPECT_EQ(IpAddress::v4(0x7F000001).to_string(), "127.0.0.1");
+}
+
+TEST(LogLimiter, BurstThenOnePerIntervalWithASuppressedCount) {
+  LogLimiter limiter(3, std::chrono::seconds(60));
+  using std::chrono::seconds;
+  uint64_t suppressed = 99;
+  int passed = 0;
+  for (int i = 0; i < 1000; ++i)  // a flood: 1000 in the first second
+    if (limiter.allow(seconds(1000) + std::chrono::milliseconds(i), suppressed)) ++passed;
+  EXPECT_EQ(passed, 3);
+  EXPECT_EQ(suppressed, 0u);
+  EXPECT_FALSE(limiter.allow(seconds(1030), suppressed));
+  ASSERT_TRUE(limiter.allow(seconds(1061), suppressed));  // a minute later: one more line
+  EXPECT_EQ(suppressed, 998u);                              // and how many were held back
+  EXPECT_FALSE(limiter.allow(seconds(1062), suppressed));
 }
 
 }  // namespace

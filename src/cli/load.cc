@@ -210,17 +210,23 @@ std::string LoadRun::run() {
   start_ = base::now_mono();
   Nanos last_progress = start_;
   bool sending = true;
+  // Open loop sends exactly rate x duration requests: a generator that fell behind its pacing
+  // (a busy machine) catches up when the time is over instead of sending fewer.
+  const auto total = static_cast<uint64_t>(
+      std::llround(rate * std::chrono::duration<double>(duration).count()));
   for (;;) {
     const Nanos now = base::now_mono();
     Nanos sleep = std::chrono::milliseconds(5);
-    if (sending && now - start_ >= duration) {
+    const bool time_over = now - start_ >= duration;
+    if (sending && (opt_.max ? time_over : sent_ >= total)) {
       sending = false;
       send_end_ = now;
     }
     if (sending && !opt_.max) {
       const double secs = std::chrono::duration<double>(now - start_).count();
-      const auto due = static_cast<uint64_t>(rate * secs) + 1;
-      if (due >= sent_ + tick_batch) {
+      const uint64_t due =
+          time_over ? total : std::min<uint64_t>(total, static_cast<uint64_t>(rate * secs) + 1);
+      if (due >= sent_ + tick_batch || (due == total && due > sent_)) {
         if (auto e = send_batch(std::min<uint64_t>(due - sent_, kBatch), now); !e.empty()) return e;
         sleep = Nanos{0};
       } else {  // until the next batch is due

@@ -95,7 +95,8 @@ TimeState ClockService::poll_mirror(base::RealTime now) {
   {
     std::lock_guard lock(mu_);
     if (last_error_ != mirror_->last_error())
-      base::log(LogLevel::kWarning, "mirror {}: {}", options_.mirror.to_string(), mirror_->last_error());
+      mirror_warnings_.log(LogLevel::kWarning, "mirror {}: {}", options_.mirror.to_string(),
+                           mirror_->last_error());
     last_error_ = mirror_->last_error();
   }
   TimeState s = last_good_;

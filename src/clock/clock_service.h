@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "base/log.h"
 #include "clock/sources.h"
 #include "clock/time_state.h"
 
@@ -52,6 +53,7 @@ class ClockService {
 
   mutable std::mutex mu_;  // guards the fields below (control thread reads them)
   std::string last_error_;
+  base::LogLimiter mirror_warnings_{3, std::chrono::seconds(60)};  // a flapping mirror
   std::condition_variable cv_;
   bool stopping_ = false;
   std::thread thread_;

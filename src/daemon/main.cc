@@ -466,6 +466,25 @@ int run(const Flags& flags) {
                            : std::string("off"));
 
   const std::string sketches = sketch_path(*cfg);
+  // Once a minute, what went wrong in it: one line per kind at most, however large a flood.
+  stats::CounterTotals last_minute = snapshot().counters;
+  auto report_minute = [&] {
+    const stats::CounterTotals now = snapshot().counters;
+    static constexpr std::pair<stats::Counter, const char*> kWatch[] = {
+        {stats::Counter::rx_queue_drops,
+         "datagrams dropped by the kernel: receive queues full (more threads or receive_buffer)"},
+        {stats::Counter::send_errors, "replies the kernel refused to send"},
+        {stats::Counter::clients_untracked,
+         "requests not recorded: client table full of recent clients (more [clients] memory)"},
+        {stats::Counter::limiter_evicted_active,
+         "rate-limit prefixes evicted while active (more [clients] memory)"},
+    };
+    for (const auto& [counter, what] : kWatch) {
+      const uint64_t delta = now[stats::index(counter)] - last_minute[stats::index(counter)];
+      if (delta > 0) base::log(LogLevel::kWarning, "last minute: {} {}", delta, what);
+    }
+    last_minute = now;
+  };
   // systemd (Type=notify): ready once every socket is bound and every worker runs. A no-op
   // without $NOTIFY_SOCKET.
   sd_notifyf(0, "READY=1\nSTATUS=serving on %s with %u workers", listen.c_str(), n);
@@ -474,7 +493,10 @@ int run(const Flags& flags) {
     const timespec minute{60, 0};
     const int sig = sigtimedwait(&signals, nullptr, &minute);
     if (sig < 0) {
-      if (errno == EAGAIN) save_sketches(sketches, trackers);
+      if (errno == EAGAIN) {
+        save_sketches(sketches, trackers);
+        report_minute();
+      }
       continue;
     }
     if (sig == SIGHUP) {

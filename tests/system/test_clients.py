@@ -254,7 +254,7 @@ class ClientsTest(unittest.TestCase):
                           "--rate", "100000", "--duration", "10", "--json"], timeout=120)
             hitter_sent = json.loads(hitter.communicate(timeout=60)[0])["sent"]
             res = json.loads(load.stdout)
-            self.assertGreater(res["sent"], 990000)  # the pacing may end a few short
+            self.assertEqual(res["sent"], 1000000)  # rate x duration, exactly
             time.sleep(0.6)  # idle workers publish their last top-talker counts
             stats = d.stats()
             rss_after = rss_kib(d.proc.pid)
@@ -265,7 +265,7 @@ class ClientsTest(unittest.TestCase):
         clients = stats["clients"]
         self.assertLessEqual(clients["memory_bytes"], 16 << 20)
         self.assertEqual(clients["records"], clients["capacity"])  # full
-        self.assertGreater(stats["counters"]["clients_evicted"], 500000)
+        self.assertGreater(stats["counters"]["clients_evicted"], res["received"] - clients["capacity"] - 1000)
         self.assertEqual(stats["counters"]["clients_new"],
                          clients["records"] + stats["counters"]["clients_evicted"])
         # Resident memory grew by at most the client memory plus 4 MiB of other growth.
