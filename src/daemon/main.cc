@@ -294,9 +294,10 @@ int run(const Flags& flags) {
   }
   // The metrics endpoint binds now (before the privilege drop); it renders once the workers
   // exist (until then it answers with nothing to report).
-  std::unique_ptr<control::MetricsServer> metrics_server;
+  // (Declared before the server so that they outlive its thread on every return path.)
   std::function<std::string()> metrics_render;
   std::mutex metrics_mutex;
+  std::unique_ptr<control::MetricsServer> metrics_server;
   if (cfg->metrics.listen) {
     metrics_server = std::make_unique<control::MetricsServer>();
     const std::string e = metrics_server->start(*cfg->metrics.listen, [&] {
