@@ -64,25 +64,18 @@ struct SourceRange {
 // Parses CIDR; the usable range skips the network address and the (v4) broadcast address.
 std::optional<SourceRange> parse_prefix(const std::string& cidr) {
   const size_t slash = cidr.find('/');
-  if (slash == std::string::npos) return std::nullopt;
-  const auto addr = base::IpAddress::parse(cidr.substr(0, slash));
-  if (!addr) return std::nullopt;
-  int len = -1;
-  try {
-    len = std::stoi(cidr.substr(slash + 1));
-  } catch (...) {
-    return std::nullopt;
-  }
-  const int bits = addr->family == base::Family::kV4 ? 32 : 128;
-  if (len < 0 || len > bits) return std::nullopt;
+  if (slash == std::string::npos) return std::nullopt;  // the length is required here
+  const auto prefix = base::Cidr::parse(cidr);
+  if (!prefix) return std::nullopt;
+  const int bits = prefix->address.family == base::Family::kV4 ? 32 : 128;
+  const int len = prefix->bits;
   SourceRange r;
-  r.first = *addr;
-  for (int b = len; b < bits; ++b) r.first.bytes[b / 8] &= static_cast<uint8_t>(~(0x80 >> (b % 8)));
+  r.first = prefix->address;
   const int host_bits = std::min(bits - len, 40);  // 2^40 sources is plenty
   const uint64_t span = uint64_t{1} << host_bits;
   if (span <= 2) {
     r.size = 1;
-    r.first = *addr;
+    r.first = *base::IpAddress::parse(cidr.substr(0, slash));  // as given, not masked
   } else {
     r.first = r.at(1);
     r.size = span - 2;

@@ -3,10 +3,6 @@
 
 namespace strata::clients {
 
-namespace {
-int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-}  // namespace
-
 TopTalkers::Slots TopTalkers::make_slots(uint32_t k) {
   return {Slot(k), Slot(k), Slot(k), Slot(k), Slot(k), Slot(k)};
 }

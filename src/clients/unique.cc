@@ -3,12 +3,6 @@
 
 namespace strata::clients {
 
-namespace {
-
-int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
-}  // namespace
-
 UniqueCounter::UniqueCounter() : slots_(new Slot[std::size(kWindows) * 2]) {}
 
 void UniqueCounter::open(Slot& s, int64_t number) {

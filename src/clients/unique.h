@@ -27,6 +27,10 @@ inline constexpr Window kWindows[] = {Window::kMinute, Window::kHour, Window::kD
 inline constexpr int64_t window_seconds(Window w) {
   return w == Window::kMinute ? 60 : w == Window::kHour ? 3600 : 86400;
 }
+// Division rounding down (towards minus infinity): window numbers of times before 1970 too.
+inline constexpr int64_t floor_div(int64_t a, int64_t b) {
+  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
 inline constexpr const char* window_name(Window w) {
   return w == Window::kMinute ? "1m" : w == Window::kHour ? "1h" : "1d";
 }

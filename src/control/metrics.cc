@@ -53,12 +53,15 @@ void header(std::string& out, const std::string& name, const char* type, std::st
   fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
+const Family& other(std::string_view name) {
+  for (const auto& o : kOthers)
+    if (name == o.name) return o;
+  return kOthers[0];
+}
+
 void histogram(std::string& out, const char* name, const stats::HistogramCounts& h,
                const std::vector<double>& bounds, double unit) {
-  const Family* f = nullptr;
-  for (const auto& o : kOthers)
-    if (std::string_view(o.name) == name) f = &o;
-  header(out, name, "histogram", f->help);
+  header(out, name, "histogram", other(name).help);
   for (double le : bounds)
     fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"{}\"}} {:.0f}\n", name, le,
                    h.count_below(static_cast<uint64_t>(le / unit)));
@@ -70,12 +73,6 @@ void histogram(std::string& out, const char* name, const stats::HistogramCounts&
       sum += static_cast<double>(h.buckets[i]) *
              (static_cast<double>(stats::bucket_lower(i)) + static_cast<double>(stats::bucket_upper(i))) / 2;
   fmt::format_to(std::back_inserter(out), "{}_sum {}\n{}_count {}\n", name, sum * unit, name, h.total());
-}
-
-const Family& other(std::string_view name) {
-  for (const auto& o : kOthers)
-    if (name == o.name) return o;
-  return kOthers[0];
 }
 
 void gauge(std::string& out, std::string_view name, double value) {

@@ -202,6 +202,21 @@ nlohmann::json reload(const Flags& flags, const config::Config& running, server:
           {"needs_restart", restart}};
 }
 
+// The workers' sketches and summaries, for the control and metrics threads.
+using Trackers = std::vector<std::unique_ptr<clients::Tracker>>;
+std::vector<const clients::UniqueCounter*> unique_counters(const Trackers& trackers) {
+  std::vector<const clients::UniqueCounter*> out;
+  for (const auto& t : trackers) out.push_back(&t->unique());
+  return out;
+}
+std::vector<const clients::TopTalkers*> top_talkers(const Trackers& trackers) {
+  std::vector<const clients::TopTalkers*> out;
+  for (const auto& t : trackers) out.push_back(&t->top());
+  return out;
+}
+
+int64_t unix_seconds() { return base::now_real().time_since_epoch().count() / 1'000'000'000; }
+
 // The unique-client sketches in the state directory: written every minute and at stop
 // (atomically: a temporary file renamed), read at start.
 std::string sketch_path(const config::Config& cfg) {
@@ -209,12 +224,11 @@ std::string sketch_path(const config::Config& cfg) {
 }
 
 void save_sketches(const std::string& path,
-                   const std::vector<std::unique_ptr<clients::Tracker>>& trackers) {
+                   const Trackers& trackers) {
   if (path.empty()) return;
-  std::vector<const clients::UniqueCounter*> counters;
-  for (const auto& t : trackers) counters.push_back(&t->unique());
-  const int64_t now_s = base::now_real().time_since_epoch().count() / 1'000'000'000;
-  const auto doc = control::sketches_json(control::collect_sketches(counters, now_s), true, now_s);
+  const int64_t now_s = unix_seconds();
+  const auto doc =
+      control::sketches_json(control::collect_sketches(unique_counters(trackers), now_s), true, now_s);
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -235,7 +249,7 @@ void load_sketches(const std::string& path, clients::Tracker& into) {
   if (!in) return;  // first start
   try {
     const auto doc = nlohmann::json::parse(in);
-    const int64_t now_s = base::now_real().time_since_epoch().count() / 1'000'000'000;
+    const int64_t now_s = unix_seconds();
     size_t restored = 0;
     for (const auto& e : control::parse_sketches(doc)) {
       const int64_t len = clients::window_seconds(e.window);
@@ -387,14 +401,9 @@ int run(const Flags& flags) {
     metrics_render = [&] {
       control::MetricsInput in;
       in.stats = snapshot();
-      std::vector<const clients::UniqueCounter*> counters;
-      std::vector<const clients::TopTalkers*> tops;
-      for (const auto& t : trackers) {
-        counters.push_back(&t->unique());
-        tops.push_back(&t->top());
-      }
-      const int64_t now_s = base::now_real().time_since_epoch().count() / 1'000'000'000;
-      for (const auto& e : control::collect_sketches(counters, now_s)) {
+      const auto tops = top_talkers(trackers);
+      const int64_t now_s = unix_seconds();
+      for (const auto& e : control::collect_sketches(unique_counters(trackers), now_s)) {
         const int64_t len = clients::window_seconds(e.window);
         if (e.start != now_s / len * len) continue;  // current windows only
         in.unique.push_back({clients::window_name(e.window), clients::kSketchKinds[e.kind].name,
@@ -431,19 +440,15 @@ int run(const Flags& flags) {
                                         req.value("min_age", 60.0), req.value("limit", size_t{20}));
       }
       if (command == "top") {
-        std::vector<const clients::TopTalkers*> tops;
-        for (const auto& t : trackers) tops.push_back(&t->top());
         try {
-          return control::top_json(tops, req, base::now_real().time_since_epoch().count() / 1'000'000'000);
+          return control::top_json(top_talkers(trackers), req, unix_seconds());
         } catch (const std::invalid_argument& e) {
           return {{"ok", false}, {"error", e.what()}};
         }
       }
       if (command == "unique") {
-        std::vector<const clients::UniqueCounter*> counters;
-        for (const auto& t : trackers) counters.push_back(&t->unique());
-        const int64_t now_s = base::now_real().time_since_epoch().count() / 1'000'000'000;
-        nlohmann::json doc = control::sketches_json(control::collect_sketches(counters, now_s),
+        const int64_t now_s = unix_seconds();
+        nlohmann::json doc = control::sketches_json(control::collect_sketches(unique_counters(trackers), now_s),
                                                     req.value("registers", false), now_s);
         doc["ok"] = true;
         return doc;
