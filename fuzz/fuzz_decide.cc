@@ -30,14 +30,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     o.prefix_capacity = 32;
     return o;
   }());
-  static const server::Rules rules = [] {
+  // Two rule sets: MAC failures dropped, or answered with a crypto-NAK (bit 6).
+  static const auto make_rules = [](auth::BadMac bad_mac) {
     server::Rules r;
     const auto parsed = policy::parse_rules_text("10.0.0.0/30 ignore\n10.0.0.4/30 deny\n"
                                                  "10.0.0.8/30 nolimit\n", "fuzz");
     std::vector<policy::RuleError> errors;
     r.policy = policy::Policy::compile(parsed.rules, {true}, errors);
+    r.keys = auth::KeyRing(auth::parse_keys_text("1 MD5 sesame\n2 SHA1 HEX:0011223344556677889900112233445566778899\n"
+                                                 "3 AES128 HEX:2b7e151628aed2a6abf7158809cf4f3c\n", "fuzz").keys);
+    r.bad_mac = bad_mac;
     return r;
-  }();
+  };
+  static const server::Rules drop_rules = make_rules(auth::BadMac::kDrop);
+  static const server::Rules nak_rules = make_rules(auth::BadMac::kCryptoNak);
+  const server::Rules& rules = (data[0] & 64) ? nak_rules : drop_rules;
   static int64_t now_ns = 0;
   now_ns += int64_t{data[3]} * 10'000'000;
   server::Tracking tracking{tracker, rules, base::IpAddress::v4(0x0a000000u | (data[1] & 0x3f)),
@@ -55,7 +62,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   // Never more bytes out than in (no amplification), and a well-formed reply.
-  STRATA_FUZZ_CHECK(d.length <= request.size() && d.length == wire::kHeaderSize);
+  STRATA_FUZZ_CHECK(d.length <= request.size());
+  STRATA_FUZZ_CHECK(d.length == wire::kHeaderSize + (d.key ? auth::kKeyIdSize + auth::digest_length(d.key->algorithm)
+                                                     : d.crypto_nak ? wire::kCryptoNakSize : 0));
+  if (d.key != nullptr && !d.kod) {  // the request's MAC verified with this key
+    STRATA_FUZZ_CHECK(d.key->id == wire::parse_request(request).key_id);
+    server::finish_reply({out, d.length}, base::NtpTimestamp{43}, d.key);
+    STRATA_FUZZ_CHECK(auth::verify(*d.key, {out, wire::kHeaderSize}, {out + wire::kHeaderSize, d.length - wire::kHeaderSize}));
+  }
   const wire::Header h = wire::decode_header(out);
   STRATA_FUZZ_CHECK(h.version == wire::version_of(request[0]));
   STRATA_FUZZ_CHECK(h.mode == wire::Mode::kServer || h.mode == wire::Mode::kSymmetricPassive);

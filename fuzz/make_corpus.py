@@ -22,6 +22,11 @@ def mac(key, digest):
     return struct.pack("!I", key) + b"\xab" * digest
 
 
+def signed_md5(data, key_id, secret):
+    import hashlib
+    return data + struct.pack("!I", key_id) + hashlib.md5(secret + data).digest()
+
+
 def requests():
     out = {}
     for v in range(8):
@@ -63,6 +68,11 @@ def main():
     for i in range(6):
         decide[f"tracked_{i}"] = bytes([33, i % 3, 0x40, 1 if i % 2 else 200]) + reqs["v4m3"]
     decide["tracked_symmetric"] = bytes([33, 1, 0x40, 0]) + reqs["v4m1"]
+    # With keys (tracked): a good MD5 MAC of key 1, a bad one, and the crypto-NAK rules (bit 6).
+    good = signed_md5(packet(4, 3), 1, b"sesame")
+    decide["tracked_md5_good"] = bytes([33, 2, 0x40, 200]) + good
+    decide["tracked_md5_bad"] = bytes([33, 2, 0x40, 200]) + good[:-1] + bytes([good[-1] ^ 1])
+    decide["tracked_md5_bad_nak"] = bytes([97, 2, 0x40, 200]) + good[:-1] + bytes([good[-1] ^ 1])
     write("decide", decide)
     configs = {
         "empty": b"",
@@ -78,6 +88,13 @@ def main():
         "access": b'[access]\nrules = ["10.0.0.0/8 nolimit", "192.0.2.0/24 deny", "::/0 noquery"]\n',
     }
     write("config", configs)
+    write("keys", {
+        "ntp": b"# ntp.keys\n1 MD5 sesame\n2 SHA1 00112233445566778899aabbccddeeff0011223344\n"
+               b"3 AES128CMAC 2b7e151628aed2a6abf7158809cf4f3c\n",
+        "chrony": b"10 ASCII:text\n11 SHA1 HEX:0011223344556677889900112233445566778899\n"
+                  b"12 AES128 HEX:2b7e151628aed2a6abf7158809cf4f3c\n",
+        "bad": b"0 MD5 x\n1 SHA256 y\n2 AES 00\n3 MD5 HEX:0g\n1 MD5 a\n1 MD5 b\n",
+    })
     write("rules", {
         "nested": b"# c\n10.0.0.0/8 nolimit query\n10.1.0.0/16 deny\n10.1.2.3 ignore\n0.0.0.0/0 limited\n",
         "v6": b"2001:db8::/32 noquery\n2001:db8:1::/48 ignore\n::1 query\n::/0 allow\n",

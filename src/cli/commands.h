@@ -21,6 +21,8 @@ struct QueryOptions {
   bool ipv6 = false;
   bool json = false;
   int version = 4;
+  std::string keys;     // keys file (ntp.keys or chrony syntax)
+  uint32_t key_id = 0;  // authenticate with this key from `keys`
 };
 int run_query(const QueryOptions& options);
 

@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
   query->add_flag("-6", q.ipv6, "IPv6 only")->excludes(v4);
   query->add_option("--ntp-version", q.version, "NTP version of the request")->check(CLI::Range(1, 4));
   query->add_flag("--json", q.json, "JSON output");
+  auto* keys = query->add_option("-k,--keys", q.keys, "keys file (ntp.keys or chrony syntax)");
+  query->add_option("-a,--auth", q.key_id, "authenticate with this key id from the keys file")
+      ->check(CLI::Range(1u, 0xffffffffu))->needs(keys);
 
   StatsOptions s;
   CLI::App* stats = app.add_subcommand("stats", "show stratad's counters (ntpq sysstats labels first)");
@@ -62,7 +65,7 @@ int main(int argc, char** argv) {
 
   std::string reload_control = kDefaultControl;
   CLI::App* reload = app.add_subcommand(
-      "reload", "make stratad re-read its config file: new access rules and rate limits apply "
+      "reload", "make stratad re-read its config file: new access rules, rate limits and keys apply "
                 "at once, clients and counters stay (like SIGHUP)");
   reload->add_option("--control", reload_control, "stratad's control socket");
 

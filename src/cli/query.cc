@@ -5,6 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include "clock/sources.h"
@@ -32,7 +35,8 @@ struct Outcome {
   std::string text;
 };
 
-Outcome describe(const base::Endpoint& server, const clock::NtpSample& s, int version) {
+Outcome describe(const base::Endpoint& server, const clock::NtpSample& s, int version,
+                 const auth::Key* key) {
   const wire::Header& h = s.reply;
   Outcome o;
   const std::string who = server.to_string();
@@ -48,13 +52,20 @@ Outcome describe(const base::Endpoint& server, const clock::NtpSample& s, int ve
   const bool synced = h.leap != wire::Leap::kUnsynchronised && h.stratum >= 1 && h.stratum <= 15;
   const bool sane = h.version == version && !h.receive.is_zero() && !h.transmit.is_zero() &&
                     processing >= 0;
-  o.valid = synced && sane;
+  const bool authentic = key == nullptr || s.auth == clock::ReplyAuth::kOk;
+  o.valid = synced && sane && authentic;
+  const std::string auth_text =
+      key == nullptr ? ""
+                     : fmt::format("  auth {} (key {} {})", clock::reply_auth_name(s.auth), key->id,
+                                   auth::algorithm_name(key->algorithm));
   o.text = fmt::format(
       "{}  stratum {}  refid {}  leap {}  offset {:+.6f} s  delay {:.6f} s  root-delay {:.6f} s  "
-      "root-disp {:.6f} s  server-time {:.6f} s{}",
+      "root-disp {:.6f} s  server-time {:.6f} s{}{}",
       who, h.stratum, clock::format_reference_id(h.reference_id, h.stratum), leap_text(h.leap),
       od.offset, od.delay, h.root_delay.to_seconds(), h.root_dispersion.to_seconds(), processing,
-      !synced ? "  (server unsynchronised)" : !sane ? "  (invalid reply)" : "");
+      auth_text,
+      !synced ? "  (server unsynchronised)" : !sane ? "  (invalid reply)"
+                                           : !authentic ? "  (not authentic)" : "");
   o.json = {{"server", who},
             {"version", h.version},
             {"stratum", h.stratum},
@@ -69,6 +80,7 @@ Outcome describe(const base::Endpoint& server, const clock::NtpSample& s, int ve
             {"server_time", processing},
             {"length", s.length},
             {"valid", o.valid}};
+  if (key != nullptr) o.json["auth"] = clock::reply_auth_name(s.auth);
   return o;
 }
 
@@ -85,12 +97,35 @@ int run_query(const QueryOptions& opt) {
     return 2;
   }
   const base::Endpoint server = servers.front();
+  std::optional<auth::Key> key;
+  if (!opt.keys.empty()) {
+    std::ifstream in(opt.keys);
+    if (!in) {
+      fmt::print(stderr, "strata query: cannot open {}\n", opt.keys);
+      return 2;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    const auth::ParsedKeys parsed = auth::parse_keys_text(text.str(), opt.keys);
+    for (const auto& e : parsed.errors) fmt::print(stderr, "strata query: {}\n", e.to_string());
+    if (!parsed.errors.empty()) return 2;
+    if (opt.key_id == 0) {
+      fmt::print(stderr, "strata query: --keys needs --auth KEYID\n");
+      return 2;
+    }
+    for (const auth::Key& k : parsed.keys)
+      if (k.id == opt.key_id) key = k;
+    if (!key) {
+      fmt::print(stderr, "strata query: key {} is not in {}\n", opt.key_id, opt.keys);
+      return 2;
+    }
+  }
   const auto timeout = std::chrono::duration_cast<base::Nanos>(std::chrono::duration<double>(opt.timeout));
   int valid = 0;
   nlohmann::json replies = nlohmann::json::array();
   for (int i = 0; i < opt.count; ++i) {
     if (i > 0) std::this_thread::sleep_for(std::chrono::duration<double>(opt.interval));
-    clock::NtpClient client(server, static_cast<uint8_t>(opt.version));
+    clock::NtpClient client(server, static_cast<uint8_t>(opt.version), key ? &*key : nullptr);
     const auto sample = client.poll(timeout);
     if (!sample) {
       if (opt.json)
@@ -99,7 +134,7 @@ int run_query(const QueryOptions& opt) {
         fmt::print("{}  {}\n", server.to_string(), client.last_error());
       continue;
     }
-    const Outcome o = describe(server, *sample, opt.version);
+    const Outcome o = describe(server, *sample, opt.version, key ? &*key : nullptr);
     valid += o.valid ? 1 : 0;
     if (opt.json)
       replies.push_back(o.json);

@@ -144,8 +144,19 @@ KernelStatus read_kernel_status() {
   return k;
 }
 
-NtpClient::NtpClient(const base::Endpoint& server, uint8_t version)
-    : server_(server), version_(version) {
+std::string_view reply_auth_name(ReplyAuth a) {
+  switch (a) {
+    case ReplyAuth::kNotAsked: return "none";
+    case ReplyAuth::kOk: return "ok";
+    case ReplyAuth::kBad: return "bad MAC";
+    case ReplyAuth::kCryptoNak: return "crypto-NAK";
+    case ReplyAuth::kMissing: return "no MAC";
+  }
+  return "?";
+}
+
+NtpClient::NtpClient(const base::Endpoint& server, uint8_t version, const auth::Key* key)
+    : server_(server), version_(version), key_(key) {
   fd_ = ::socket(server.address.family == base::Family::kV4 ? AF_INET : AF_INET6,
                  SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd_ < 0) {
@@ -171,11 +182,13 @@ std::optional<NtpSample> NtpClient::poll(base::Nanos timeout) {
   // A random transmit timestamp (as chrony's client sends): only an on-path attacker can match.
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   const NtpTimestamp cookie{rng()};
-  uint8_t req[wire::kHeaderSize];
-  wire::build_client_request(version_, 0, cookie, req);
+  uint8_t req[wire::kHeaderSize + auth::kMaxMac];
+  size_t req_length = wire::build_client_request(version_, 0, cookie, req);
+  if (key_ != nullptr)
+    req_length += auth::sign(*key_, {req, req_length}, {req + req_length, auth::kMaxMac});
   NtpSample sample;
   sample.sent = base::now_real();
-  if (::send(fd_, req, sizeof req, 0) != static_cast<ssize_t>(sizeof req)) {
+  if (::send(fd_, req, req_length, 0) != static_cast<ssize_t>(req_length)) {
     last_error_ = std::string("send: ") + std::strerror(errno);
     return std::nullopt;
   }
@@ -204,6 +217,14 @@ std::optional<NtpSample> NtpClient::poll(base::Nanos timeout) {
     if (h.origin != cookie || h.mode != wire::Mode::kServer) continue;
     sample.reply = h;
     sample.length = static_cast<size_t>(n);
+    if (key_ != nullptr) {
+      const std::span<const uint8_t> mac{buf + wire::kHeaderSize, sample.length - wire::kHeaderSize};
+      if (mac.empty()) sample.auth = ReplyAuth::kMissing;
+      else if (mac.size() == wire::kCryptoNakSize && auth::key_id_of(mac) == 0) sample.auth = ReplyAuth::kCryptoNak;
+      else if (auth::key_id_of(mac) == key_->id && auth::verify(*key_, {buf, wire::kHeaderSize}, mac))
+        sample.auth = ReplyAuth::kOk;
+      else sample.auth = ReplyAuth::kBad;
+    }
     last_error_.clear();
     return sample;
   }

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "auth/keys.h"
 #include "base/net.h"
 #include "base/ntp_time.h"
 #include "clock/time_state.h"
@@ -59,9 +60,20 @@ TimeState state_from_kernel(const KernelStatus& k, const Options& opt, int8_t pr
 TimeState state_from_local(const Options& opt, int8_t precision, base::RealTime now);
 
 // One client/server exchange: the reply and our send (T1) and receive (T4) times.
+// How a reply to an authenticated request was signed.
+enum class ReplyAuth : uint8_t {
+  kNotAsked,   // the request carried no MAC
+  kOk,         // a MAC with our key that verifies
+  kBad,        // a MAC that does not verify, or with another key id
+  kCryptoNak,  // key id 0 alone: the server could not authenticate us
+  kMissing,    // no MAC at all
+};
+std::string_view reply_auth_name(ReplyAuth a);
+
 struct NtpSample {
   wire::Header reply;
   size_t length = 0;        // reply octets
+  ReplyAuth auth = ReplyAuth::kNotAsked;
   base::RealTime sent;      // T1
   base::RealTime received;  // T4
 };
@@ -84,7 +96,9 @@ KernelStatus read_kernel_status();
 // asks) from one socket, i.e. one source port.
 class NtpClient {
  public:
-  explicit NtpClient(const base::Endpoint& server, uint8_t version = 4);
+  // With `key` (kept by the caller), requests carry its MAC and replies are checked with it.
+  explicit NtpClient(const base::Endpoint& server, uint8_t version = 4,
+                     const auth::Key* key = nullptr);
   ~NtpClient();
   NtpClient(const NtpClient&) = delete;
   NtpClient& operator=(const NtpClient&) = delete;
@@ -97,6 +111,7 @@ class NtpClient {
  private:
   base::Endpoint server_;
   uint8_t version_;
+  const auth::Key* key_ = nullptr;
   int fd_ = -1;
   std::string last_error_;
 };

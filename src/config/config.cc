@@ -314,6 +314,84 @@ void parse_ratelimit(Checker& check, const toml::table& t, clients::LimitParams&
       });
 }
 
+// Reads a file a key names (rules, keys): nullopt, with the reason at `n`, when it cannot.
+std::optional<std::string> read_named_file(Checker& check, const toml::node& n, const std::string& path,
+                                           std::string_view key) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    check.fail(n, fmt::format("{} = \"{}\": not a regular file", key, path));
+    return std::nullopt;
+  }
+  if (st.st_size > (int64_t{256} << 20)) {
+    check.fail(n, fmt::format("{} = \"{}\": larger than 256 MiB", key, path));
+    return std::nullopt;
+  }
+  std::ifstream in(path);
+  if (!in) {
+    check.fail(n, fmt::format("{} = \"{}\": cannot open it", key, path));
+    return std::nullopt;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void parse_auth(Checker& check, const toml::table& t, AuthConfig& a, std::vector<Error>& file_errors) {
+  const toml::node* trusted_node = nullptr;
+  const toml::node* control_node = nullptr;
+  walk_table(
+      check, t, "auth",
+      {
+          {"keys",
+           [&](const toml::node& n) {
+             const auto v = check.string(n, "keys");
+             if (!v || v->empty()) return;
+             a.keys_file = *v;
+             const auto text = read_named_file(check, n, *v, "keys");
+             if (!text) return;
+             auth::ParsedKeys parsed = auth::parse_keys_text(*text, *v);
+             for (const auto& e : parsed.errors) file_errors.push_back({e.file, e.line, e.reason});
+             a.keys = std::move(parsed.keys);
+           }},
+          {"trusted",
+           [&](const toml::node& n) {
+             trusted_node = &n;
+             const toml::array* list = n.as_array();
+             if (list == nullptr) {
+               check.fail(n, "trusted must be an array of key ids, e.g. [1, 2]");
+               return;
+             }
+             for (const toml::node& item : *list)
+               if (auto v = check.integer(item, "trusted key id", 1, 0xffffffffLL))
+                 a.trusted.push_back(static_cast<uint32_t>(*v));
+           }},
+          {"bad_mac",
+           [&](const toml::node& n) {
+             const auto v = check.string(n, "bad_mac");
+             if (!v) return;
+             if (*v == "drop") a.bad_mac = auth::BadMac::kDrop;
+             else if (*v == "crypto-nak") a.bad_mac = auth::BadMac::kCryptoNak;
+             else check.fail(n, fmt::format("bad_mac = \"{}\": expected \"drop\" or \"crypto-nak\"", *v));
+           }},
+          {"control_key",
+           [&](const toml::node& n) {
+             control_node = &n;
+             if (auto v = check.integer(n, "control_key", 0, 0xffffffffLL)) a.control_key = static_cast<uint32_t>(*v);
+           }},
+      });
+  const auto known = [&](uint32_t id) {
+    return std::any_of(a.keys.begin(), a.keys.end(), [&](const auth::Key& k) { return k.id == id; });
+  };
+  if (trusted_node != nullptr && !a.keys_file.empty())
+    for (uint32_t id : a.trusted)
+      if (!known(id)) check.fail(*trusted_node, fmt::format("trusted key {} is not in {}", id, a.keys_file));
+  if (control_node != nullptr && a.control_key != 0 && !known(a.control_key))
+    check.fail(*control_node, fmt::format("control_key {} is not in the keys file", a.control_key));
+  if (!a.trusted.empty())
+    for (auth::Key& k : a.keys)
+      k.trusted = std::find(a.trusted.begin(), a.trusted.end(), k.id) != a.trusted.end();
+}
+
 void parse_access(Checker& check, const toml::table& t, AccessConfig& a,
                   std::vector<Error>& rule_errors) {
   std::vector<policy::Rule> file_rules;  // after the inline ones, whatever the key order
@@ -345,23 +423,9 @@ void parse_access(Checker& check, const toml::table& t, AccessConfig& a,
              const auto v = check.string(n, "file");
              if (!v) return;
              a.file = *v;
-             struct stat st{};
-             if (::stat(v->c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
-               check.fail(n, fmt::format("file = \"{}\": not a regular file", *v));
-               return;
-             }
-             if (st.st_size > (int64_t{256} << 20)) {
-               check.fail(n, fmt::format("file = \"{}\": larger than 256 MiB", *v));
-               return;
-             }
-             std::ifstream in(*v);
-             if (!in) {
-               check.fail(n, fmt::format("file = \"{}\": cannot open it", *v));
-               return;
-             }
-             std::stringstream text;
-             text << in.rdbuf();
-             policy::ParsedRules parsed = policy::parse_rules_text(text.str(), *v);
+             const auto text = read_named_file(check, n, *v, "file");
+             if (!text) return;
+             policy::ParsedRules parsed = policy::parse_rules_text(*text, *v);
              for (const auto& e : parsed.errors) rule_errors.push_back({e.file, e.line, e.reason});
              file_rules = std::move(parsed.rules);
            }},
@@ -416,9 +480,11 @@ LoadResult parse_config(std::string_view text, const std::string& name) {
       parse_metrics(check, *table, config.metrics);
     } else if (key.str() == "access" && table) {
       parse_access(check, *table, config.access, rule_errors);
+    } else if (key.str() == "auth" && table) {
+      parse_auth(check, *table, config.auth, rule_errors);
     } else {
       check.fail(node, fmt::format("unknown {} '{}' (expected [server], [time], [clients], "
-                                   "[ratelimit], [access] or [metrics])",
+                                   "[ratelimit], [access], [auth] or [metrics])",
                                    table ? "table" : "key", key.str()));
     }
   }

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/keys.h"
 #include "base/net.h"
 #include "clients/limiter.h"
 #include "policy/policy.h"
@@ -51,6 +52,15 @@ struct AccessConfig {
   std::string file;
 };
 
+// [auth]: symmetric keys (ntp.keys or chrony syntax) and what they are trusted for.
+struct AuthConfig {
+  std::string keys_file;             // "": no keys; every MAC is dropped
+  std::vector<auth::Key> keys;       // read from keys_file, trusted flags applied
+  std::vector<uint32_t> trusted;     // empty: every key in the file
+  auth::BadMac bad_mac = auth::BadMac::kDrop;
+  uint32_t control_key = 0;          // 0: mode 6 only from rules that allow queries
+};
+
 // [metrics]: the Prometheus endpoint.
 struct MetricsConfig {
   std::optional<base::Endpoint> listen = base::Endpoint{base::IpAddress::v4(0x7F000001), 9123};
@@ -64,6 +74,7 @@ struct Config {
   ClientsConfig clients;
   clients::LimitParams ratelimit;
   AccessConfig access;
+  AuthConfig auth;
 };
 
 // The reloadable part of a configuration, compiled: what SIGHUP and `strata reload` change.

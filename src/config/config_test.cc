@@ -166,6 +166,41 @@ TEST(Config, AccessRulesInlineAndFromAFile) {
   EXPECT_EQ(missing.errors[0].to_string(), "c.toml:2: file = \"/nonexistent/rules\": cannot open it");
 }
 
+TEST(Config, AuthKeysTrustedAndControlKey) {
+  const std::string path = ::testing::TempDir() + "/ntp.keys";
+  {
+    std::ofstream f(path);
+    f << "1 MD5 sesame\n2 SHA1 HEX:0011223344556677889900112233445566778899\n3 AES128CMAC "
+         "2b7e151628aed2a6abf7158809cf4f3c\n";
+  }
+  auto r = parse_config("[auth]\nkeys = \"" + path + "\"\ntrusted = [1, 3]\nbad_mac = \"crypto-nak\"\n"
+                        "control_key = 2\n", "a.toml");
+  ASSERT_TRUE(r.config) << r.errors[0].to_string();
+  const AuthConfig& a = r.config->auth;
+  ASSERT_EQ(a.keys.size(), 3u);
+  EXPECT_TRUE(a.keys[0].trusted);
+  EXPECT_FALSE(a.keys[1].trusted);  // only the control key
+  EXPECT_TRUE(a.keys[2].trusted);
+  EXPECT_EQ(a.bad_mac, auth::BadMac::kCryptoNak);
+  EXPECT_EQ(a.control_key, 2u);
+  EXPECT_EQ(default_config().auth.bad_mac, auth::BadMac::kDrop);
+  EXPECT_TRUE(default_config().auth.keys.empty());
+
+  r = parse_config("[auth]\nkeys = \"" + path + "\"\ntrusted = [1, 9]\ncontrol_key = 8\nbad_mac = \"nak\"\n",
+                   "b.toml");
+  ASSERT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(r.errors[0].to_string(), "b.toml:3: trusted key 9 is not in " + path);
+  EXPECT_EQ(r.errors[1].to_string(), "b.toml:4: control_key 8 is not in the keys file");
+  EXPECT_EQ(r.errors[2].to_string(), "b.toml:5: bad_mac = \"nak\": expected \"drop\" or \"crypto-nak\"");
+  {
+    std::ofstream f(path);
+    f << "1 MD5 sesame\n\n2 SHA512 x\n";
+  }
+  r = parse_config("[auth]\nkeys = \"" + path + "\"\n", "c.toml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].to_string(), path + ":3: unsupported key type 'SHA512' (MD5, SHA1 or AES128CMAC)");
+}
+
 TEST(Config, MetricsEndpoint) {
   EXPECT_EQ(default_config().metrics.listen->to_string(), "127.0.0.1:9123");
   auto r = parse_config("[metrics]\nlisten = \"[::1]:9100\"\n", "m.toml");

@@ -164,6 +164,17 @@ const char* source_text(clock::Source s) {
   return "?";
 }
 
+// The reloadable part of a configuration: access rules, rate limits, keys.
+std::unique_ptr<server::Rules> make_rules(const config::Config& c) {
+  auto rules = std::make_unique<server::Rules>();
+  rules->policy = config::compile_access(c);
+  rules->limits = c.ratelimit;
+  rules->keys = auth::KeyRing(c.auth.keys);
+  rules->bad_mac = c.auth.bad_mac;
+  rules->control_key = c.auth.control_key;
+  return rules;
+}
+
 // Re-reads the config file and publishes its access rules and rate limits; the client
 // tables, counters and everything else stay. A broken file changes nothing. Parts that need
 // a restart are reported and left as they are.
@@ -186,19 +197,18 @@ nlohmann::json reload(const Flags& flags, const config::Config& running, server:
   if (next->ratelimit.v4_prefix != running.ratelimit.v4_prefix ||
       next->ratelimit.v6_prefix != running.ratelimit.v6_prefix)
     restart.push_back("[ratelimit] v4_prefix/v6_prefix (the sockets steer by them)");
-  auto rules = std::make_unique<server::Rules>();
-  rules->policy = config::compile_access(*next);
-  rules->limits = next->ratelimit;
+  auto rules = make_rules(*next);
   rules->limits.v4_prefix = running.ratelimit.v4_prefix;
   rules->limits.v6_prefix = running.ratelimit.v6_prefix;
   const size_t count = rules->policy.rule_count();
+  const size_t keys = rules->keys.size();
   const bool freed = cell.publish(std::move(rules), std::chrono::seconds(2));
   for (const auto& r : restart)
     base::log(LogLevel::kWarning, "reload: {} changed; it takes effect at the next restart", r);
-  base::log(LogLevel::kInfo, "reloaded {}: {} access rules, rate limiting {}", flags.config_path,
-            count, next->ratelimit.enabled ? "on" : "off");
+  base::log(LogLevel::kInfo, "reloaded {}: {} access rules, {} keys, rate limiting {}",
+            flags.config_path, count, keys, next->ratelimit.enabled ? "on" : "off");
   if (!freed) base::log(LogLevel::kWarning, "reload: a worker did not take the new rules yet");
-  return {{"ok", true}, {"rules", count}, {"ratelimit", next->ratelimit.enabled},
+  return {{"ok", true}, {"rules", count}, {"keys", keys}, {"ratelimit", next->ratelimit.enabled},
           {"needs_restart", restart}};
 }
 
@@ -342,10 +352,7 @@ int run(const Flags& flags) {
   tracker_options.table.mindepth = cfg->clients.mindepth / n;
   tracker_options.table.maxage_ns = static_cast<int64_t>(cfg->clients.maxage * 1e9);
   tracker_options = clients::size_for_memory(cfg->clients.memory / n, tracker_options);
-  auto initial_rules = std::make_unique<server::Rules>();
-  initial_rules->policy = config::compile_access(*cfg);
-  initial_rules->limits = cfg->ratelimit;
-  server::RulesCell rules_cell(std::move(initial_rules), n);
+  server::RulesCell rules_cell(make_rules(*cfg), n);
   std::vector<std::unique_ptr<clients::Tracker>> trackers;
   std::random_device random;
   for (unsigned w = 0; w < n; ++w) {

@@ -28,6 +28,7 @@ Counter drop_counter(DropReason r) {
     case DropReason::kModeControl: return Counter::drop_mode_control;
     case DropReason::kModePrivate: return Counter::drop_mode_private;
     case DropReason::kMac: return Counter::drop_mac;
+    case DropReason::kBadMac: return Counter::drop_bad_mac;
     case DropReason::kCryptoNak: return Counter::drop_crypto_nak;
     case DropReason::kNts: return Counter::drop_nts;
     case DropReason::kMsSntp: return Counter::drop_mssntp;
@@ -42,6 +43,7 @@ Counter drop_counter(DropReason r) {
 Counter ntpd_bucket(DropReason r) {
   switch (r) {
     case DropReason::kMac:
+    case DropReason::kBadMac:
     case DropReason::kCryptoNak: return Counter::auth_failed;
     case DropReason::kModeServer:
     case DropReason::kModeControl:
@@ -102,10 +104,27 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
   if (req.verdict == Verdict::kTooShort) return drop(DropReason::kTooShort, version);
   if (req.verdict == Verdict::kBadTrailer) return drop(DropReason::kBadTrailer, version);
   if (req.mode == Mode::kServer) return drop(DropReason::kModeServer, version);
+  const auth::Key* key = nullptr;
+  DropReason auth_failure = DropReason::kNone;  // answered with a crypto-NAK if the rules say so
   switch (req.trailer) {
     case Trailer::kNone: break;
     case Trailer::kCryptoNak: return drop(DropReason::kCryptoNak, version);
-    case Trailer::kMac: return drop(DropReason::kMac, version);  // no keys configured
+    case Trailer::kMac: {
+      if (tracking == nullptr) return drop(DropReason::kMac, version);  // no keys
+      const Rules& rules = tracking->rules;
+      key = rules.keys.find(req.key_id);
+      if (key == nullptr || !key->trusted) {
+        auth_failure = DropReason::kMac;
+      } else if (!auth::verify(*key, request.first(req.mac_offset),
+                               request.subspan(req.mac_offset))) {
+        auth_failure = DropReason::kBadMac;
+      }
+      if (auth_failure != DropReason::kNone) {
+        key = nullptr;
+        if (rules.bad_mac == auth::BadMac::kDrop) return drop(auth_failure, version);
+      }
+      break;
+    }
     case Trailer::kMsSntp: return drop(DropReason::kMsSntp, version);
   }
   if (req.nts) return drop(DropReason::kNts, version);
@@ -152,6 +171,11 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
       d.length = static_cast<uint16_t>(
           wire::build_kod(req, denied ? wire::kKissDeny : wire::kKissRate,
                           std::max(req.header.poll, limits.kod_poll()), out));
+      if (key != nullptr) {  // a KoD has no transmit stamp to wait for: sign it now
+        d.length = static_cast<uint16_t>(
+            d.length + auth::sign(*key, out.first(d.length), out.subspan(d.length)));
+        d.key = key;
+      }
       return d;
     }
     d.leaked = o.verdict == clients::Verdict::kLeak;
@@ -164,10 +188,24 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
   d.length = static_cast<uint16_t>(
       wire::build_reply(req, context.server, receive, req.header.poll, out));
   d.stamp_transmit = true;
+  if (key != nullptr && out.size() >= d.length + auth::kMaxMac) {
+    d.key = key;
+    d.length = static_cast<uint16_t>(d.length + auth::kKeyIdSize + auth::digest_length(key->algorithm));
+  } else if (auth_failure != DropReason::kNone && out.size() >= d.length + wire::kCryptoNakSize) {
+    std::fill_n(out.begin() + d.length, wire::kCryptoNakSize, uint8_t{0});
+    d.length = static_cast<uint16_t>(d.length + wire::kCryptoNakSize);
+    d.crypto_nak = true;
+  }
   d.unsynchronised = context.server.leap == wire::Leap::kUnsynchronised;
   d.v1_mode0 = req.v1_mode0;
   d.symmetric = req.mode == Mode::kSymmetricActive;
   return d;
+}
+
+void finish_reply(std::span<uint8_t> reply, base::NtpTimestamp transmit, const auth::Key* key) {
+  wire::stamp_transmit(reply, transmit);
+  if (key != nullptr && reply.size() > wire::kHeaderSize)
+    auth::sign(*key, reply.first(wire::kHeaderSize), reply.subspan(wire::kHeaderSize));
 }
 
 void count(const Decision& d, stats::WorkerCounters& c) {
@@ -192,10 +230,16 @@ void count(const Decision& d, stats::WorkerCounters& c) {
     c.add(drop_counter(d.reason));
     return;
   }
+  if (d.key != nullptr) c.add(Counter::authenticated_replies);
   if (d.kod) {
     c.add(d.denied ? Counter::restricted : Counter::rate_limited);
     if (d.denied) c.add(Counter::kod_deny_sent);
     c.add(Counter::kod_sent);
+    return;
+  }
+  if (d.crypto_nak) {
+    c.add(Counter::auth_failed);
+    c.add(Counter::crypto_nak_sent);
     return;
   }
   if (d.leaked) c.add(Counter::rate_limit_leaked);

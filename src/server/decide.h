@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <span>
 
+#include "auth/keys.h"
 #include "clients/tracker.h"
 #include "server/rules.h"
 #include "clock/time_state.h"
@@ -28,7 +29,8 @@ enum class DropReason : uint8_t {
   kModeBroadcast,
   kModeControl,
   kModePrivate,
-  kMac,
+  kMac,         // key id unknown or untrusted
+  kBadMac,      // the MAC does not verify
   kCryptoNak,
   kNts,
   kMsSntp,
@@ -54,6 +56,10 @@ struct Decision {
   bool unsynchronised = false;  // replied with LI 3
   bool v1_mode0 = false;
   bool symmetric = false;
+  // Authentication: the reply gets a MAC with this key once its transmit timestamp is written
+  // (finish_reply); `length` already counts the MAC. Or it is a crypto-NAK (MAC failed).
+  const auth::Key* key = nullptr;
+  bool crypto_nak = false;
   // Client tracking and rate limiting (only with a Tracking argument).
   bool limited = false;    // over the rate limit: dropped or KoD
   bool denied = false;     // refused by a deny rule (KoD DENY or dropped)
@@ -93,10 +99,17 @@ BatchContext make_context(const clock::TimeState& state, base::RealTime now,
 // (ignore: dropped; deny: a paced KoD DENY or dropped), is recorded in the client table and,
 // unless a rule says nolimit, goes through the rate limiter: over the limit it is dropped or
 // answered with a KoD RATE (wire::build_kod, the request's own length), or let through by
-// the leak.
+// the leak. A request with a MAC is checked against the rules' keys first: a good MAC gets a
+// reply signed with the same key (same length as the request's MAC), a bad one or an unknown
+// key id is dropped or answered with a crypto-NAK as the rules say (never longer than the
+// request either). Without `tracking` there are no keys and every MAC is dropped.
 Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t source_port,
                 base::NtpTimestamp receive, const BatchContext& context, std::span<uint8_t> out,
                 const Tracking* tracking = nullptr);
+
+// Writes the transmit timestamp of a reply decide() built and, for an authenticated request,
+// its MAC (which covers the timestamp).
+void finish_reply(std::span<uint8_t> reply, base::NtpTimestamp transmit, const auth::Key* key);
 
 // Adds one decision to a worker's counters (received, version, drop buckets, served kinds).
 void count(const Decision& decision, stats::WorkerCounters& counters);

@@ -237,6 +237,84 @@ TEST(Decide, RateLimitedRequestsGetKodOrDrop) {
   EXPECT_EQ(tracker.table().size(), 1u);
 }
 
+// A request with a MAC of `key` (or key id `id` and a wrong digest when `corrupt`).
+std::vector<uint8_t> signed_request(const auth::Key& key, bool corrupt = false) {
+  std::vector<uint8_t> p = request(4, 3);
+  p.resize(48 + auth::kMaxMac);
+  p.resize(48 + auth::sign(key, {p.data(), 48}, {p.data() + 48, auth::kMaxMac}));
+  if (corrupt) p.back() ^= 1;
+  return p;
+}
+
+TEST(Decide, AuthenticatedRequestsGetSignedReplies) {
+  TrackedSetup setup;
+  auto parsed = auth::parse_keys_text("1 MD5 sesame\n2 SHA1 HEX:00112233445566778899aabbccddeeff00112233\n"
+                                      "3 AES128CMAC 2b7e151628aed2a6abf7158809cf4f3c\n4 MD5 untrusted\n", "k");
+  ASSERT_TRUE(parsed.errors.empty());
+  parsed.keys[3].trusted = false;
+  setup.rules.keys = auth::KeyRing(parsed.keys);
+  setup.rules.limits.enabled = false;
+  const auto local = *base::IpAddress::parse("192.0.2.1");
+  stats::WorkerCounters c;
+  int64_t now = int64_t{1'000'000'000} * 100;
+  auto ask = [&](const std::vector<uint8_t>& req, std::vector<uint8_t>& out) {
+    const Tracking t{setup.tracker, setup.rules, *base::IpAddress::parse("198.51.100.7"), local, now += 1'000'000'000};
+    const Decision d = decide(req, false, 40000, base::NtpTimestamp{1}, synced_context(), out, &t);
+    count(d, c);
+    return d;
+  };
+  for (size_t k = 0; k < 3; ++k) {
+    const auth::Key& key = parsed.keys[k];
+    const auto req = signed_request(key);
+    std::vector<uint8_t> out(128, 0xEE);
+    const Decision d = ask(req, out);
+    ASSERT_TRUE(d.reply) << k;
+    EXPECT_EQ(d.key, setup.rules.keys.find(key.id));
+    EXPECT_EQ(d.length, req.size());  // the same MAC length: no amplification
+    finish_reply({out.data(), d.length}, base::NtpTimestamp{0x1122334455667788ULL}, d.key);
+    EXPECT_EQ(auth::key_id_of({out.data() + 48, 4}), key.id);
+    EXPECT_TRUE(auth::verify(key, {out.data(), 48}, {out.data() + 48, d.length - 48u}));
+    EXPECT_EQ(wire::decode_header(out).transmit.raw, 0x1122334455667788ULL);
+  }
+  std::vector<uint8_t> out(128, 0xEE);
+  Decision d = ask(signed_request(parsed.keys[0], true), out);
+  EXPECT_FALSE(d.reply);
+  EXPECT_EQ(d.reason, DropReason::kBadMac);
+  d = ask(signed_request(parsed.keys[3]), out);  // untrusted
+  EXPECT_EQ(d.reason, DropReason::kMac);
+  auth::Key unknown = parsed.keys[0];
+  unknown.id = 99;
+  d = ask(signed_request(unknown), out);
+  EXPECT_EQ(d.reason, DropReason::kMac);
+  EXPECT_EQ(c.get(stats::Counter::authenticated_replies), 3u);
+  EXPECT_EQ(c.get(stats::Counter::auth_failed), 3u);
+  EXPECT_EQ(c.get(stats::Counter::drop_bad_mac), 1u);
+  EXPECT_EQ(c.get(stats::Counter::drop_mac), 2u);
+
+  // ntp.org's choice: the time with a crypto-NAK (4 zero octets), still no longer than asked.
+  setup.rules.bad_mac = auth::BadMac::kCryptoNak;
+  const auto bad = signed_request(parsed.keys[1], true);
+  d = ask(bad, out);
+  ASSERT_TRUE(d.reply);
+  EXPECT_TRUE(d.crypto_nak);
+  EXPECT_EQ(d.key, nullptr);
+  EXPECT_EQ(d.length, 52);
+  EXPECT_EQ(base::load_be32(&out[48]), 0u);
+  EXPECT_EQ(c.get(stats::Counter::crypto_nak_sent), 1u);
+  EXPECT_EQ(c.get(stats::Counter::auth_failed), 4u);
+
+  // A rate-limited authenticated client gets a KoD signed with its key.
+  setup.rules.limits.enabled = true;
+  setup.rules.limits.min_spacing_s = 10;
+  const Tracking t{setup.tracker, setup.rules, *base::IpAddress::parse("198.51.100.8"), local, now};
+  const auto req = signed_request(parsed.keys[2]);
+  decide(req, false, 40000, base::NtpTimestamp{1}, synced_context(), out, &t);
+  d = decide(req, false, 40000, base::NtpTimestamp{1}, synced_context(), out, &t);
+  ASSERT_TRUE(d.kod);
+  EXPECT_EQ(d.length, req.size());
+  EXPECT_TRUE(auth::verify(parsed.keys[2], {out.data(), 48}, {out.data() + 48, 20}));
+}
+
 TEST(Decide, AccessRulesIgnoreDenyAndNolimit) {
   TrackedSetup setup;
   clients::Tracker& tracker = setup.tracker;

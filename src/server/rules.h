@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "auth/keys.h"
 #include "clients/limiter.h"
 #include "policy/policy.h"
 
@@ -22,6 +23,9 @@ namespace strata::server {
 struct Rules {
   policy::Policy policy;
   clients::LimitParams limits;
+  auth::KeyRing keys;
+  auth::BadMac bad_mac = auth::BadMac::kDrop;
+  uint32_t control_key = 0;  // a mode-6 request with a MAC of this key is answered anywhere
 };
 
 class RulesCell {

@@ -15,7 +15,7 @@ namespace {
 // Receive buffer per datagram: room for NTS-sized requests; anything longer is truncated,
 // flagged by the kernel (MSG_TRUNC) and dropped as bad format.
 constexpr uint16_t kRxBufferSize = 2048;
-// Replies are 48 octets today; MACs (issue 4) add at most 24.
+// Replies are 48 octets plus a MAC of at most 24.
 constexpr uint16_t kTxBufferSize = 128;
 // How long a receive waits before re-checking the stop flag.
 constexpr base::Nanos kReceiveTimeout = std::chrono::milliseconds(250);
@@ -41,6 +41,7 @@ Worker::Worker(io::Backend& backend, const clock::TimeStateCell& time, WorkerSta
       rx_(options.batch),
       tx_(options.batch),
       needs_stamp_(options.batch),
+      keys_(options.batch),
       rng_state_(std::random_device{}() | 1) {
   if (options.tracker != nullptr) default_rules_.limits = options.tracker->options().limits;
   for (size_t i = 0; i < options.batch; ++i) {
@@ -117,6 +118,7 @@ size_t Worker::run_once(base::Nanos timeout) {
     out.rx_time = rx_time;
     out.rx_kernel_time = in.rx_kernel_time;
     needs_stamp_[replies] = d.stamp_transmit;
+    keys_[replies] = d.key;
     ++replies;
   }
   if (replies == 0) return n;
@@ -130,7 +132,7 @@ size_t Worker::run_once(base::Nanos timeout) {
     // Both timestamps' noise bits are random: keep T3 >= T2 within one precision step.
     const base::NtpTimestamp receive{base::load_be64(tx_[i].data + 32)};
     if (base::ntp_diff_raw(t, receive) < 0) t = receive;
-    wire::stamp_transmit({tx_[i].data, tx_[i].length}, t);
+    finish_reply({tx_[i].data, tx_[i].length}, t, keys_[i]);
     if (tx_[i].rx_kernel_time)
       stats_.processing_ns.add(static_cast<uint64_t>(std::max<int64_t>(0, (tx_time - tx_[i].rx_time).count())));
   }

@@ -64,6 +64,7 @@ class Worker {
   std::vector<io::Packet> rx_;
   std::vector<io::Packet> tx_;
   std::vector<uint8_t> needs_stamp_;
+  std::vector<const auth::Key*> keys_;  // sign the reply with it after stamping (or null)
   uint64_t rng_state_;
   Rules default_rules_;  // used when options_.rules is null
 };

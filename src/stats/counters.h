@@ -65,7 +65,11 @@ namespace strata::stats {
   X(drop_mode_broadcast, "", "packets", "Dropped: mode 5 (broadcast).")                         \
   X(drop_mode_control, "", "packets", "Dropped: mode 6 (control), not served yet.")             \
   X(drop_mode_private, "", "packets", "Dropped: mode 7 (ntpdc private), never served.")         \
-  X(drop_mac, "", "packets", "Dropped: carries a MAC we have no key for.")                      \
+  X(drop_mac, "", "packets", "Dropped: a MAC whose key id is not in the keys file (or not trusted).") \
+  X(drop_bad_mac, "", "packets", "Dropped: a MAC that does not verify with its key.")          \
+  X(crypto_nak_sent, "", "packets",                                                              \
+    "Crypto-NAK replies to requests whose MAC failed ([auth] bad_mac = \"crypto-nak\").")        \
+  X(authenticated_replies, "", "packets", "Replies carrying a MAC with the request's key.")      \
   X(drop_crypto_nak, "", "packets", "Dropped: carries a crypto-NAK.")                           \
   X(drop_nts, "", "packets", "Dropped: NTS-authenticated request (NTS not served).")            \
   X(drop_mssntp, "", "packets", "Dropped: MS-SNTP authenticator (needs a domain controller).")  \

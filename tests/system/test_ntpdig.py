@@ -18,6 +18,13 @@ import harness as h  # noqa: E402
 INSIDE = os.environ.get("STRATA_IN_NETNS") in ("1", "host")
 
 
+KEYS = """# ntp.keys: id type key (20 characters or fewer: text; more: hex)
+1 MD5 sesame
+2 SHA1 00112233445566778899aabbccddeeff0011223344
+3 AES128CMAC 2b7e151628aed2a6abf7158809cf4f3c
+"""
+
+
 class NtpdigTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -30,12 +37,19 @@ class NtpdigTest(unittest.TestCase):
         cls.unsynced = h.Stratad(
             listen=["127.0.0.2:123"], user="root",
             config=f'[time]\nsource = "mirror"\nmirror = "127.0.0.1:{h.free_port()}"\n')
+        # Symmetric keys, one of each algorithm, in ntp.keys syntax (as ntpdig reads them).
+        cls.keys = os.path.join(cls.unsynced.dir, "ntp.keys")
+        with open(cls.keys, "w") as f:
+            f.write(KEYS)
+        cls.authd = h.Stratad(listen=["127.0.0.3:123"], user="root",
+                              config=f'[time]\nsource = "local"\n[auth]\nkeys = "{cls.keys}"\n')
 
     @classmethod
     def tearDownClass(cls):
         if INSIDE:
             cls.d.stop()
             cls.unsynced.stop()
+            cls.authd.stop()
 
     def test_ntpdig_gets_the_time_over_ipv4_json(self):
         r = h.run(["ntpdig", "-j", "-t", "2", "127.0.0.1"])
@@ -59,6 +73,30 @@ class NtpdigTest(unittest.TestCase):
         r = h.run(["ntpdig", "-t", "2", "127.0.0.2"])
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("stratum too high", r.stderr)
+
+    def test_ntpdig_authenticates_with_each_algorithm(self):
+        before = self.authd.counters()
+        for key in ("1", "2", "3"):
+            r = h.run(["ntpdig", "-t", "2", "-k", self.keys, "-a", key, "127.0.0.3"])
+            self.assertEqual(r.returncode, 0, f"key {key}: " + r.stdout + r.stderr)
+            self.assertIn("127.0.0.3 s10 no-leap", r.stdout)
+        after = self.authd.counters()
+        self.assertEqual(after["authenticated_replies"] - before["authenticated_replies"], 3)
+        self.assertEqual(after["auth_failed"], before["auth_failed"])
+
+    def test_ntpdig_with_a_wrong_key_gets_nothing(self):
+        wrong = os.path.join(self.authd.dir, "wrong.keys")
+        with open(wrong, "w") as f:
+            f.write("1 MD5 not-sesame\n9 MD5 sesame\n")
+        before = self.authd.counters()
+        for key in ("1", "9"):  # a wrong secret; an id the server does not know
+            r = h.run(["ntpdig", "-t", "1", "-k", wrong, "-a", key, "127.0.0.3"])
+            self.assertNotEqual(r.returncode, 0, r.stdout)
+        after = self.authd.counters()
+        self.assertEqual(after["auth_failed"] - before["auth_failed"], 2)
+        self.assertEqual(after["drop_bad_mac"] - before["drop_bad_mac"], 1)
+        self.assertEqual(after["drop_mac"] - before["drop_mac"], 1)
+        self.assertEqual(after["responses_sent"], before["responses_sent"])
 
 
 def main():
@@ -87,6 +125,7 @@ def port_123_free():
     import socket
     try:
         for family, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET, "127.0.0.2"),
+                             (socket.AF_INET, "127.0.0.3"),
                              (socket.AF_INET6, "::1")):
             with socket.socket(family, socket.SOCK_DGRAM) as s:
                 s.bind((addr, 123))
