@@ -47,6 +47,31 @@ def requests():
     return out
 
 
+def control(opcode, data=b"", seq=1):
+    head = struct.pack("!BBHHHHH", (2 << 3) | 6, opcode, seq, 0, 0, 0, len(data))
+    body = head + data
+    return body + b"\0" * (-len(body) % 4)
+
+
+def mode6_corpus():
+    out = {}
+    for src, tag in ((0, "lo"), (1, "query"), (2, "none")):
+        out[f"rv_{tag}"] = bytes([src]) + control(2)
+        out[f"rv_names_{tag}"] = bytes([src]) + control(2, b"stratum,leap,ss_received_r")
+    out["unknown"] = bytes([0]) + control(2, b"stratum,nonsense")
+    out["readstat"] = bytes([0]) + control(1)
+    out["nonce"] = bytes([0]) + control(12)
+    out["mru"] = bytes([0]) + control(10, b"nonce=000000000000000000000000, frags=32, mincount=2, "
+                                          b"addr.0=10.0.0.5:0, last.0=0xe8d4a51e.00000000, laddr=127.0.0.1")
+    out["write"] = bytes([0]) + control(3, b"leap=1")
+    out["badcount"] = bytes([0]) + control(2, b"x")[:11] + b"\xff"
+    signed = control(2, b"stratum")
+    signed += b"\0" * (-len(signed) % 8)
+    import hashlib
+    out["md5_key1"] = bytes([2]) + signed + struct.pack("!I", 1) + hashlib.md5(b"sesame" + signed).digest()
+    return out
+
+
 def write(dirname, files):
     d = os.path.join(HERE, "corpus", dirname)
     os.makedirs(d, exist_ok=True)
@@ -95,6 +120,7 @@ def main():
                   b"12 AES128 HEX:2b7e151628aed2a6abf7158809cf4f3c\n",
         "bad": b"0 MD5 x\n1 SHA256 y\n2 AES 00\n3 MD5 HEX:0g\n1 MD5 a\n1 MD5 b\n",
     })
+    write("mode6", mode6_corpus())
     write("rules", {
         "nested": b"# c\n10.0.0.0/8 nolimit query\n10.1.0.0/16 deny\n10.1.2.3 ignore\n0.0.0.0/0 limited\n",
         "v6": b"2001:db8::/32 noquery\n2001:db8:1::/48 ignore\n::1 query\n::/0 allow\n",

@@ -251,6 +251,29 @@ void parse_metrics(Checker& check, const toml::table& t, MetricsConfig& m) {
              });
 }
 
+void parse_mode6(Checker& check, const toml::table& t, Mode6Config& m) {
+  walk_table(check, t, "mode6",
+             {
+                 {"enabled",
+                  [&](const toml::node& n) {
+                    if (auto v = check.boolean(n, "enabled")) m.enabled = *v;
+                  }},
+                 {"rate",
+                  [&](const toml::node& n) {
+                    if (auto v = check.number(n, "rate", 0.01, 1e6)) m.rate = *v;
+                  }},
+                 {"burst",
+                  [&](const toml::node& n) {
+                    if (auto v = check.number(n, "burst", 1, 1e7)) m.burst = *v;
+                  }},
+                 {"mrulist_max",
+                  [&](const toml::node& n) {
+                    if (auto v = check.integer(n, "mrulist_max", 1, 100000000))
+                      m.mrulist_max = static_cast<uint32_t>(*v);
+                  }},
+             });
+}
+
 void parse_clients(Checker& check, const toml::table& t, ClientsConfig& c) {
   walk_table(
       check, t, "clients",
@@ -480,11 +503,13 @@ LoadResult parse_config(std::string_view text, const std::string& name) {
       parse_metrics(check, *table, config.metrics);
     } else if (key.str() == "access" && table) {
       parse_access(check, *table, config.access, rule_errors);
+    } else if (key.str() == "mode6" && table) {
+      parse_mode6(check, *table, config.mode6);
     } else if (key.str() == "auth" && table) {
       parse_auth(check, *table, config.auth, rule_errors);
     } else {
       check.fail(node, fmt::format("unknown {} '{}' (expected [server], [time], [clients], "
-                                   "[ratelimit], [access], [auth] or [metrics])",
+                                   "[ratelimit], [access], [auth], [mode6] or [metrics])",
                                    table ? "table" : "key", key.str()));
     }
   }

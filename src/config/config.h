@@ -61,6 +61,16 @@ struct AuthConfig {
   uint32_t control_key = 0;          // 0: mode 6 only from rules that allow queries
 };
 
+// [mode6]: ntpq's control protocol. Who may ask is in [access] (query/noquery) and
+// [auth] control_key.
+struct Mode6Config {
+  bool enabled = true;
+  double rate = 100;             // requests per second per source
+  double burst = 1000;           // requests at once per source
+  uint32_t mrulist_max = 100000; // newest client records an mrulist can walk
+  friend bool operator==(const Mode6Config&, const Mode6Config&) = default;
+};
+
 // [metrics]: the Prometheus endpoint.
 struct MetricsConfig {
   std::optional<base::Endpoint> listen = base::Endpoint{base::IpAddress::v4(0x7F000001), 9123};
@@ -75,6 +85,7 @@ struct Config {
   clients::LimitParams ratelimit;
   AccessConfig access;
   AuthConfig auth;
+  Mode6Config mode6;
 };
 
 // The reloadable part of a configuration, compiled: what SIGHUP and `strata reload` change.

@@ -2,6 +2,8 @@
 // time source, privilege drop, clock thread, workers, control thread; then waits for signals
 // on the main thread and stops in reverse order on SIGTERM or SIGINT.
 #include <grp.h>
+#include <sys/timex.h>
+#include <sys/utsname.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -34,6 +36,7 @@
 #include "control/report.h"
 #include "io/steering.h"
 #include "io/udp_backend.h"
+#include "server/control_service.h"
 #include "server/worker.h"
 
 namespace strata {
@@ -194,6 +197,7 @@ nlohmann::json reload(const Flags& flags, const config::Config& running, server:
   if (!(next->time == running.time)) restart.push_back("[time]");
   if (!(next->clients == running.clients)) restart.push_back("[clients]");
   if (!(next->metrics == running.metrics)) restart.push_back("[metrics]");
+  if (!(next->mode6 == running.mode6)) restart.push_back("[mode6]");
   if (next->ratelimit.v4_prefix != running.ratelimit.v4_prefix ||
       next->ratelimit.v6_prefix != running.ratelimit.v6_prefix)
     restart.push_back("[ratelimit] v4_prefix/v6_prefix (the sockets steer by them)");
@@ -274,6 +278,87 @@ void load_sketches(const std::string& path, clients::Tracker& into) {
   }
 }
 
+// What ntpq's mode 6 reads: the counters and time state (through `snapshot`), the client
+// tables, and who we are.
+class DaemonSources final : public mode6::Sources {
+ public:
+  DaemonSources(std::function<control::StatsSnapshot()> snapshot, const Trackers& trackers,
+                const config::Config& cfg, size_t receive_buffers)
+      : snapshot_(std::move(snapshot)), trackers_(trackers), cfg_(cfg), receive_buffers_(receive_buffers) {
+    utsname u{};
+    if (::uname(&u) == 0) {
+      processor_ = u.machine;
+      system_ = std::string(u.sysname) + "/" + u.release;
+    }
+    if (cfg.time.source == clock::Source::kMirror) {
+      peer_ = cfg.time.mirror.to_string();
+      poll_ = static_cast<int>(std::lround(std::log2(std::max(1.0, cfg.time.mirror_interval))));
+    }
+  }
+
+  mode6::SystemView system() override {
+    const control::StatsSnapshot s = snapshot_();
+    mode6::SystemView v;
+    v.time = s.time;
+    v.now = base::to_ntp(base::now_real());
+    v.uptime_s = s.uptime_s;
+    v.counters = s.counters;
+    v.control_requests = s.counters[stats::index(stats::Counter::control_requests)];
+    v.mru_depth = s.clients.records;
+    v.mru_capacity = s.clients.capacity;
+    v.mru_mindepth = cfg_.clients.mindepth;
+    v.mru_maxage_s = cfg_.clients.maxage;
+    v.mru_memory_bytes = s.clients.records * clients::kClientSlotBytes;
+    v.mru_max_memory_bytes = s.clients.memory_bytes;
+    v.mru_oldest_age_s = [this] {
+      int64_t oldest = INT64_MAX;
+      for (const auto& t : trackers_)
+        t->table().for_each([&](const clients::ClientSnapshot& c) { oldest = std::min(oldest, c.last_ns); });
+      if (oldest == INT64_MAX) return 0.0;
+      return std::max<double>(0, (base::now_real().time_since_epoch().count() - oldest) * 1e-9);
+    };
+    v.receive_buffers = receive_buffers_;
+    v.version = std::string("stratad ") + STRATA_VERSION;
+    v.processor = processor_;
+    v.system = system_;
+    if (!peer_.empty()) {
+      v.peer_address = peer_;
+      v.peer_mode = 3;
+    }
+    v.poll_exponent = poll_;
+    timex tx{};
+    if (::adjtimex(&tx) >= 0) v.tai_offset = tx.tai;
+    return v;
+  }
+
+  void client_entries(std::vector<mode6::MruEntry>& out) override {
+    for (const auto& t : trackers_) {
+      t->table().for_each([&](const clients::ClientSnapshot& c) {
+        mode6::MruEntry e;
+        e.address = c.address;
+        e.local = c.local;
+        e.first = base::to_ntp(base::RealTime{base::Nanos{c.first_ns}}).raw;
+        e.last = base::to_ntp(base::RealTime{base::Nanos{c.last_ns}}).raw;
+        e.count = c.count;
+        e.drops = c.drops;
+        e.mode_version = static_cast<uint8_t>(c.version << 3 | c.mode);
+        e.restrict = static_cast<uint16_t>(((c.flags & clients::kFlagLimited) ? mode6::kResLimited : 0) |
+                                           ((c.flags & clients::kFlagKod) ? mode6::kResKod : 0) |
+                                           ((c.flags & clients::kFlagDenied) ? mode6::kResNoServe : 0));
+        out.push_back(e);
+      });
+    }
+  }
+
+ private:
+  std::function<control::StatsSnapshot()> snapshot_;
+  const Trackers& trackers_;
+  const config::Config& cfg_;
+  size_t receive_buffers_;
+  std::string processor_ = "unknown", system_ = "unknown", peer_;
+  int poll_ = 6;
+};
+
 int run(const Flags& flags) {
   if (flags.verbose) base::set_log_level(LogLevel::kDebug);
   std::optional<config::Config> cfg = build_config(flags);
@@ -352,7 +437,9 @@ int run(const Flags& flags) {
   tracker_options.table.mindepth = cfg->clients.mindepth / n;
   tracker_options.table.maxage_ns = static_cast<int64_t>(cfg->clients.maxage * 1e9);
   tracker_options = clients::size_for_memory(cfg->clients.memory / n, tracker_options);
-  server::RulesCell rules_cell(make_rules(*cfg), n);
+  // One reader slot per worker, and one for the control service (mode 6).
+  server::RulesCell rules_cell(make_rules(*cfg), n + 1);
+  server::ControlQueue control_queue(n);
   std::vector<std::unique_ptr<clients::Tracker>> trackers;
   std::random_device random;
   for (unsigned w = 0; w < n; ++w) {
@@ -361,6 +448,8 @@ int run(const Flags& flags) {
     tracker_options.seed = (uint64_t{random()} << 32) | random();
     trackers.push_back(std::make_unique<clients::Tracker>(tracker_options));
   }
+  // The control service counts in a block of its own (the last), summed with the workers'.
+  stats.push_back(std::make_unique<server::WorkerStats>());
   load_sketches(sketch_path(*cfg), *trackers[0]);
   size_t client_memory = 0;
   for (const auto& t : trackers) client_memory += t->table().memory_bytes() + t->prefixes().memory_bytes();
@@ -374,6 +463,7 @@ int run(const Flags& flags) {
       options.tracker = trackers[w].get();
       options.rules = &rules_cell;
       options.reader = w;
+      options.control = cfg->mode6.enabled ? &control_queue : nullptr;
       server::Worker worker(*backends[w], time_cell, *stats[w], options);
       worker.run(stop);
     });
@@ -403,6 +493,16 @@ int run(const Flags& flags) {
     }
     return s;
   };
+  DaemonSources mode6_sources(snapshot, trackers, *cfg, size_t{n} * cfg->server.batch);
+  mode6::ResponderOptions mode6_options;
+  mode6_options.rate = cfg->mode6.rate;
+  mode6_options.burst = cfg->mode6.burst;
+  mode6_options.mrulist_max = cfg->mode6.mrulist_max;
+  std::vector<io::Backend*> backend_list;
+  for (auto& b : backends) backend_list.push_back(b.get());
+  server::ControlService control_service(control_queue, backend_list, rules_cell, n, mode6_options,
+                                         mode6_sources, stats.back()->counters);
+  control_service.start();
   if (metrics_server) {
     std::lock_guard<std::mutex> lock(metrics_mutex);
     metrics_render = [&] {
@@ -523,6 +623,7 @@ int run(const Flags& flags) {
   }
   sd_notify(0, "STOPPING=1");
   if (metrics_server) metrics_server->stop();
+  control_service.stop();
   stop.store(true);
   for (auto& b : backends) b->wake();
   for (auto& t : threads) t.join();

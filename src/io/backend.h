@@ -37,6 +37,10 @@ class Backend {
   // Sends each reply to its peer from its local address over its channel; sets `sent`.
   // Returns how many were sent.
   virtual size_t send(std::span<Packet> replies) = 0;
+  // Sends one datagram to p.peer from p.local over p.channel, from any thread: it touches
+  // nothing the worker's receive() and send() use (the control responder's replies go out
+  // this way, beside the worker). Returns whether the kernel took it.
+  virtual bool send_one(const Packet& p) = 0;
   // Cumulative datagrams the kernel dropped for want of receive-queue space.
   virtual uint64_t rx_queue_drops() const = 0;
   // Makes a receive() in progress return soon (any thread).

@@ -27,6 +27,12 @@ class MemoryBackend final : public Backend {
   void fail_sends(bool fail) { fail_sends_ = fail; }
   void set_rx_queue_drops(uint64_t n) { drops_ = n; }
 
+  bool send_one(const Packet& p) override {
+    if (fail_sends_) return false;
+    sent_.push_back({std::vector<uint8_t>(p.data, p.data + p.length), p.peer, p.local});
+    return true;
+  }
+
   size_t receive(std::span<Packet> slots, base::Nanos) override {
     size_t n = 0;
     while (n < slots.size() && !queue_.empty()) {

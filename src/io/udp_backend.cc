@@ -281,4 +281,26 @@ size_t UdpBackend::send_run(std::span<Packet> run) {
   return sent;
 }
 
+bool UdpBackend::send_one(const Packet& p) {
+  if (p.channel >= fds_.size()) return false;
+  sockaddr_storage name{};
+  iovec iov{p.data, p.length};
+  Control control;
+  msghdr h{};
+  h.msg_name = &name;
+  h.msg_namelen = p.peer.to_sockaddr(name);
+  h.msg_iov = &iov;
+  h.msg_iovlen = 1;
+  if (bound_[p.channel].is_unspecified() && !p.local.is_unspecified()) {
+    const bool pin = p.local.is_v6_link_local() || p.local.is_multicast() ||
+                     p.peer.address.is_v6_link_local();
+    set_source_address(h, control.bytes, p.local, pin ? p.ifindex : 0);
+  }
+  for (;;) {
+    const ssize_t n = ::sendmsg(fds_[p.channel], &h, 0);
+    if (n >= 0) return true;
+    if (errno != EINTR) return false;
+  }
+}
+
 }  // namespace strata::io

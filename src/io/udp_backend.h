@@ -40,6 +40,7 @@ class UdpBackend final : public Backend {
 
   size_t receive(std::span<Packet> slots, base::Nanos timeout) override;
   size_t send(std::span<Packet> replies) override;
+  bool send_one(const Packet& p) override;
   uint64_t rx_queue_drops() const override { return drops_total_; }
   void wake() override;
 

@@ -46,12 +46,12 @@ Counter ntpd_bucket(DropReason r) {
     case DropReason::kBadMac:
     case DropReason::kCryptoNak: return Counter::auth_failed;
     case DropReason::kModeServer:
-    case DropReason::kModeControl:
     case DropReason::kNts:
     case DropReason::kMsSntp:
     case DropReason::kUnsynchronised: return Counter::declined;
     case DropReason::kRateLimited: return Counter::rate_limited;
     case DropReason::kIgnored:
+    case DropReason::kModeControl:  // noquery, as NTPsec counts it
     case DropReason::kDenied: return Counter::restricted;
     default: return Counter::bad_format;
   }
@@ -96,6 +96,16 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
   if (req.verdict == Verdict::kBadVersion) return drop(DropReason::kBadVersion);
   if (req.verdict == Verdict::kBadMode0) return drop(DropReason::kBadMode0);
   if (request.empty()) return drop(DropReason::kTooShort);
+  if (req.mode == Mode::kControl && tracking != nullptr && tracking->control) {
+    const policy::Verdict pv = tracking->rules.policy.lookup(tracking->peer);
+    if (pv.access == policy::Access::kIgnore) return drop(DropReason::kIgnored);
+    if (!pv.query && tracking->rules.control_key == 0) return drop(DropReason::kModeControl);
+    // The longest request: header, 468 octets of data padded to 8, a 24-octet MAC.
+    if (request.size() > 12 + 472 + 24) return drop(DropReason::kBadTrailer);
+    Decision d;
+    d.to_control = true;
+    return d;
+  }
   if (const DropReason r = early_mode_drop(req.mode); r != DropReason::kNone) return drop(r);
   if (source_port == 0) return drop(DropReason::kSourcePort0);
 
@@ -218,9 +228,12 @@ void count(const Decision& d, stats::WorkerCounters& c) {
                                            Counter::requests_v2, Counter::requests_v3,
                                            Counter::requests_v4};
     if (d.request_version <= 4) c.add(kVersion[d.request_version]);
+    if (d.request_version == 1 && d.request_mode == 3) c.add(Counter::requests_v1_mode3);
+    if (d.request_version == 1 && d.request_mode == 1) c.add(Counter::requests_v1_mode1);
     c.add(d.request_mode == 1 ? Counter::requests_mode1
                               : d.request_mode == 0 ? Counter::requests_mode0 : Counter::requests_mode3);
   }
+  if (d.to_control) return;  // counted by the control service
   if (d.new_client) c.add(Counter::clients_new);
   if (d.evicted) c.add(Counter::clients_evicted);
   if (d.untracked) c.add(Counter::clients_untracked);

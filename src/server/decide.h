@@ -60,6 +60,8 @@ struct Decision {
   // (finish_reply); `length` already counts the MAC. Or it is a crypto-NAK (MAC failed).
   const auth::Key* key = nullptr;
   bool crypto_nak = false;
+  // A mode-6 request a rule lets in: hand it to the control service (no reply here).
+  bool to_control = false;
   // Client tracking and rate limiting (only with a Tracking argument).
   bool limited = false;    // over the rate limit: dropped or KoD
   bool denied = false;     // refused by a deny rule (KoD DENY or dropped)
@@ -80,6 +82,7 @@ struct Tracking {
   base::IpAddress peer;
   base::IpAddress local;
   int64_t rx_ns = 0;  // kernel receive time, ns since 1970
+  bool control = false;  // a control service answers mode 6 (else it is dropped)
 };
 
 // Per-batch inputs: the reply fields from the time state, and the policy.
@@ -103,6 +106,8 @@ BatchContext make_context(const clock::TimeState& state, base::RealTime now,
 // reply signed with the same key (same length as the request's MAC), a bad one or an unknown
 // key id is dropped or answered with a crypto-NAK as the rules say (never longer than the
 // request either). Without `tracking` there are no keys and every MAC is dropped.
+// Mode 6 goes to the control service (to_control) when there is one and the source's rule
+// says `query`, or a control key is configured (the service checks the MAC); else dropped.
 Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t source_port,
                 base::NtpTimestamp receive, const BatchContext& context, std::span<uint8_t> out,
                 const Tracking* tracking = nullptr);

@@ -116,7 +116,7 @@ TEST(Decide, DropsLandInNtpdBuckets) {
       {request(4, 2), DropReason::kModeSymmetricPassive, Counter::bad_format, VersionClass::kNotCounted},
       {request(4, 5), DropReason::kModeBroadcast, Counter::bad_format, VersionClass::kNotCounted},
       {request(2, 7), DropReason::kModePrivate, Counter::bad_format, VersionClass::kNotCounted},
-      {request(2, 6, 12), DropReason::kModeControl, Counter::declined, VersionClass::kNotCounted},
+      {request(2, 6, 12), DropReason::kModeControl, Counter::restricted, VersionClass::kNotCounted},
       {request(4, 4), DropReason::kModeServer, Counter::declined, VersionClass::kCurrent},
       {request(4, 3, 50), DropReason::kBadTrailer, Counter::bad_format, VersionClass::kCurrent},
       {mac, DropReason::kMac, Counter::auth_failed, VersionClass::kCurrent},

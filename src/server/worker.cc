@@ -77,12 +77,14 @@ size_t Worker::run_once(base::Nanos timeout) {
   const size_t n = backend_.receive(rx_, timeout);
   auto& counters = stats_.counters;
   counters.set(Counter::rx_queue_drops, backend_.rx_queue_drops());
+  counters.add(Counter::receive_calls);
   if (n == 0) {
     if (options_.tracker != nullptr)
       options_.tracker->idle(base::now_real().time_since_epoch().count());
     return 0;
   }
 
+  counters.add(Counter::receive_batches);
   const base::RealTime batch_time = base::now_real();
   const clock::TimeState state = time_.load();
   const BatchContext context = make_context(state, batch_time, options_.unsynchronised);
@@ -100,7 +102,7 @@ size_t Worker::run_once(base::Nanos timeout) {
     Decision d;
     if (options_.tracker != nullptr) {
       const Tracking tracking{*options_.tracker, rules, in.peer.address, in.local,
-                              rx_time.time_since_epoch().count()};
+                              rx_time.time_since_epoch().count(), options_.control != nullptr};
       d = decide({in.data, in.length}, in.truncated, in.peer.port, receive, context,
                  {out.data, out.capacity}, &tracking);
     } else {
@@ -108,6 +110,8 @@ size_t Worker::run_once(base::Nanos timeout) {
                  {out.data, out.capacity});
     }
     count(d, counters);
+    if (d.to_control && !options_.control->push(options_.reader, in, rx_time.time_since_epoch().count()))
+      counters.add(Counter::drop_control_queue);
     if (d.gap_ns >= 0) stats_.poll_interval_ms.add(static_cast<uint64_t>(d.gap_ns / 1'000'000));
     if (!d.reply) continue;
     out.length = d.length;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "clients/tracker.h"
+#include "server/control_service.h"
 #include "server/rules.h"
 #include "clock/time_state.h"
 #include "io/backend.h"
@@ -36,6 +37,8 @@ struct WorkerOptions {
   // tracker: no access rules, the tracker's own limits.
   RulesCell* rules = nullptr;
   size_t reader = 0;
+  // Where mode-6 requests go (this worker's ring: `reader`); null: mode 6 is dropped.
+  ControlQueue* control = nullptr;
 };
 
 // Sets the bits of `t` below 2^precision seconds to random values (RFC 5905 section 6: the

@@ -46,6 +46,8 @@ namespace strata::stats {
   X(bytes_in_v6, "", "bytes", "IP-level bytes received over IPv6 (payload + 8 UDP + 40 IPv6).") \
   X(bytes_out_v4, "", "bytes", "IP-level bytes sent over IPv4 (payload + 8 UDP + 20 IPv4).")    \
   X(bytes_out_v6, "", "bytes", "IP-level bytes sent over IPv6 (payload + 8 UDP + 40 IPv6).")    \
+  X(receive_calls, "", "calls", "Receive calls of the workers (wake-ups, including empty ones).") \
+  X(receive_batches, "", "calls", "Receive calls that returned at least one datagram.")        \
   X(rx_queue_drops, "", "packets",                                                               \
     "Datagrams the kernel dropped because a socket's receive queue was full (read every "       \
     "100 ms). Rising: the workers cannot keep up; add threads or receive buffer.")              \
@@ -63,7 +65,15 @@ namespace strata::stats {
   X(drop_mode_symmetric_passive, "", "packets", "Dropped: mode 2 (symmetric passive).")         \
   X(drop_mode_server, "", "packets", "Dropped: mode 4 (server); we have no associations.")      \
   X(drop_mode_broadcast, "", "packets", "Dropped: mode 5 (broadcast).")                         \
-  X(drop_mode_control, "", "packets", "Dropped: mode 6 (control), not served yet.")             \
+  X(drop_mode_control, "", "packets",                                                            \
+    "Dropped: mode 6 (ntpq) from a source no rule lets query, with no control-key MAC.")       \
+  X(control_requests, "", "packets", "Mode-6 (ntpq) requests handed to the control responder.") \
+  X(control_responses, "", "packets", "Mode-6 response datagrams sent (fragments and errors).") \
+  X(control_errors, "", "packets", "Mode-6 requests answered with an error code.")             \
+  X(drop_control_bad, "", "packets",                                                             \
+    "Dropped by the control responder: malformed, a bad MAC, or an mrulist without a valid nonce.") \
+  X(drop_control_limited, "", "packets", "Dropped: mode 6 over its per-source rate ([mode6]).") \
+  X(drop_control_queue, "", "packets", "Dropped: mode 6 while the control responder was busy.") \
   X(drop_mode_private, "", "packets", "Dropped: mode 7 (ntpdc private), never served.")         \
   X(drop_mac, "", "packets", "Dropped: a MAC whose key id is not in the keys file (or not trusted).") \
   X(drop_bad_mac, "", "packets", "Dropped: a MAC that does not verify with its key.")          \
@@ -87,6 +97,8 @@ namespace strata::stats {
   X(requests_v2, "", "packets", "Requests of NTP version 2 that reached the client table.")   \
   X(requests_v3, "", "packets", "Requests of NTP version 3 that reached the client table.")   \
   X(requests_v4, "", "packets", "Requests of NTP version 4 that reached the client table.")   \
+  X(requests_v1_mode3, "", "packets", "NTPv1 client (mode 3) requests that reached the client table.") \
+  X(requests_v1_mode1, "", "packets", "NTPv1 symmetric-active requests that reached the client table.") \
   X(requests_mode0, "", "packets", "NTPv1 mode-0 requests that reached the client table.")     \
   X(requests_mode1, "", "packets", "Symmetric-active (mode 1) requests that reached the client table.") \
   X(requests_mode3, "", "packets", "Client (mode 3) requests that reached the client table.")  \

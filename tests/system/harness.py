@@ -9,6 +9,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -20,6 +21,9 @@ BUILD = os.environ.get("STRATA_BUILD", os.path.join(SOURCE, "build"))
 STRATAD = os.path.join(BUILD, "stratad")
 STRATA = os.path.join(BUILD, "strata")
 CHRONYD = os.path.join(BUILD, "peers", "chrony", "usr", "sbin", "chronyd")
+# NTPsec's ntpq, unpacked by ./setup; a Python script that needs Debian's python3-ntp.
+NTPQ = os.path.join(BUILD, "peers", "ntpsec", "usr", "bin", "ntpq")
+SYSTEM_PYTHON = "/usr/bin/python3"
 NTP_UNIX_OFFSET = 2208988800
 
 
@@ -195,3 +199,49 @@ def random_bytes(rng, n):
 
 def seeded_rng(seed=2026):
     return random.Random(seed)
+
+
+# Tests of peers that only speak to port 123 (ntpdig, ntpq) re-run themselves inside a new
+# network namespace (unshare -rn: its own loopback, nothing else reachable) where stratad may
+# bind port 123. Where namespaces are not allowed (some containers) but we are root and port
+# 123 is free on the given loopback addresses, they run on the host's loopback instead.
+NETNS = os.environ.get("STRATA_IN_NETNS")  # "1": in our namespace; "host": host loopback
+IN_NETNS = NETNS in ("1", "host")
+
+
+def port_123_free(addresses):
+    try:
+        for addr in addresses:
+            family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.bind((addr, 123))
+        return True
+    except OSError:
+        return False
+
+
+def main_in_netns(script, requirements, host_addresses):
+    """Runs unittest.main() in a namespace of our own (or on the host, see above). The
+    requirements are (condition, why) pairs checked first: a missing one skips."""
+    import shutil
+    import unittest
+    if IN_NETNS:
+        if NETNS == "1":
+            subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        unittest.main(verbosity=2)
+        return
+    unshare = shutil.which("unshare")
+    netns = unshare and subprocess.run([unshare, "-rn", "true"], capture_output=True).returncode == 0
+    try:
+        for condition, why in requirements:
+            require(condition, why)
+        require(netns or (is_root() and port_123_free(host_addresses)),
+                "no network namespace (unshare -rn) and port 123 on loopback not usable")
+    except unittest.SkipTest as e:
+        print("skipped:", e)
+        return
+    me = [sys.executable, os.path.abspath(script)]
+    if netns:
+        sys.exit(subprocess.run([unshare, "-rn"] + me, env=dict(os.environ, STRATA_IN_NETNS="1")).returncode)
+    print("no network namespace allowed: testing on the host's loopback port 123")
+    sys.exit(subprocess.run(me, env=dict(os.environ, STRATA_IN_NETNS="host")).returncode)

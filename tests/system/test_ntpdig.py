@@ -1,9 +1,6 @@
 #!/usr/bin/env python3
 """Interop with NTPsec's ntpdig (Debian 12's sntp and ntpdate). ntpdig only speaks to port
-123, so the test re-runs itself inside a new network namespace (unshare -rn: its own
-loopback, nothing else reachable) where stratad may bind 127.0.0.1:123 and [::1]:123. Where
-namespaces are not allowed (some containers) but we are root and port 123 is free on
-loopback, it runs on the host's loopback instead."""
+123, so the test re-runs itself in a network namespace of its own (harness.main_in_netns)."""
 import json
 import os
 import shutil
@@ -14,8 +11,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-# "1": inside a namespace of our own; "host": on the host's loopback.
-INSIDE = os.environ.get("STRATA_IN_NETNS") in ("1", "host")
+INSIDE = h.IN_NETNS
 
 
 KEYS = """# ntp.keys: id type key (20 characters or fewer: text; more: hex)
@@ -30,8 +26,6 @@ class NtpdigTest(unittest.TestCase):
     def setUpClass(cls):
         if not INSIDE:
             return
-        if os.environ["STRATA_IN_NETNS"] == "1":
-            subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
         # In the namespace we are root only by mapping: no other user to switch to.
         cls.d = h.Stratad(listen=["127.0.0.1:123", "[::1]:123"], user="root")
         cls.unsynced = h.Stratad(
@@ -99,40 +93,7 @@ class NtpdigTest(unittest.TestCase):
         self.assertEqual(after["responses_sent"], before["responses_sent"])
 
 
-def main():
-    if INSIDE:
-        unittest.main(verbosity=2)
-        return
-    unshare = shutil.which("unshare")
-    ntpdig = shutil.which("ntpdig")
-    netns = unshare and subprocess.run([unshare, "-rn", "true"], capture_output=True).returncode == 0
-    try:
-        h.require(ntpdig is not None, "ntpdig not installed (./setup installs ntpsec-ntpdig)")
-        h.require(netns or (h.is_root() and port_123_free()),
-                  "no network namespace (unshare -rn) and port 123 on loopback not usable")
-    except unittest.SkipTest as e:
-        print("skipped:", e)
-        return
-    me = [sys.executable, os.path.abspath(__file__)]
-    if netns:
-        env = dict(os.environ, STRATA_IN_NETNS="1")
-        sys.exit(subprocess.run([unshare, "-rn"] + me, env=env).returncode)
-    print("no network namespace allowed: testing on the host's loopback port 123")
-    sys.exit(subprocess.run(me, env=dict(os.environ, STRATA_IN_NETNS="host")).returncode)
-
-
-def port_123_free():
-    import socket
-    try:
-        for family, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET, "127.0.0.2"),
-                             (socket.AF_INET, "127.0.0.3"),
-                             (socket.AF_INET6, "::1")):
-            with socket.socket(family, socket.SOCK_DGRAM) as s:
-                s.bind((addr, 123))
-        return True
-    except OSError:
-        return False
-
-
 if __name__ == "__main__":
-    main()
+    h.main_in_netns(__file__, [(shutil.which("ntpdig") is not None,
+                                "ntpdig not installed (./setup installs ntpsec-ntpdig)")],
+                    ["127.0.0.1", "127.0.0.2", "127.0.0.3", "::1"])

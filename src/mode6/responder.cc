@@ -1,0 +1,193 @@
+// The mode-6 responder (see responder.h).
+#include "mode6/responder.h"
+
+#include <algorithm>
+
+namespace strata::mode6 {
+
+using stats::Counter;
+
+namespace {
+
+constexpr int64_t kSnapshotIdleNs = 60'000'000'000;
+constexpr size_t kMaxBuckets = 4096;
+constexpr uint32_t kMruRowLimit = 256;   // ntpd's MRU_ROW_LIMIT
+constexpr uint32_t kMruFragsLimit = 128;  // ntpd's MRU_FRAGS_LIMIT
+
+size_t total_size(const std::vector<std::vector<uint8_t>>& d) {
+  size_t n = 0;
+  for (const auto& x : d) n += x.size();
+  return n;
+}
+
+}  // namespace
+
+size_t Responder::AddressHash::operator()(const base::IpAddress& a) const {
+  uint64_t h = 0xcbf29ce484222325ULL ^ static_cast<uint64_t>(a.family);
+  for (uint8_t b : a.bytes) h = (h ^ b) * 0x100000001b3ULL;
+  return static_cast<size_t>(h);
+}
+
+uint16_t system_status(const SystemView& v) {
+  const bool synced = v.time.synchronised;
+  const unsigned leap = synced ? static_cast<unsigned>(v.time.leap) : 3;
+  // Clock source: 6 (NTP) for a server following chronyd/ntpd or the kernel clock they
+  // discipline, 5 (local) for the local source, 0 (unspecified) while unsynchronised.
+  const unsigned source = !synced ? 0 : v.time.source == clock::Source::kLocal ? 5 : 6;
+  const unsigned event = synced ? 5 : 0;  // clock_sync
+  return static_cast<uint16_t>(leap << 14 | source << 8 | 1u << 4 | event);
+}
+
+Responder::Responder(const ResponderOptions& options, Sources& sources,
+                     stats::WorkerCounters& counters)
+    : options_(options), sources_(sources), counters_(counters) {}
+
+bool Responder::take_token(const base::IpAddress& peer, int64_t now_ns) {
+  if (buckets_.size() >= kMaxBuckets && buckets_.find(peer) == buckets_.end()) {
+    // Forget the sources whose bucket has refilled; if none has, start over (a flood of
+    // sources then gets a fresh burst each, but never more than the queue lets through).
+    std::erase_if(buckets_, [&](const auto& kv) {
+      return kv.second.tokens + (now_ns - kv.second.last_ns) * 1e-9 * options_.rate >= options_.burst;
+    });
+    if (buckets_.size() >= kMaxBuckets) buckets_.clear();
+  }
+  auto [it, created] = buckets_.try_emplace(peer, Bucket{options_.burst, now_ns});
+  Bucket& b = it->second;
+  if (!created) {
+    b.tokens = std::min(options_.burst, b.tokens + std::max<int64_t>(0, now_ns - b.last_ns) * 1e-9 * options_.rate);
+    b.last_ns = now_ns;
+  }
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
+}
+
+std::vector<std::vector<uint8_t>> Responder::handle(const Incoming& in, const Access& access) {
+  counters_.add(Counter::control_requests);
+  Request r;
+  const ParseResult parsed = parse(in.data, r);
+  if (parsed == ParseResult::kDrop) {
+    counters_.add(Counter::drop_control_bad);
+    return {};
+  }
+  // A MAC must verify with a trusted key or the control key; a bad one gets no answer.
+  const auth::Key* key = nullptr;
+  if (parsed == ParseResult::kOk && r.has_mac) {
+    key = access.keys.find(r.key_id);
+    if (key == nullptr || !(key->trusted || key->id == access.control_key) ||
+        !auth::verify(*key, r.signed_part, r.mac)) {
+      counters_.add(Counter::drop_control_bad);
+      return {};
+    }
+  }
+  const bool control_key = key != nullptr && access.control_key != 0 && key->id == access.control_key;
+  const policy::Verdict pv = access.policy.lookup(in.peer.address);
+  if (pv.access == policy::Access::kIgnore || !(pv.query || control_key)) {
+    counters_.add(Counter::drop_mode_control);
+    return {};
+  }
+  if (!take_token(in.peer.address, in.now_ns)) {
+    counters_.add(Counter::drop_control_limited);
+    return {};
+  }
+  view_ = sources_.system();
+  leap_ = view_.time.synchronised ? static_cast<uint8_t>(view_.time.leap) : 3;
+  std::vector<std::vector<uint8_t>> out;
+  if (parsed == ParseResult::kBadFormat) {
+    out = {build_error(r, kErrBadFormat, key, leap_)};
+  } else {
+    out = dispatch(r, in, key, control_key);
+  }
+  // No amplification: an unauthenticated source off loopback (a `query` rule elsewhere) gets
+  // nothing longer than what it sent; the 12-octet error says to authenticate.
+  if (key == nullptr && !in.peer.address.is_loopback() && total_size(out) > in.data.size())
+    out = {build_error(r, kErrPermission, nullptr, leap_)};
+  for (const auto& d : out)
+    if (d.size() >= 2 && (d[1] & 0x40) != 0) counters_.add(Counter::control_errors);
+  return out;
+}
+
+std::vector<std::vector<uint8_t>> Responder::dispatch(const Request& r, const Incoming& in,
+                                                      const auth::Key* key, bool control_key) {
+  const uint16_t status = system_status(view_);
+  switch (r.opcode) {
+    case kUnspec:
+      if (r.association != 0) return {build_error(r, kErrBadAssociation, key, leap_)};
+      return build_response(r, status, "", key, leap_);
+    case kReadStatus:
+      // No associations: stratad has no peers of its own (ntpq -p shows an empty table).
+      if (r.association != 0) return {build_error(r, kErrBadAssociation, key, leap_)};
+      return build_response(r, status, "", key, leap_);
+    case kReadVariables:
+      if (r.association != 0) return {build_error(r, kErrBadAssociation, key, leap_)};
+      return read_variables(r, key);
+    case kReadClock:
+      return {build_error(r, kErrBadAssociation, key, leap_)};  // no reference clocks
+    case kRequestNonce: {
+      VarWriter w(kMaxData);
+      w.add("nonce", nonces_.make(base::to_ntp(base::RealTime{base::Nanos{in.now_ns}}), in.peer));
+      return build_response(r, status, w.finish(), key, leap_);
+    }
+    case kReadMru:
+      return read_mru(r, in, key);
+    case kWriteVariables:
+    case kWriteClock:
+    case kConfigure:
+    case kSaveConfig:
+    case kReadOrderedList:
+      // Changing the server over mode 6 is not offered (the config file and `strata reload`
+      // are the way); ifstats/reslist need the control key in ntpd and are not served.
+      return {build_error(r, control_key ? kErrBadOpcode : kErrPermission, key, leap_)};
+    default:
+      return {build_error(r, kErrBadOpcode, key, leap_)};
+  }
+}
+
+std::vector<std::vector<uint8_t>> Responder::read_variables(const Request& r, const auth::Key* key) {
+  std::vector<std::string_view> names = split_names(data_text(r));
+  if (names.empty()) names = default_variables();
+  VarWriter w(kClientMaxFrags * kMaxData);
+  for (std::string_view name : names) {
+    // A name=value item (a write attempt through READVAR) reads the name.
+    const std::string_view bare = name.substr(0, name.find('='));
+    const auto value = variable(bare, view_);
+    if (!value) return {build_error(r, kErrUnknownVariable, key, leap_)};
+    if (!w.add(bare, *value)) break;  // cannot happen with the names we have
+  }
+  return build_response(r, system_status(view_), w.finish(), key, leap_);
+}
+
+std::vector<std::vector<uint8_t>> Responder::read_mru(const Request& r, const Incoming& in,
+                                                      const auth::Key* key) {
+  const base::NtpTimestamp now = base::to_ntp(base::RealTime{base::Nanos{in.now_ns}});
+  const auto q = parse_mru_query(data_text(r));
+  // ntpd sends nothing without a valid nonce, or when a value does not parse.
+  if (!q || !nonces_.valid(q->nonce, now, in.peer)) {
+    counters_.add(Counter::drop_control_bad);
+    return {};
+  }
+  if ((q->frags && (*q->frags > kMruFragsLimit || (*q->frags == 0 && !q->limit))) ||
+      (q->limit && (*q->limit == 0 || *q->limit > kMruRowLimit)))
+    return {build_error(r, kErrBadValue, key, leap_)};
+  uint32_t frags = q->frags.value_or(q->limit ? kMruFragsLimit : kClientMaxFrags);
+  if (frags == 0) frags = kMruFragsLimit;
+  frags = std::min(frags, options_.max_frags);
+  // A walk starts (no resume points), or the filters changed, or the snapshot is stale.
+  if (q->resume.empty() || !have_snapshot_ || !(snapshot_.filter() == q->filter) ||
+      in.now_ns - snapshot_used_ns_ > kSnapshotIdleNs) {
+    std::vector<MruEntry> entries;
+    sources_.client_entries(entries);
+    size_t max = options_.mrulist_max;
+    if (q->recent) max = std::min<size_t>(max, *q->recent);
+    snapshot_.build(std::move(entries), q->filter, now.raw, max);
+    have_snapshot_ = true;
+  }
+  snapshot_used_ns_ = in.now_ns;
+  const MruResponse resp =
+      write_mru_response(snapshot_, *q, nonces_.make(now, in.peer), now.raw, frags * kMaxData);
+  if (resp.kind == MruResponse::Kind::kUnknownVariable)
+    return {build_error(r, kErrUnknownVariable, key, leap_)};
+  return build_response(r, system_status(view_), resp.data, key, leap_);
+}
+
+}  // namespace strata::mode6

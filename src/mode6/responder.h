@@ -1,0 +1,90 @@
+// The mode-6 responder: one request in, the datagrams to send back out. Who may ask (access
+// rules, the control key), how often (a token bucket per source), how much may go back (no
+// reply longer than the request to an unauthenticated source off loopback), and the opcodes
+// ntpq uses: READSTAT, READVAR (every variable of vars.h), REQ_NONCE and READ_MRU (mru.h).
+// Runs on one thread (the control service), never on the packet path.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "auth/keys.h"
+#include "base/net.h"
+#include "mode6/codec.h"
+#include "mode6/mru.h"
+#include "mode6/vars.h"
+#include "policy/policy.h"
+#include "stats/counters.h"
+
+namespace strata::mode6 {
+
+struct ResponderOptions {
+  double rate = 100;          // requests per second per source address
+  double burst = 1000;        // requests a source may send at once (an mrulist walk)
+  size_t mrulist_max = 100000;  // newest client records an mrulist walk can see
+  uint32_t max_frags = 128;   // per response (ntpd's MRU_FRAGS_LIMIT)
+};
+
+// What the responder reads from the daemon.
+class Sources {
+ public:
+  virtual ~Sources() = default;
+  virtual SystemView system() = 0;
+  // Every client record of every worker.
+  virtual void client_entries(std::vector<MruEntry>& out) = 0;
+};
+
+// The rules in force for one request.
+struct Access {
+  const policy::Policy& policy;
+  const auth::KeyRing& keys;
+  uint32_t control_key = 0;
+};
+
+struct Incoming {
+  std::span<const uint8_t> data;
+  base::Endpoint peer;
+  base::IpAddress local;
+  int64_t now_ns = 0;  // real time, ns since 1970
+};
+
+// The system status word (protocols.md 2.4).
+uint16_t system_status(const SystemView& view);
+
+class Responder {
+ public:
+  Responder(const ResponderOptions& options, Sources& sources, stats::WorkerCounters& counters);
+
+  // The datagrams to send to in.peer from in.local; empty: send nothing.
+  std::vector<std::vector<uint8_t>> handle(const Incoming& in, const Access& access);
+
+ private:
+  bool take_token(const base::IpAddress& peer, int64_t now_ns);
+  std::vector<std::vector<uint8_t>> dispatch(const Request& r, const Incoming& in,
+                                             const auth::Key* key, bool control_key);
+  std::vector<std::vector<uint8_t>> read_variables(const Request& r, const auth::Key* key);
+  std::vector<std::vector<uint8_t>> read_mru(const Request& r, const Incoming& in,
+                                             const auth::Key* key);
+
+  ResponderOptions options_;
+  Sources& sources_;
+  stats::WorkerCounters& counters_;
+  NonceKeeper nonces_;
+  MruSnapshot snapshot_;
+  bool have_snapshot_ = false;
+  int64_t snapshot_used_ns_ = 0;
+  struct Bucket {
+    double tokens;
+    int64_t last_ns;
+  };
+  struct AddressHash {
+    size_t operator()(const base::IpAddress& a) const;
+  };
+  std::unordered_map<base::IpAddress, Bucket, AddressHash> buckets_;
+  uint8_t leap_ = 3;  // of the view read for the current request
+  SystemView view_;
+};
+
+}  // namespace strata::mode6

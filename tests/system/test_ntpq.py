@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Mode 6 against the real NTPsec ntpq (Debian 12's, unpacked by ./setup): rv, sysstats,
+monstats, iostats, sysinfo and mrulist with filters, served from the client table; unknown
+variables; who may query (loopback by default, `query` rules, the control key) and how much
+an unauthenticated source off loopback gets back. ntpq only speaks to port 123: the test runs
+in a network namespace of its own (harness.main_in_netns), where 10.9.9.1 and 10.9.9.2 are
+extra addresses on its loopback, i.e. sources that are not loopback addresses."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+INSIDE = h.IN_NETNS
+OWN_NAMESPACE = h.NETNS == "1"  # extra addresses only where we own the network
+
+KEYS = "1 MD5 sesame\n2 SHA1 00112233445566778899aabbccddeeff0011223344\n"
+
+
+def ntpq(*commands, host="127.0.0.1", keyid=None, keys=None, timeout_ms=400):
+    args = [h.SYSTEM_PYTHON, h.NTPQ, "-n", "-c", f"timeout {timeout_ms}"]
+    if keyid:
+        args += ["-k", keys, "-a", str(keyid), "-c", "passwd", "-c", "authenticate yes"]
+    for c in commands:
+        args += ["-c", c]
+    return h.run(args + [host], timeout=120)
+
+
+class NtpqTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not INSIDE:
+            return
+        listen = ["127.0.0.1:123", "[::1]:123"]
+        if OWN_NAMESPACE:
+            for a in ("10.9.9.1", "10.9.9.2"):
+                subprocess.run(["ip", "addr", "add", a + "/32", "dev", "lo"], check=True)
+            listen += ["10.9.9.1:123", "10.9.9.2:123"]
+        cls.keys_dir = h.tempfile.mkdtemp(prefix="ntpq-keys-")
+        os.chmod(cls.keys_dir, 0o755)
+        cls.keys = os.path.join(cls.keys_dir, "ntp.keys")
+        with open(cls.keys, "w") as f:
+            f.write(KEYS)
+        config = ('[time]\nsource = "local"\n[access]\nrules = ["10.9.9.1 query"]\n'
+                  f'[auth]\nkeys = "{cls.keys}"\ncontrol_key = 2\n')
+        cls.d = h.Stratad(listen=listen, user="root", config=config)
+
+    @classmethod
+    def tearDownClass(cls):
+        if INSIDE:
+            cls.d.stop()
+
+    def check(self, r):
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotIn("???", r.stdout)  # a variable ntpq asked for and did not get
+        self.assertNotIn("AUTH: Content untrusted", r.stdout + r.stderr)
+        return r.stdout
+
+    def test_rv_reads_the_system_variables(self):
+        out = self.check(ntpq("rv"))
+        self.assertIn('version="stratad', out)
+        self.assertIn("stratum=10", out)
+        self.assertIn("refid=127.127.1.1", out)
+        self.assertIn("leap_none, sync_local", out)  # the system status word
+
+    def test_sysstats_counts_like_ntpd(self):
+        for _ in range(5):
+            h.run(["ntpdig", "-t", "2", "127.0.0.1"], check=True)
+        out = self.check(ntpq("sysstats"))
+        counters = self.d.counters()
+
+        def first(label):
+            m = re.search(r"^" + re.escape(label) + r":\s+(\d+)", out, re.M)
+            self.assertIsNotNone(m, f"{label} missing in:\n{out}")
+            return int(m.group(1))
+
+        self.assertGreaterEqual(first("packets received"), 5)
+        self.assertGreaterEqual(first("processed for time"), 5)
+        self.assertLessEqual(first("processed for time"), counters["processed"])
+        self.assertGreaterEqual(first("control requests"), 1)
+        for label in ("NTPv1 total", "NTPv1 clients", "NTPv1 mode0", "NTPv1 symm act",
+                      "bad length or format", "authentication failed", "KoD responses"):
+            first(label)
+
+    def test_monstats_iostats_sysinfo(self):
+        h.run(["ntpdig", "-t", "2", "127.0.0.1"], check=True)
+        out = self.check(ntpq("monstats"))
+        records = self.d.stats()["clients"]["records"]
+        m = re.search(r"^addresses in use:\s+(\d+)", out, re.M)
+        self.assertEqual(int(m.group(1)), records, out)
+        out = self.check(ntpq("iostats"))
+        self.assertRegex(out, r"received packets:\s+\d+")
+        self.assertRegex(out, r"receive buffers:\s+\d+")
+        out = self.check(ntpq("sysinfo"))
+        self.assertRegex(out, r"stratum:\s+10")
+        self.assertRegex(out, r"system peer:\s+0\.0\.0\.0")
+
+    def test_unknown_variable_is_refused(self):
+        r = ntpq("rv 0 stratum,nonsense")
+        self.assertIn("UNKNOWNVAR", r.stdout + r.stderr)
+        out = self.check(ntpq("rv 0 stratum,leap"))
+        self.assertIn("stratum=10, leap=00", out)
+
+    def test_peers_is_empty(self):
+        r = ntpq("peers")
+        self.assertIn("No association IDs returned", r.stdout + r.stderr)
+
+    def mrulist(self, *args):
+        out = self.check(ntpq(" ".join(("mrulist",) + args)))
+        rows = []
+        for line in out.splitlines():
+            f = line.split()
+            # lstint avgint rstr r m v count score drop rport address
+            if len(f) == 11 and f[0].isdigit():
+                rows.append({"count": int(f[6]), "drop": f[8], "address": f[10], "mode": f[4]})
+        return out, rows
+
+    def test_mrulist_walks_the_whole_client_table(self):
+        # 1500 sources (127.0.x.y), 2 requests each: ntpq needs many READ_MRU exchanges,
+        # resuming each from the newest entry it holds.
+        h.run([h.STRATA, "load", "--server", "127.0.0.1:123", "--clients", "1500", "--rate", "1500",
+               "--duration", "2"], check=True)
+        out, rows = self.mrulist()
+        self.assertRegex(out, r"# Collected \d+ slots")
+        table = json.loads(h.run([h.STRATA, "clients", "--control", self.d.control, "--json"],
+                                 check=True).stdout)
+        self.assertEqual(sorted(r["address"] for r in rows), sorted(c["address"] for c in table))
+        self.assertGreaterEqual(len(rows), 1500)
+        by_address = {c["address"]: c for c in table}
+        for r in rows:
+            self.assertEqual(r["count"], by_address[r["address"]]["count"], r)
+        # Filters (sent to the server) and a sort (ntpq's own).
+        _, busy = self.mrulist("mincount=3")
+        self.assertTrue(busy)
+        self.assertTrue(all(r["count"] >= 3 for r in busy), busy)
+        self.assertEqual(len(busy), sum(1 for c in table if c["count"] >= 3))
+        _, v6 = self.mrulist("laddr=::1")
+        self.assertTrue(all(":" in r["address"] for r in v6), v6)
+        _, ordered = self.mrulist("sort=-count")
+        counts = [r["count"] for r in ordered]
+        self.assertEqual(counts, sorted(counts, reverse=True))
+
+    @unittest.skipUnless(OWN_NAMESPACE, "needs addresses of our own namespace")
+    def test_who_may_query(self):
+        before = self.d.counters()
+        # No rule lets 10.9.9.2 query: silence.
+        r = ntpq("rv 0 stratum", host="10.9.9.2")
+        self.assertIn("timed out", r.stdout + r.stderr)
+        self.assertGreater(self.d.counters()["drop_mode_control"], before["drop_mode_control"])
+        # A query rule, unauthenticated, off loopback: only an error (nothing longer than asked).
+        r = ntpq("rv 0 stratum", host="10.9.9.1")
+        self.assertNotIn("stratum=", r.stdout)
+        self.assertIn("PERMISSION", r.stdout + r.stderr)
+        # The control key opens it from anywhere, with signed answers ntpq checks.
+        out = self.check(ntpq("rv 0 stratum", "sysstats", host="10.9.9.2", keyid=2, keys=self.keys))
+        self.assertIn("stratum=10", out)
+        self.assertIn("packets received:", out)
+        out, rows = self.check(ntpq("mrulist", host="10.9.9.2", keyid=2, keys=self.keys)), None
+        self.assertIn("# Collected", out)
+        # Another key, trusted for time but not the control key: silence.
+        r = ntpq("rv 0 stratum", host="10.9.9.2", keyid=1, keys=self.keys)
+        self.assertNotIn("stratum=", r.stdout)
+        # Any trusted key from loopback: signed answers.
+        out = self.check(ntpq("rv 0 stratum", keyid=1, keys=self.keys))
+        self.assertIn("stratum=10", out)
+
+
+if __name__ == "__main__":
+    h.main_in_netns(__file__,
+                    [(os.path.exists(h.NTPQ), f"{h.NTPQ} missing (./setup unpacks ntpsec)"),
+                     (os.path.exists(h.SYSTEM_PYTHON), "no /usr/bin/python3 for ntpq"),
+                     (shutil.which("ntpdig") is not None, "ntpdig not installed")],
+                    ["127.0.0.1", "::1"])
