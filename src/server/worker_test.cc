@@ -142,3 +142,71 @@ TEST(WorkerRun, BusyPollingLoopServesAndStops) {
 
 }  // namespace
 }  // namespace strata::server
+
+namespace strata::server {
+namespace {
+
+class NoSources final : public mode6::Sources {
+ public:
+  mode6::SystemView system() override {
+    mode6::SystemView v;
+    v.time.synchronised = true;
+    v.time.stratum = 3;
+    return v;
+  }
+  void client_entries(std::vector<mode6::MruEntry>&) override {}
+};
+
+// Mode 6 leaves the worker through its ring; the control service answers it over the same
+// backend, from the address the request hit, and the worker's own replies are untouched.
+TEST(WorkerControl, ModeSixGoesThroughTheControlService) {
+  io::MemoryBackend backend;
+  clock::TimeStateCell cell;
+  WorkerStats stats, control_stats;
+  clients::TrackerOptions topts;
+  topts.table.capacity = 64;
+  topts.prefix_capacity = 64;
+  clients::Tracker tracker(topts);
+  RulesCell rules(std::make_unique<Rules>(), 2);
+  ControlQueue queue(1);
+  WorkerOptions options;
+  options.tracker = &tracker;
+  options.rules = &rules;
+  options.reader = 0;
+  options.control = &queue;
+  Worker worker(backend, cell, stats, options);
+  NoSources sources;
+  ControlService service(queue, {&backend}, rules, 1, {}, sources, control_stats.counters);
+
+  auto request = [](const char* from, uint8_t opcode, std::string_view data) {
+    io::MemoryBackend::Datagram d;
+    d.bytes.assign((12 + data.size() + 3) / 4 * 4, 0);
+    d.bytes[0] = 2 << 3 | 6;
+    d.bytes[1] = opcode;
+    d.bytes[3] = 9;
+    d.bytes[11] = static_cast<uint8_t>(data.size());
+    for (size_t i = 0; i < data.size(); ++i) d.bytes[12 + i] = static_cast<uint8_t>(data[i]);
+    d.peer = *base::Endpoint::parse(from, std::nullopt);
+    d.local = *base::IpAddress::parse("127.0.0.5");
+    d.rx_time = base::now_real();
+    return d;
+  };
+  backend.inject(request("127.0.0.1:40000", 2, "stratum"));
+  backend.inject(request("203.0.113.1:40000", 2, "stratum"));  // noquery by default
+  EXPECT_EQ(worker.run_once(std::chrono::milliseconds(0)), 2u);
+  EXPECT_TRUE(backend.sent().empty());  // nothing from the worker itself
+  EXPECT_EQ(stats.counters.get(Counter::drop_mode_control), 1u);
+  EXPECT_EQ(service.run_once(0), 1u);
+  ASSERT_EQ(backend.sent().size(), 1u);
+  const auto& reply = backend.sent()[0];
+  EXPECT_EQ(reply.peer.to_string(), "127.0.0.1:40000");
+  EXPECT_EQ(reply.local.to_string(), "127.0.0.5");
+  EXPECT_EQ(reply.bytes[1], 0x80 | 2);
+  const std::string text(reply.bytes.begin() + 12, reply.bytes.begin() + 12 + reply.bytes[11]);
+  EXPECT_EQ(text, "stratum=3\r\n");
+  EXPECT_EQ(control_stats.counters.get(Counter::control_requests), 1u);
+  EXPECT_EQ(control_stats.counters.get(Counter::control_responses), 1u);
+}
+
+}  // namespace
+}  // namespace strata::server
