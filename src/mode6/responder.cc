@@ -91,6 +91,7 @@ std::vector<std::vector<uint8_t>> Responder::handle(const Incoming& in, const Ac
     return {};
   }
   view_ = sources_.system();
+  view_.keys = static_cast<uint32_t>(access.keys.size());
   leap_ = view_.time.synchronised ? static_cast<uint8_t>(view_.time.leap) : 3;
   std::vector<std::vector<uint8_t>> out;
   if (parsed == ParseResult::kBadFormat) {

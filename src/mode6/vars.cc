@@ -159,8 +159,31 @@ const std::unordered_map<std::string_view, Getter>& table() {
         {"authknotfound", [](const SystemView& v) { return u64(counter(v, Counter::drop_mac)); }},
         {"authkuncached", [](const SystemView&) { return std::string("0"); }},
         {"authkexpired", [](const SystemView&) { return std::string("0"); }},
+        // Replies signed (encrypts) and requests checked (decrypts), by kind of key.
         {"authencrypts", [](const SystemView& v) { return u64(counter(v, Counter::authenticated_replies)); }},
-        {"authdecrypts", [](const SystemView& v) { return u64(counter(v, Counter::authenticated_replies)); }},
+        {"authdigestencrypts",
+         [](const SystemView& v) {
+           return u64(counter(v, Counter::authenticated_replies) - counter(v, Counter::authenticated_cmac));
+         }},
+        {"authcmacencrypts", [](const SystemView& v) { return u64(counter(v, Counter::authenticated_cmac)); }},
+        {"authdecrypts",
+         [](const SystemView& v) {
+           return u64(counter(v, Counter::authenticated_replies) + counter(v, Counter::drop_bad_mac));
+         }},
+        {"authdigestdecrypts",
+         [](const SystemView& v) {
+           return u64(counter(v, Counter::authenticated_replies) - counter(v, Counter::authenticated_cmac) +
+                      counter(v, Counter::drop_bad_mac) - counter(v, Counter::auth_failed_cmac));
+         }},
+        {"authdigestfails",
+         [](const SystemView& v) {
+           return u64(counter(v, Counter::drop_bad_mac) - counter(v, Counter::auth_failed_cmac));
+         }},
+        {"authcmacdecrypts",
+         [](const SystemView& v) {
+           return u64(counter(v, Counter::authenticated_cmac) + counter(v, Counter::auth_failed_cmac));
+         }},
+        {"authcmacfails", [](const SystemView& v) { return u64(counter(v, Counter::auth_failed_cmac)); }},
         // timerstats: stratad sends nothing on a timer
         {"timerstats_reset", [](const SystemView& v) { return u64(period(v.uptime_s)); }},
         {"timer_overruns", [](const SystemView&) { return std::string("0"); }},

@@ -115,6 +115,7 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
   if (req.verdict == Verdict::kBadTrailer) return drop(DropReason::kBadTrailer, version);
   if (req.mode == Mode::kServer) return drop(DropReason::kModeServer, version);
   const auth::Key* key = nullptr;
+  bool cmac_failed = false;
   DropReason auth_failure = DropReason::kNone;  // answered with a crypto-NAK if the rules say so
   switch (req.trailer) {
     case Trailer::kNone: break;
@@ -130,8 +131,14 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
         auth_failure = DropReason::kBadMac;
       }
       if (auth_failure != DropReason::kNone) {
+        const bool cmac = key != nullptr && key->algorithm == auth::Algorithm::kAes128Cmac;
         key = nullptr;
-        if (rules.bad_mac == auth::BadMac::kDrop) return drop(auth_failure, version);
+        if (rules.bad_mac == auth::BadMac::kDrop) {
+          Decision x = drop(auth_failure, version);
+          x.cmac_failed = cmac;
+          return x;
+        }
+        cmac_failed = cmac;
       }
       break;
     }
@@ -205,6 +212,8 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
     std::fill_n(out.begin() + d.length, wire::kCryptoNakSize, uint8_t{0});
     d.length = static_cast<uint16_t>(d.length + wire::kCryptoNakSize);
     d.crypto_nak = true;
+    d.cmac_failed = cmac_failed;
+    d.reason = auth_failure;  // which failure, for the counters
   }
   d.unsynchronised = context.server.leap == wire::Leap::kUnsynchronised;
   d.v1_mode0 = req.v1_mode0;
@@ -243,7 +252,11 @@ void count(const Decision& d, stats::WorkerCounters& c) {
     c.add(drop_counter(d.reason));
     return;
   }
-  if (d.key != nullptr) c.add(Counter::authenticated_replies);
+  if (d.cmac_failed) c.add(Counter::auth_failed_cmac);
+  if (d.key != nullptr) {
+    c.add(Counter::authenticated_replies);
+    if (d.key->algorithm == auth::Algorithm::kAes128Cmac) c.add(Counter::authenticated_cmac);
+  }
   if (d.kod) {
     c.add(d.denied ? Counter::restricted : Counter::rate_limited);
     if (d.denied) c.add(Counter::kod_deny_sent);
@@ -252,6 +265,7 @@ void count(const Decision& d, stats::WorkerCounters& c) {
   }
   if (d.crypto_nak) {
     c.add(Counter::auth_failed);
+    c.add(drop_counter(d.reason));
     c.add(Counter::crypto_nak_sent);
     return;
   }

@@ -60,6 +60,7 @@ struct Decision {
   // (finish_reply); `length` already counts the MAC. Or it is a crypto-NAK (MAC failed).
   const auth::Key* key = nullptr;
   bool crypto_nak = false;
+  bool cmac_failed = false;  // the MAC that failed was of an AES-CMAC key
   // A mode-6 request a rule lets in: hand it to the control service (no reply here).
   bool to_control = false;
   // Client tracking and rate limiting (only with a Tracking argument).

@@ -75,11 +75,15 @@ namespace strata::stats {
   X(drop_control_limited, "", "packets", "Dropped: mode 6 over its per-source rate ([mode6]).") \
   X(drop_control_queue, "", "packets", "Dropped: mode 6 while the control responder was busy.") \
   X(drop_mode_private, "", "packets", "Dropped: mode 7 (ntpdc private), never served.")         \
-  X(drop_mac, "", "packets", "Dropped: a MAC whose key id is not in the keys file (or not trusted).") \
-  X(drop_bad_mac, "", "packets", "Dropped: a MAC that does not verify with its key.")          \
+  X(drop_mac, "", "packets",                                                                     \
+    "A MAC whose key id is not in the keys file or not trusted: dropped (or crypto-NAKed).")   \
+  X(drop_bad_mac, "", "packets",                                                                 \
+    "A MAC that does not verify with its key: dropped (or crypto-NAKed).")                     \
   X(crypto_nak_sent, "", "packets",                                                              \
     "Crypto-NAK replies to requests whose MAC failed ([auth] bad_mac = \"crypto-nak\").")        \
   X(authenticated_replies, "", "packets", "Replies carrying a MAC with the request's key.")      \
+  X(authenticated_cmac, "", "packets", "Of the authenticated replies, those with an AES-CMAC key.") \
+  X(auth_failed_cmac, "", "packets", "Requests whose AES-CMAC MAC did not verify.")            \
   X(drop_crypto_nak, "", "packets", "Dropped: carries a crypto-NAK.")                           \
   X(drop_nts, "", "packets", "Dropped: NTS-authenticated request (NTS not served).")            \
   X(drop_mssntp, "", "packets", "Dropped: MS-SNTP authenticator (needs a domain controller).")  \

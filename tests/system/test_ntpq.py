@@ -100,6 +100,13 @@ class NtpqTest(unittest.TestCase):
         self.assertRegex(out, r"stratum:\s+10")
         self.assertRegex(out, r"system peer:\s+0\.0\.0\.0")
 
+    def test_authinfo_and_timerstats(self):
+        out = self.check(ntpq("authinfo"))
+        self.assertRegex(out, r"stored keys:\s+2")
+        self.assertRegex(out, r"CMAC failures:\s+0")
+        out = self.check(ntpq("timerstats"))
+        self.assertRegex(out, r"timer overruns:\s+0")
+
     def test_unknown_variable_is_refused(self):
         r = ntpq("rv 0 stratum,nonsense")
         self.assertIn("UNKNOWNVAR", r.stdout + r.stderr)
