@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/cost.h"
 
 int main(int argc, char** argv) {
   using namespace strata::cli;
@@ -114,7 +115,30 @@ int main(int argc, char** argv) {
   load->add_option("--ntp-version", l.version, "NTP version of the requests")->check(CLI::Range(1, 4));
   load->add_flag("--json", l.json, "JSON output");
 
+  CostOptions co;
+  CLI::App* cost = app.add_subcommand(
+      "cost", "what the traffic costs: packets in and out -> GiB per month at the IP level -> "
+              "money under tiered provider prices, with the inputs shown");
+  auto* from_control = cost->add_option("--control", co.control, "a live stratad's control socket");
+  auto* from_sysstats = cost->add_option("--sysstats", co.sysstats,
+                                         "a file with `ntpq -c sysstats` output (- for stdin)");
+  auto* from_rate = cost->add_option("--rate", co.rate, "packets per second received")
+                        ->check(CLI::Range(0.0, 1e12));
+  from_control->excludes(from_sysstats)->excludes(from_rate);
+  from_sysstats->excludes(from_rate);
+  cost->add_option("--sent-rate", co.sent_rate, "packets per second sent (with --rate; default: as received)")
+      ->check(CLI::Range(0.0, 1e12))->needs(from_rate);
+  cost->add_option("--v6-share", co.v6_share, "share of IPv6 packets, 0..1 (default: measured, else 0)")
+      ->check(CLI::Range(0.0, 1.0));
+  cost->add_flag("--l2", co.l2, "count 14 octets of Ethernet per packet (providers that bill frames)");
+  auto* provider = cost->add_option("--provider", co.provider, "one provider of the prices file (default: all)");
+  cost->add_option("--price", co.price, "a flat price in USD per GiB instead of the prices file")
+      ->check(CLI::Range(0.0, 1000.0))->excludes(provider);
+  cost->add_option("--prices", co.prices, "an edited prices file instead of the built-in data/prices.toml");
+  cost->add_flag("--json", co.json, "JSON output");
+
   CLI11_PARSE(app, argc, argv);
+  if (cost->parsed()) return run_cost(co);
   if (query->parsed()) return run_query(q);
   if (stats->parsed()) return run_stats(s);
   if (clients->parsed()) return run_clients(c);

@@ -51,14 +51,30 @@ TEST(Control, AnswersRequests) {
   ControlServer server;
   ASSERT_EQ(server.bind(path), "");
   server.start([](const nlohmann::json& req, Responder&) -> nlohmann::json {
-    if (req.value("command", "") == "echo") return {{"ok", true}, {"said", req["text"]}};
+    if (req.value("command", "") == "echo") return {{"ok", true}, {"said", req.value("text", "")}};
     throw std::runtime_error("unknown command");
   });
   const auto reply = request(path, {{"command", "echo"}, {"text", "hi"}});
   EXPECT_EQ(reply["said"], "hi");
   EXPECT_EQ(reply["version"], kProtocolVersion);
   EXPECT_THROW(request(path, {{"command", "nope"}}), std::runtime_error);
-  EXPECT_THROW(request(path, {{"command", "echo"}, {"version", 99}}), std::runtime_error);
+  // Another protocol version is refused (request() always sends ours: write the line by hand).
+  {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    const std::string line = "{\"command\":\"echo\",\"text\":\"hi\",\"version\":99}\n";
+    ASSERT_EQ(::write(fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+    std::string reply_text;
+    char buf[512];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) reply_text.append(buf, static_cast<size_t>(n));
+    ::close(fd);
+    const auto r = nlohmann::json::parse(reply_text);
+    EXPECT_EQ(r["ok"], false);
+    EXPECT_NE(r["error"].get<std::string>().find("unsupported protocol version"), std::string::npos);
+  }
   // In use: a second server must not take the socket over.
   ControlServer second;
   EXPECT_NE(second.bind(path).find("in use"), std::string::npos);

@@ -87,6 +87,17 @@ class NtpqTest(unittest.TestCase):
                       "bad length or format", "authentication failed", "KoD responses"):
             first(label)
 
+    def test_strata_cost_reads_ntpq_sysstats(self):
+        for _ in range(3):
+            h.run(["ntpdig", "-t", "2", "127.0.0.1"], check=True)
+        h.time.sleep(1.1)
+        out = self.check(ntpq("sysstats"))
+        r = h.run([h.STRATA, "cost", "--sysstats", "-", "--provider", "aws", "--json"], input=out, check=True)
+        cost = json.loads(r.stdout)
+        received = int(re.search(r"^packets received:\s+(\d+)", out, re.M).group(1))
+        self.assertEqual(cost["inputs"]["received"], received)
+        self.assertGreaterEqual(cost["inputs"]["seconds"], 1)
+
     def test_monstats_iostats_sysinfo(self):
         h.run(["ntpdig", "-t", "2", "127.0.0.1"], check=True)
         out = self.check(ntpq("monstats"))

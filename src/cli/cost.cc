@@ -1,0 +1,382 @@
+// `strata cost` (see cost.h).
+#include "cli/cost.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <sstream>
+
+#include "control/control_server.h"
+
+namespace strata::cli {
+
+namespace {
+
+// data/prices.toml as bytes, generated at configure time (CMakeLists.txt).
+constexpr unsigned char kBuiltinPrices[] = {
+#include "prices_toml.inc"
+    0};
+
+std::string money(double usd) {
+  if (usd >= 1000) return fmt::format("${:.0f}", usd);
+  return fmt::format("${:.2f}", usd);
+}
+
+std::string thousands(double v) {
+  const std::string digits = fmt::format("{:.0f}", v);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && digits[i - 1] != '-' && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view builtin_prices() {
+  return {reinterpret_cast<const char*>(kBuiltinPrices), sizeof kBuiltinPrices - 1};
+}
+
+std::optional<Prices> parse_prices(std::string_view text, const std::string& name,
+                                   std::vector<std::string>& errors) {
+  toml::table root;
+  try {
+    root = toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    errors.push_back(fmt::format("{}:{}: {}", name, e.source().begin.line, e.description()));
+    return std::nullopt;
+  }
+  Prices p;
+  p.date = root["date"].value_or(std::string());
+  const toml::table* providers = root["providers"].as_table();
+  if (providers == nullptr) {
+    errors.push_back(name + ": no [providers.NAME] tables");
+    return std::nullopt;
+  }
+  for (auto&& [key, node] : *providers) {
+    const toml::table* t = node.as_table();
+    const int line = static_cast<int>(node.source().begin.line);
+    auto fail = [&](const std::string& why) {
+      errors.push_back(fmt::format("{}:{}: providers.{}: {}", name, line, key.str(), why));
+    };
+    if (t == nullptr) {
+      fail("not a table");
+      continue;
+    }
+    Provider pr;
+    pr.name = std::string(key.str());
+    pr.title = (*t)["title"].value_or(std::string());
+    pr.source = (*t)["source"].value_or(std::string());
+    pr.billed = (*t)["billed"].value_or(std::string("out"));
+    if (pr.billed != "out" && pr.billed != "in" && pr.billed != "both") fail("billed must be out, in or both");
+    pr.free_gib = (*t)["free_gib"].value_or(0.0);
+    if (pr.free_gib < 0) fail("free_gib must be >= 0");
+    const toml::array* tiers = (*t)["tiers"].as_array();
+    if (tiers == nullptr || tiers->empty()) {
+      fail("tiers must be a list of [up to GiB, USD per GiB]");
+      continue;
+    }
+    double previous = 0;
+    for (const toml::node& item : *tiers) {
+      const toml::array* pair = item.as_array();
+      if (pair == nullptr || pair->size() != 2) {
+        fail("each tier is [up to GiB, USD per GiB]");
+        break;
+      }
+      const auto number = [](const toml::node* n) -> std::optional<double> {
+        if (n == nullptr) return std::nullopt;
+        if (auto v = n->value<double>()) return *v;
+        return std::nullopt;
+      };
+      const auto up = number(pair->get(0)), usd = number(pair->get(1));
+      if (!up || !usd || *usd < 0 || *up <= previous) {
+        fail("tier bands must grow and prices be >= 0");
+        break;
+      }
+      pr.tiers.push_back({*up, *usd});
+      previous = *up;
+    }
+    if (!pr.tiers.empty() && !std::isinf(pr.tiers.back().up_to_gib)) fail("the last tier must be up to inf");
+    p.providers.push_back(std::move(pr));
+  }
+  if (!errors.empty()) return std::nullopt;
+  return p;
+}
+
+Cost tiered_cost(const Provider& p, double gib) {
+  Cost c;
+  c.free_gib = std::min(gib, p.free_gib);
+  c.billed_gib = gib - c.free_gib;
+  double start = 0;
+  for (const Tier& t : p.tiers) {
+    const double in_band = std::max(0.0, std::min(c.billed_gib, t.up_to_gib) - start);
+    if (in_band > 0) {
+      c.lines.push_back({in_band, t.usd_per_gib, in_band * t.usd_per_gib});
+      c.usd += in_band * t.usd_per_gib;
+    }
+    start = t.up_to_gib;
+    if (start >= c.billed_gib) break;
+  }
+  return c;
+}
+
+std::optional<double> parse_period(std::string_view text) {
+  std::string s(text);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.erase(0, 1);
+  double days = 0;
+  if (const size_t d = s.find_first_of("Dd"); d != std::string::npos) {
+    try {
+      days = std::stod(s.substr(0, d));
+    } catch (...) {
+      return std::nullopt;
+    }
+    s = s.substr(d + 1);
+    while (!s.empty() && s.front() == ' ') s.erase(0, 1);
+  }
+  int h = 0, m = 0, sec = 0;
+  char extra = 0;
+  if (std::sscanf(s.c_str(), "%d:%d:%d%c", &h, &m, &sec, &extra) == 3) return days * 86400 + h * 3600 + m * 60 + sec;
+  char* end = nullptr;
+  const double plain = std::strtod(s.c_str(), &end);
+  if (!s.empty() && end == s.c_str() + s.size() && days == 0) return plain;
+  return std::nullopt;
+}
+
+std::optional<Sysstats> parse_sysstats(std::string_view text, std::string& error) {
+  std::map<std::string, std::string> first;  // label -> first value
+  std::istringstream in{std::string(text)};
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string label = line.substr(0, colon);
+    while (!label.empty() && label.back() == ' ') label.pop_back();
+    std::string rest = line.substr(colon + 1);
+    // The value: periods may contain ':' themselves ("1D 02:03:04"); counts are one word.
+    std::istringstream words(rest);
+    std::string w1, w2;
+    words >> w1;
+    if (w1.empty()) continue;
+    if ((w1.back() == 'D' || w1.back() == 'd') && words >> w2) w1 += " " + w2;
+    if (!first.count(label)) first[label] = w1;
+  }
+  Sysstats s;
+  std::optional<double> period;
+  if (first.count("sysstats reset")) period = parse_period(first["sysstats reset"]);
+  else if (first.count("time since reset")) period = parse_period(first["time since reset"]);
+  if (!period && first.count("uptime")) period = parse_period(first["uptime"]);
+  if (!period || *period <= 0) {
+    error = "no 'sysstats reset:' or 'uptime:' line with a period";
+    return std::nullopt;
+  }
+  s.seconds = *period;
+  const auto count = [&](const char* label, double& out, bool required) {
+    if (!first.count(label)) {
+      if (required) error = fmt::format("no '{}:' line", label);
+      return !required;
+    }
+    try {
+      out = std::stod(first[label]);
+    } catch (...) {
+      error = fmt::format("'{}: {}' is not a count", label, first[label]);
+      return false;
+    }
+    return true;
+  };
+  if (!count("packets received", s.received, true) || !count("bad length or format", s.bad_format, false) ||
+      !count("authentication failed", s.auth_failed, false) || !count("declined", s.declined, false) ||
+      !count("restricted", s.restricted, false) || !count("rate limited", s.rate_limited, false) ||
+      !count("KoD responses", s.kod_sent, false) || !count("processed for time", s.processed, false))
+    return std::nullopt;
+  return s;
+}
+
+double Traffic::in_bytes_per_packet() const {
+  return (1 - v6_share) * kPacketV4 + v6_share * kPacketV6 + (l2 ? kEthernet : 0);
+}
+double Traffic::out_bytes_per_packet() const { return in_bytes_per_packet(); }
+double Traffic::in_gib_per_month() const {
+  const double bps = in_bytes_per_s ? *in_bytes_per_s + (l2 ? kEthernet * in_pps : 0)
+                                    : in_pps * in_bytes_per_packet();
+  return bps * kMonthSeconds / kGiB;
+}
+double Traffic::out_gib_per_month() const {
+  const double bps = out_bytes_per_s ? *out_bytes_per_s + (l2 ? kEthernet * out_pps : 0)
+                                     : out_pps * out_bytes_per_packet();
+  return bps * kMonthSeconds / kGiB;
+}
+
+int run_cost(const CostOptions& opt) {
+  // Prices.
+  std::string prices_text(builtin_prices());
+  std::string prices_name = "built-in data/prices.toml";
+  if (!opt.prices.empty()) {
+    std::ifstream f(opt.prices);
+    if (!f) {
+      fmt::print(stderr, "strata cost: cannot open {}\n", opt.prices);
+      return 2;
+    }
+    std::stringstream ss;
+    ss << f.rdbuf();
+    prices_text = ss.str();
+    prices_name = opt.prices;
+  }
+  std::vector<std::string> errors;
+  auto prices = parse_prices(prices_text, prices_name, errors);
+  if (!prices) {
+    for (const auto& e : errors) fmt::print(stderr, "strata cost: {}\n", e);
+    return 2;
+  }
+  std::vector<Provider> providers;
+  if (opt.price >= 0) {
+    providers.push_back({"flat", fmt::format("flat {} USD/GiB", opt.price), "", "out", 0, {{INFINITY, opt.price}}});
+  } else {
+    for (const auto& p : prices->providers)
+      if (opt.provider.empty() || p.name == opt.provider) providers.push_back(p);
+    if (providers.empty()) {
+      std::string names;
+      for (const auto& p : prices->providers) names += (names.empty() ? "" : ", ") + p.name;
+      fmt::print(stderr, "strata cost: no provider '{}' (known: {})\n", opt.provider, names);
+      return 2;
+    }
+  }
+
+  // Traffic.
+  Traffic t;
+  t.l2 = opt.l2;
+  nlohmann::json inputs;
+  std::vector<std::string> input_lines;
+  if (!opt.control.empty()) {
+    nlohmann::json reply;
+    try {
+      reply = control::request(opt.control, {{"command", "stats"}});
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "strata cost: {}\n", e.what());
+      return 1;
+    }
+    const auto& c = reply["counters"];
+    const double secs = std::max(1e-9, reply.value("uptime", 0.0));
+    const auto get = [&](const char* k) { return c.value(k, 0.0); };
+    t.in_pps = get("received") / secs;
+    t.out_pps = (get("responses_sent") + get("control_responses")) / secs;
+    const double rx = get("received_v4") + get("received_v6");
+    t.v6_share = opt.v6_share >= 0 ? opt.v6_share : rx > 0 ? get("received_v6") / rx : 0;
+    t.in_bytes_per_s = (get("bytes_in_v4") + get("bytes_in_v6")) / secs;
+    t.out_bytes_per_s = (get("bytes_out_v4") + get("bytes_out_v6")) / secs;
+    input_lines.push_back(fmt::format("source             stratad at {}, {} s since start", opt.control,
+                                      thousands(secs)));
+    input_lines.push_back(fmt::format("packets received   {} ({:.1f}/s), IPv6 {:.1f}%", thousands(get("received")),
+                                      t.in_pps, 100 * t.v6_share));
+    input_lines.push_back(fmt::format("packets sent       {} ({:.1f}/s), as counted", thousands(get("responses_sent") + get("control_responses")), t.out_pps));
+    input_lines.push_back(fmt::format("bytes              measured at the IP level: {:.1f} per packet in, {:.1f} out{}",
+                                      t.in_pps > 0 ? *t.in_bytes_per_s / t.in_pps : 0,
+                                      t.out_pps > 0 ? *t.out_bytes_per_s / t.out_pps : 0,
+                                      opt.l2 ? " (+14 Ethernet)" : ""));
+    inputs = {{"source", "control"}, {"seconds", secs}, {"received", get("received")},
+              {"sent", get("responses_sent") + get("control_responses")},
+              {"in_bytes_per_s", *t.in_bytes_per_s}, {"out_bytes_per_s", *t.out_bytes_per_s}};
+  } else if (!opt.sysstats.empty()) {
+    std::string text;
+    if (opt.sysstats == "-") {
+      std::stringstream ss;
+      ss << std::cin.rdbuf();
+      text = ss.str();
+    } else {
+      std::ifstream f(opt.sysstats);
+      if (!f) {
+        fmt::print(stderr, "strata cost: cannot open {}\n", opt.sysstats);
+        return 2;
+      }
+      std::stringstream ss;
+      ss << f.rdbuf();
+      text = ss.str();
+    }
+    std::string error;
+    const auto s = parse_sysstats(text, error);
+    if (!s) {
+      fmt::print(stderr, "strata cost: {}: {}\n", opt.sysstats, error);
+      return 2;
+    }
+    const double sent = std::max(0.0, s->received - s->bad_format - s->auth_failed - s->declined -
+                                          s->restricted - s->rate_limited);
+    t.in_pps = s->received / s->seconds;
+    t.out_pps = sent / s->seconds;
+    t.v6_share = std::max(0.0, opt.v6_share);
+    input_lines.push_back(fmt::format("source             ntpq sysstats in {}, {} s since reset", opt.sysstats,
+                                      thousands(s->seconds)));
+    input_lines.push_back(fmt::format("packets received   {} ({:.1f}/s)", thousands(s->received), t.in_pps));
+    input_lines.push_back(fmt::format(
+        "packets sent       {} ({:.1f}/s) = received - bad format {} - auth failed {} - declined {} "
+        "- restricted {} - rate limited {}",
+        thousands(sent), t.out_pps, thousands(s->bad_format), thousands(s->auth_failed),
+        thousands(s->declined), thousands(s->restricted), thousands(s->rate_limited)));
+    inputs = {{"source", "sysstats"}, {"seconds", s->seconds}, {"received", s->received}, {"sent", sent}};
+  } else if (opt.rate > 0) {
+    t.in_pps = opt.rate;
+    t.out_pps = opt.sent_rate >= 0 ? opt.sent_rate : opt.rate;
+    t.v6_share = std::max(0.0, opt.v6_share);
+    input_lines.push_back(fmt::format("source             given rates"));
+    input_lines.push_back(fmt::format("packets received   {:.1f}/s", t.in_pps));
+    input_lines.push_back(fmt::format("packets sent       {:.1f}/s", t.out_pps));
+    inputs = {{"source", "rates"}};
+  } else {
+    fmt::print(stderr, "strata cost: give --control, --sysstats or --rate\n");
+    return 2;
+  }
+  if (!t.in_bytes_per_s)
+    input_lines.push_back(fmt::format("bytes per packet   {:.1f} at the IP level: IPv4 76, IPv6 96 (48 NTP + 8 UDP + "
+                                      "20/40 IP), IPv6 share {:.1f}%{}",
+                                      t.in_bytes_per_packet(), 100 * t.v6_share, opt.l2 ? ", +14 Ethernet" : ""));
+  input_lines.push_back("month              30.436875 days; GiB = 2^30 bytes");
+  const double in_gib = t.in_gib_per_month(), out_gib = t.out_gib_per_month();
+  inputs["in_pps"] = t.in_pps;
+  inputs["out_pps"] = t.out_pps;
+  inputs["v6_share"] = t.v6_share;
+  inputs["l2"] = t.l2;
+
+  nlohmann::json rows = nlohmann::json::array();
+  std::vector<std::string> text_rows;
+  for (const Provider& p : providers) {
+    const double gib = p.billed == "out" ? out_gib : p.billed == "in" ? in_gib : in_gib + out_gib;
+    const Cost c = tiered_cost(p, gib);
+    nlohmann::json bands = nlohmann::json::array();
+    std::string arithmetic;
+    for (const auto& l : c.lines) {
+      bands.push_back({{"gib", l.gib}, {"usd_per_gib", l.usd_per_gib}, {"usd", l.usd}});
+      arithmetic += fmt::format("{}{:.1f} GiB x ${}", arithmetic.empty() ? "" : " + ", l.gib, l.usd_per_gib);
+    }
+    rows.push_back({{"provider", p.name}, {"title", p.title}, {"billed", p.billed},
+                    {"billed_gib_per_month", gib}, {"free_gib", c.free_gib}, {"bands", bands},
+                    {"usd_per_month", c.usd}, {"usd_per_year", 12 * c.usd}});
+    text_rows.push_back(fmt::format("{:<14} {:>12.1f} {:>9.0f} {:>12} {:>12}   {}", p.name, gib, c.free_gib,
+                                    money(c.usd), money(12 * c.usd),
+                                    arithmetic.empty() ? "within the free allowance" : arithmetic));
+  }
+  if (opt.json) {
+    nlohmann::json out = {{"inputs", inputs},
+                          {"prices_date", opt.price >= 0 ? "" : prices->date},
+                          {"gib_per_month_in", in_gib},
+                          {"gib_per_month_out", out_gib},
+                          {"providers", rows}};
+    fmt::print("{}\n", out.dump(2));
+    return 0;
+  }
+  fmt::print("Inputs\n");
+  for (const auto& l : input_lines) fmt::print("  {}\n", l);
+  fmt::print("\nTraffic\n  in   {:.1f} GiB/month\n  out  {:.1f} GiB/month\n", in_gib, out_gib);
+  fmt::print("\nCost{}\n", opt.price >= 0 ? "" : fmt::format(" (prices of {}, {})", prices->date, prices_name));
+  fmt::print("  {:<14} {:>12} {:>9} {:>12} {:>12}   {}\n", "provider", "billed GiB", "free GiB", "per month",
+             "per year", "arithmetic (per month, after the free allowance)");
+  for (const auto& r : text_rows) fmt::print("  {}\n", r);
+  return 0;
+}
+
+}  // namespace strata::cli

@@ -1,0 +1,107 @@
+// `strata cost`: what an NTP server's traffic costs. Inputs (a live stratad, pasted `ntpq -c
+// sysstats` output, or rates given by hand) become packets per second in and out, then GiB per
+// month at the IP level, then money under a provider's tiered prices (data/prices.toml). The
+// arithmetic is here, apart from the command, so that it is unit-tested.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace strata::cli {
+
+inline constexpr double kMonthSeconds = 30.436875 * 86400;  // a mean Gregorian month
+inline constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+// IP-level octets of one NTP packet without extensions: 48 + 8 UDP + 20 IPv4 / 40 IPv6.
+inline constexpr double kPacketV4 = 76;
+inline constexpr double kPacketV6 = 96;
+inline constexpr double kEthernet = 14;  // with --l2: providers that bill frames
+
+struct Tier {
+  double up_to_gib = 0;  // cumulative band end (inf for the last)
+  double usd_per_gib = 0;
+};
+
+struct Provider {
+  std::string name;
+  std::string title;
+  std::string source;
+  std::string billed = "out";  // "out", "in" or "both"
+  double free_gib = 0;
+  std::vector<Tier> tiers;
+};
+
+struct Prices {
+  std::string date;
+  std::vector<Provider> providers;
+};
+
+// Parses a prices file; errors name the file and say what is wrong.
+std::optional<Prices> parse_prices(std::string_view text, const std::string& name,
+                                   std::vector<std::string>& errors);
+// The prices shipped in data/prices.toml (built in).
+std::string_view builtin_prices();
+
+// Money for `gib` of billed traffic in a month: the free allowance first, then band by band.
+struct CostLine {
+  double gib = 0;
+  double usd_per_gib = 0;
+  double usd = 0;
+};
+struct Cost {
+  double billed_gib = 0;
+  double free_gib = 0;
+  std::vector<CostLine> lines;  // per band with traffic in it
+  double usd = 0;
+};
+Cost tiered_cost(const Provider& p, double gib);
+
+// Counts from `ntpq -c sysstats` (NTPsec's or ntp.org's) or `strata stats` text: the
+// period they cover (sysstats reset, else uptime) and the counters of the sent formula.
+struct Sysstats {
+  double seconds = 0;
+  double received = 0;
+  double bad_format = 0;
+  double auth_failed = 0;
+  double declined = 0;
+  double restricted = 0;
+  double rate_limited = 0;
+  double kod_sent = 0;
+  double processed = 0;
+};
+std::optional<Sysstats> parse_sysstats(std::string_view text, std::string& error);
+// "1D 02:03:04", "02:03:04" or "93784" -> seconds.
+std::optional<double> parse_period(std::string_view text);
+
+// Traffic per month from packet rates, the IPv6 share of packets, and whether frames count.
+struct Traffic {
+  double in_pps = 0;
+  double out_pps = 0;
+  double v6_share = 0;
+  bool l2 = false;
+  // Measured IP-level bytes per second, when known (a live stratad): used instead of the
+  // per-packet sizes.
+  std::optional<double> in_bytes_per_s;
+  std::optional<double> out_bytes_per_s;
+  double in_bytes_per_packet() const;
+  double out_bytes_per_packet() const;
+  double in_gib_per_month() const;
+  double out_gib_per_month() const;
+};
+
+struct CostOptions {
+  std::string control;  // live stratad
+  std::string sysstats;  // file with ntpq -c sysstats output ("-": stdin)
+  double rate = 0;       // packets/s received (by hand)
+  double sent_rate = -1;  // packets/s sent (default: as received)
+  double v6_share = -1;  // share of IPv6 packets (default: measured, else 0)
+  bool l2 = false;
+  std::string provider;  // one provider (default: all)
+  double price = -1;     // flat USD per GiB instead
+  std::string prices;    // prices file instead of the built-in one
+  bool json = false;
+};
+int run_cost(const CostOptions& options);
+
+}  // namespace strata::cli
