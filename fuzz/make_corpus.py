@@ -72,6 +72,29 @@ def mode6_corpus():
     return out
 
 
+def frames_corpus():
+    def ip4_udp(payload, sport=40000, dport=123, frag=0):
+        udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+        return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, frag, 64, 17, 0,
+                           bytes([198, 51, 100, 1]), bytes([192, 0, 2, 1])) + udp
+    def ip6_udp(payload):
+        udp = struct.pack("!HHHH", 40000, 123, 8 + len(payload), 0) + payload
+        return struct.pack("!IHBB", 6 << 28, len(udp), 17, 64) + bytes(15) + b"\1" + bytes(15) + b"\2" + udp
+    req = packet(4, 3)
+    eth = b"\2" * 12
+    out = {
+        "eth_v4": bytes([1]) + eth + b"\x08\x00" + ip4_udp(req),
+        "eth_vlan_v6": bytes([1]) + eth + b"\x81\x00\x00\x07\x86\xdd" + ip6_udp(req),
+        "raw_v4": bytes([2]) + ip4_udp(req),
+        "sll_v4": bytes([3]) + struct.pack("!HHH8sH", 0, 1, 6, bytes(8), 0x0800) + ip4_udp(req),
+        "ipv4_frag": bytes([4]) + ip4_udp(req, frag=0x2000),
+        "ipv6": bytes([5]) + ip6_udp(req),
+        "sll2_v6": bytes([6]) + struct.pack("!HHIHBB8s", 0x86DD, 0, 1, 1, 0, 6, bytes(8)) + ip6_udp(req),
+        "null_v4": bytes([0]) + struct.pack("=I", 2) + ip4_udp(req),
+    }
+    return out
+
+
 def write(dirname, files):
     d = os.path.join(HERE, "corpus", dirname)
     os.makedirs(d, exist_ok=True)
@@ -121,6 +144,7 @@ def main():
         "bad": b"0 MD5 x\n1 SHA256 y\n2 AES 00\n3 MD5 HEX:0g\n1 MD5 a\n1 MD5 b\n",
     })
     write("mode6", mode6_corpus())
+    write("frames", frames_corpus())
     write("rules", {
         "nested": b"# c\n10.0.0.0/8 nolimit query\n10.1.0.0/16 deny\n10.1.2.3 ignore\n0.0.0.0/0 limited\n",
         "v6": b"2001:db8::/32 noquery\n2001:db8:1::/48 ignore\n::1 query\n::/0 allow\n",

@@ -26,6 +26,17 @@ struct QueryOptions {
 };
 int run_query(const QueryOptions& options);
 
+struct AnalyzeOptions {
+  std::vector<std::string> files;
+  uint16_t port = 123;
+  std::string server;       // tells requests from replies by address
+  size_t top = 10;
+  std::string provider = "aws";
+  double price = -1;        // flat USD per GiB instead
+  bool json = false;
+};
+int run_analyze(const AnalyzeOptions& options);
+
 struct StatsOptions {
   std::string control = kDefaultControl;
   bool json = false;

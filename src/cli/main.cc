@@ -115,6 +115,19 @@ int main(int argc, char** argv) {
   load->add_option("--ntp-version", l.version, "NTP version of the requests")->check(CLI::Range(1, 4));
   load->add_flag("--json", l.json, "JSON output");
 
+  AnalyzeOptions an;
+  CLI::App* analyze = app.add_subcommand(
+      "analyze", "NTP traffic in packet captures (pcap, pcapng): requests and replies, unique "
+                 "clients, requests per client, top talkers, and what blocking the busiest would save");
+  analyze->add_option("files", an.files, "capture files")->required();
+  analyze->add_option("--port", an.port, "the NTP port (default 123)");
+  analyze->add_option("--server", an.server, "the server's address: requests go to it, replies come from it");
+  analyze->add_option("--top", an.top, "top talkers to list")->check(CLI::Range(size_t{0}, size_t{100000}));
+  auto* an_provider = analyze->add_option("--provider", an.provider, "prices for the savings column (default aws)");
+  analyze->add_option("--price", an.price, "a flat price in USD per GiB instead")
+      ->check(CLI::Range(0.0, 1000.0))->excludes(an_provider);
+  analyze->add_flag("--json", an.json, "JSON output");
+
   CostOptions co;
   CLI::App* cost = app.add_subcommand(
       "cost", "what the traffic costs: packets in and out -> GiB per month at the IP level -> "
@@ -139,6 +152,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (cost->parsed()) return run_cost(co);
+  if (analyze->parsed()) return run_analyze(an);
   if (query->parsed()) return run_query(q);
   if (stats->parsed()) return run_stats(s);
   if (clients->parsed()) return run_clients(c);

@@ -1,0 +1,192 @@
+// Capture analysis (see analysis.h).
+#include "analyze/analysis.h"
+
+#include <algorithm>
+#include <random>
+
+namespace strata::analyze {
+
+Direction direction(const Decoded& d, const Options& o) {
+  if (o.server) {
+    const bool to = d.destination == *o.server, from = d.source == *o.server;
+    if (to && !from) return Direction::kRequest;
+    if (from && !to) return Direction::kReply;
+    if (!to && !from) return Direction::kUnknown;
+    // A client on the server's own address (loopback): by mode and ports below.
+  }
+  if (!d.payload.empty()) {
+    const uint8_t mode = d.payload[0] & 7;
+    if (mode == 3 || mode == 1 || mode == 0) return Direction::kRequest;
+    if (mode == 4 || mode == 2) return Direction::kReply;
+    if (mode == 6 && d.payload.size() >= 2)
+      return (d.payload[1] & 0x80) ? Direction::kReply : Direction::kRequest;
+  }
+  const bool to_port = d.destination_port == o.port, from_port = d.source_port == o.port;
+  if (to_port && !from_port) return Direction::kRequest;
+  if (from_port && !to_port) return Direction::kReply;
+  return Direction::kUnknown;
+}
+
+Analysis::Analysis(const Options& options)
+    : options_(options), slots_(1 << 16), seed_(std::random_device{}() | 1) {}
+
+void Analysis::grow() {
+  std::vector<ClientRecord> old;
+  old.swap(slots_);
+  slots_.assign(old.size() * 2, ClientRecord{});
+  size_ = 0;
+  for (const ClientRecord& r : old) {
+    if (r.requests == 0 && r.replies == 0) continue;
+    find_or_add(r.key) = r;
+  }
+}
+
+ClientRecord& Analysis::find_or_add(const clients::AddressKey& key) {
+  if ((size_ + 1) * 4 > slots_.size() * 3) grow();
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = clients::hash_key(key, seed_) & mask;; i = (i + 1) & mask) {
+    ClientRecord& r = slots_[i];
+    if (r.requests == 0 && r.replies == 0) {
+      r.key = key;
+      ++size_;
+      return r;
+    }
+    if (r.key == key) return r;
+  }
+}
+
+void Analysis::add(double ts, const Decoded& d) {
+  Totals& t = totals_;
+  ++t.frames;
+  if (!t.any) {
+    t.first_s = t.last_s = ts;
+    t.any = true;
+  }
+  t.first_s = std::min(t.first_s, ts);
+  t.last_s = std::max(t.last_s, ts);
+  switch (d.kind) {
+    case Frame::kNotIp: ++t.not_ip; return;
+    case Frame::kOtherIp: ++t.other_ip; return;
+    case Frame::kFragment: ++t.fragments; return;
+    case Frame::kTruncated: ++t.truncated; return;
+    case Frame::kUdp: break;
+  }
+  if (d.source_port != options_.port && d.destination_port != options_.port) {
+    ++t.other_udp;
+    return;
+  }
+  const bool v4 = d.family == base::Family::kV4;
+  switch (direction(d, options_)) {
+    case Direction::kRequest: {
+      ++t.requests;
+      ++(v4 ? t.requests_v4 : t.requests_v6);
+      t.request_bytes += d.ip_length;
+      ClientRecord& r = find_or_add(clients::AddressKey::from(d.source));
+      ++r.requests;
+      r.request_bytes += d.ip_length;
+      return;
+    }
+    case Direction::kReply: {
+      ++t.replies;
+      ++(v4 ? t.replies_v4 : t.replies_v6);
+      t.reply_bytes += d.ip_length;
+      if (d.payload.size() >= 2 && (d.payload[0] & 7) == 4 && d.payload[1] == 0) ++t.kod_replies;
+      ClientRecord& r = find_or_add(clients::AddressKey::from(d.destination));
+      ++r.replies;
+      r.reply_bytes += d.ip_length;
+      return;
+    }
+    case Direction::kUnknown: ++t.unknown; return;
+  }
+}
+
+std::vector<ClientRecord> Analysis::clients() const {
+  std::vector<ClientRecord> out;
+  out.reserve(size_);
+  for (const ClientRecord& r : slots_)
+    if (r.requests != 0 || r.replies != 0) out.push_back(r);
+  return out;
+}
+
+Distribution distribution(const std::vector<ClientRecord>& clients) {
+  Distribution d;
+  for (const ClientRecord& r : clients) {
+    if (r.requests == 0) continue;
+    size_t b = 0;  // bucket b holds (2^(b-1), 2^b]
+    while ((uint64_t{1} << b) < r.requests) ++b;
+    if (d.buckets.size() <= b) {
+      for (size_t k = d.buckets.size(); k <= b; ++k)
+        d.buckets.push_back({k == 0 ? 1u : (1u << (k - 1)) + 1, 1u << k, 0, 0});
+    }
+    ++d.buckets[b].clients;
+    d.buckets[b].requests += r.requests;
+  }
+  return d;
+}
+
+std::vector<Talker> top_talkers(const std::vector<ClientRecord>& clients, size_t n) {
+  std::vector<const ClientRecord*> order;
+  order.reserve(clients.size());
+  for (const ClientRecord& r : clients)
+    if (r.requests > 0) order.push_back(&r);
+  n = std::min(n, order.size());
+  const auto busier = [](const ClientRecord* a, const ClientRecord* b) {
+    if (a->requests != b->requests) return a->requests > b->requests;
+    return a->key.bytes < b->key.bytes;
+  };
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(), busier);
+  std::vector<Talker> out;
+  for (size_t i = 0; i < n; ++i)
+    out.push_back({order[i]->key.address(), order[i]->requests, order[i]->request_bytes, order[i]->reply_bytes});
+  return out;
+}
+
+std::vector<ThresholdRow> thresholds(const std::vector<ClientRecord>& clients,
+                                     const std::vector<uint32_t>& ns) {
+  std::vector<const ClientRecord*> order;
+  uint64_t total = 0;
+  for (const ClientRecord& r : clients) {
+    if (r.requests == 0) continue;
+    order.push_back(&r);
+    total += r.requests;
+  }
+  std::sort(order.begin(), order.end(),
+            [](const ClientRecord* a, const ClientRecord* b) { return a->requests < b->requests; });
+  std::vector<ThresholdRow> rows;
+  size_t i = 0;
+  uint64_t requests_below = 0, reply_bytes_below = 0, all_reply_bytes = 0;
+  for (const ClientRecord* r : order) all_reply_bytes += r->reply_bytes;
+  std::vector<uint32_t> sorted = ns;
+  std::sort(sorted.begin(), sorted.end());
+  for (uint32_t n : sorted) {
+    while (i < order.size() && order[i]->requests <= n) {
+      requests_below += order[i]->requests;
+      reply_bytes_below += order[i]->reply_bytes;
+      ++i;
+    }
+    ThresholdRow row;
+    row.n = n;
+    row.clients_at_most = i;
+    row.request_share_at_most = total ? static_cast<double>(requests_below) / static_cast<double>(total) : 0;
+    row.clients_blocked = order.size() - i;
+    row.requests_cut = total - requests_below;
+    row.reply_bytes_cut = all_reply_bytes - reply_bytes_below;
+    row.request_share_cut = total ? static_cast<double>(row.requests_cut) / static_cast<double>(total) : 0;
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+std::vector<uint32_t> default_thresholds(uint32_t max_requests) {
+  std::vector<uint32_t> out;
+  for (uint64_t decade = 1; decade <= 1'000'000'000; decade *= 10) {
+    for (uint64_t m : {1, 2, 5}) {
+      const uint64_t n = decade * m;
+      out.push_back(static_cast<uint32_t>(n));
+      if (n >= max_requests) return out;  // the last row blocks nobody
+    }
+  }
+  return out;
+}
+
+}  // namespace strata::analyze

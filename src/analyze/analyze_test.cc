@@ -1,0 +1,108 @@
+// Unit tests of capture decoding and analysis: the cases the generated captures of
+// tests/system/test_analyze.py do not reach (padding, extension headers, damage), and the
+// client table growing past its first size.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "analyze/analysis.h"
+#include "analyze/decode.h"
+#include "base/bytes.h"
+
+namespace strata::analyze {
+namespace {
+
+std::vector<uint8_t> ipv4_udp(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, size_t payload) {
+  std::vector<uint8_t> p(28 + payload, 0);
+  p[0] = 0x45;
+  base::store_be16(&p[2], static_cast<uint16_t>(p.size()));
+  p[8] = 64;
+  p[9] = 17;
+  base::store_be32(&p[12], src);
+  base::store_be32(&p[16], dst);
+  base::store_be16(&p[20], sport);
+  base::store_be16(&p[22], dport);
+  base::store_be16(&p[24], static_cast<uint16_t>(8 + payload));
+  if (payload > 0) p[28] = 4 << 3 | 3;
+  return p;
+}
+
+TEST(AnalyzeDecode, EthernetPaddingIsNotPayload) {
+  std::vector<uint8_t> f(14, 0);
+  f[12] = 0x08;
+  const auto ip = ipv4_udp(0xc6336401, 0xc0000201, 40000, 123, 4);  // 32 octets of IP
+  f.insert(f.end(), ip.begin(), ip.end());
+  f.resize(60, 0xee);  // padded to Ethernet's minimum
+  const Decoded d = decode(kLinkEthernet, f);
+  ASSERT_EQ(d.kind, Frame::kUdp);
+  EXPECT_EQ(d.ip_length, 32u);
+  EXPECT_EQ(d.payload.size(), 4u);
+  EXPECT_TRUE(d.payload_complete);
+  EXPECT_EQ(d.source.to_string(), "198.51.100.1");
+  EXPECT_EQ(d.destination_port, 123);
+}
+
+TEST(AnalyzeDecode, SnappedAndDamagedFrames) {
+  auto ip = ipv4_udp(1, 2, 3, 123, 48);
+  Decoded d = decode(kLinkRaw, std::span<const uint8_t>(ip).first(40));  // snapped in the payload
+  ASSERT_EQ(d.kind, Frame::kUdp);
+  EXPECT_EQ(d.ip_length, 76u);  // from the header, not the capture
+  EXPECT_FALSE(d.payload_complete);
+  EXPECT_EQ(decode(kLinkRaw, std::span<const uint8_t>(ip).first(24)).kind, Frame::kTruncated);
+  ip[0] = 0x44;  // IHL 16 octets
+  EXPECT_EQ(decode(kLinkRaw, ip).kind, Frame::kTruncated);
+  ip = ipv4_udp(1, 2, 3, 123, 48);
+  base::store_be16(&ip[24], 200);  // UDP longer than IP
+  EXPECT_EQ(decode(kLinkRaw, ip).kind, Frame::kTruncated);
+  EXPECT_EQ(decode(kLinkEthernet, std::vector<uint8_t>(10, 0)).kind, Frame::kTruncated);
+  EXPECT_EQ(decode(kLinkRaw, std::vector<uint8_t>{0x10, 0, 0, 0}).kind, Frame::kNotIp);
+  EXPECT_FALSE(link_supported(105));  // 802.11
+}
+
+TEST(AnalyzeDecode, Ipv6ExtensionHeadersAreWalked) {
+  std::vector<uint8_t> p(40 + 8 + 8 + 48, 0);
+  p[0] = 0x60;
+  base::store_be16(&p[4], static_cast<uint16_t>(p.size() - 40));
+  p[6] = 0;  // hop-by-hop
+  p[8] = 0x20;
+  p[39] = 1;
+  p[24] = 0x20;
+  p[55] = 2;
+  p[40] = 17;  // then UDP
+  p[41] = 0;   // 8 octets
+  base::store_be16(&p[48], 40000);
+  base::store_be16(&p[50], 123);
+  base::store_be16(&p[52], 56);
+  Decoded d = decode(kLinkIpv6, p);
+  ASSERT_EQ(d.kind, Frame::kUdp);
+  EXPECT_EQ(d.family, base::Family::kV6);
+  EXPECT_EQ(d.destination_port, 123);
+  EXPECT_EQ(d.payload.size(), 48u);
+  p[40] = 44;  // a fragment header after hop-by-hop
+  EXPECT_EQ(decode(kLinkIpv6, p).kind, Frame::kFragment);
+}
+
+TEST(AnalyzeAnalysis, ManyClientsAndThresholds) {
+  Analysis a({});
+  const int n = 200000;  // past the first table size, so the table grows several times
+  for (int i = 0; i < n; ++i) {
+    const auto ip = ipv4_udp(0x0a000000u + static_cast<uint32_t>(i), 0xc0000201, 40000, 123, 48);
+    const int times = i < 10 ? 100 : 1;
+    for (int k = 0; k < times; ++k) a.add(1000.0 + i * 1e-3, decode(kLinkRaw, ip));
+  }
+  EXPECT_EQ(a.client_count(), static_cast<size_t>(n));
+  EXPECT_EQ(a.totals().requests, static_cast<uint64_t>(n - 10 + 1000));
+  const auto clients = a.clients();
+  const auto top = top_talkers(clients, 10);
+  ASSERT_EQ(top.size(), 10u);
+  for (const auto& t : top) EXPECT_EQ(t.requests, 100u);
+  const auto rows = thresholds(clients, {1, 100});
+  EXPECT_EQ(rows[0].clients_blocked, 10u);
+  EXPECT_EQ(rows[0].requests_cut, 1000u);
+  EXPECT_EQ(rows[1].clients_blocked, 0u);
+  EXPECT_EQ(default_thresholds(100), (std::vector<uint32_t>{1, 2, 5, 10, 20, 50, 100}));
+  EXPECT_EQ(default_thresholds(101), (std::vector<uint32_t>{1, 2, 5, 10, 20, 50, 100, 200}));
+}
+
+}  // namespace
+}  // namespace strata::analyze

@@ -1,0 +1,230 @@
+// `strata analyze`: NTP traffic in packet captures (see analyze/analysis.h), read with libpcap
+// (pcap and pcapng), reported as text tables or JSON, with what blocking the busiest clients
+// would save under a provider's prices (cli/cost.h).
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <pcap/pcap.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "analyze/analysis.h"
+#include "cli/commands.h"
+#include "cli/cost.h"
+
+namespace strata::cli {
+
+namespace {
+
+std::string grouped(uint64_t v) {
+  const std::string digits = std::to_string(v);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
+std::string pct(double share) { return fmt::format("{:.2f}%", 100 * share); }
+
+std::string utc(double s) {
+  const auto t = static_cast<time_t>(s);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+struct FileResult {
+  std::string name;
+  std::string link;
+  uint64_t frames = 0;
+  std::string warning;
+};
+
+}  // namespace
+
+int run_analyze(const AnalyzeOptions& opt) {
+  analyze::Options options;
+  options.port = opt.port;
+  if (!opt.server.empty()) {
+    options.server = base::IpAddress::parse(opt.server);
+    if (!options.server) {
+      fmt::print(stderr, "strata analyze: --server {}: not an IP address\n", opt.server);
+      return 2;
+    }
+  }
+  // Prices for the money columns.
+  std::vector<std::string> errors;
+  const auto prices = parse_prices(builtin_prices(), "built-in data/prices.toml", errors);
+  Provider provider{"flat", "", "", "out", 0, {{INFINITY, opt.price}}};
+  if (opt.price < 0) {
+    bool found = false;
+    for (const auto& p : prices->providers)
+      if (p.name == opt.provider) {
+        provider = p;
+        found = true;
+      }
+    if (!found) {
+      fmt::print(stderr, "strata analyze: no provider '{}' in the prices file\n", opt.provider);
+      return 2;
+    }
+  }
+
+  analyze::Analysis analysis(options);
+  std::vector<FileResult> files;
+  const auto started = std::chrono::steady_clock::now();
+  int status = 0;
+  for (const std::string& path : opt.files) {
+    char err[PCAP_ERRBUF_SIZE] = {};
+    pcap_t* pc = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
+    if (pc == nullptr) {
+      fmt::print(stderr, "strata analyze: {}: {}\n", path, err);
+      status = 1;
+      continue;
+    }
+    FileResult fr;
+    fr.name = path;
+    const int link = pcap_datalink(pc);
+    const char* link_name = pcap_datalink_val_to_name(link);
+    fr.link = link_name ? link_name : std::to_string(link);
+    if (!analyze::link_supported(link)) {
+      fmt::print(stderr, "strata analyze: {}: link type {} is not supported (Ethernet, Linux SLL/SLL2, raw IP, "
+                         "BSD loopback are)\n", path, fr.link);
+      pcap_close(pc);
+      status = 1;
+      continue;
+    }
+    pcap_pkthdr* h = nullptr;
+    const u_char* data = nullptr;
+    for (;;) {
+      const int r = pcap_next_ex(pc, &h, &data);
+      if (r == 1) {
+        ++fr.frames;
+        const double ts = static_cast<double>(h->ts.tv_sec) + static_cast<double>(h->ts.tv_usec) * 1e-9;
+        analysis.add(ts, analyze::decode(link, {data, h->caplen}));
+        continue;
+      }
+      if (r == PCAP_ERROR) {
+        fr.warning = fmt::format("read up to frame {}, then: {}; the rest of the file is skipped",
+                                 grouped(fr.frames), pcap_geterr(pc));
+        fmt::print(stderr, "strata analyze: warning: {}: {}\n", path, fr.warning);
+      }
+      break;
+    }
+    pcap_close(pc);
+    files.push_back(fr);
+  }
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (files.empty()) return status ? status : 1;
+
+  const analyze::Totals& t = analysis.totals();
+  const std::vector<analyze::ClientRecord> clients = analysis.clients();
+  uint64_t v4 = 0, v6 = 0, requesting = 0;
+  uint32_t busiest = 0;
+  for (const auto& c : clients) {
+    if (c.requests == 0) continue;
+    ++requesting;
+    (c.key.is_v4() ? v4 : v6) += 1;
+    busiest = std::max(busiest, c.requests);
+  }
+  const auto dist = analyze::distribution(clients);
+  const auto top = analyze::top_talkers(clients, opt.top);
+  const auto rows = analyze::thresholds(clients, analyze::default_thresholds(busiest));
+  const double duration = t.duration();
+  // Money: the replies' bytes per month, and what blocking saves of them.
+  const double month_factor = duration > 0 ? kMonthSeconds / duration : 0;
+  const double reply_gib_month = static_cast<double>(t.reply_bytes) * month_factor / kGiB;
+  const double cost_now = tiered_cost(provider, reply_gib_month).usd;
+
+  if (opt.json) {
+    nlohmann::json j;
+    nlohmann::json jf = nlohmann::json::array();
+    for (const auto& f : files)
+      jf.push_back({{"file", f.name}, {"link", f.link}, {"frames", f.frames}, {"warning", f.warning}});
+    j["files"] = jf;
+    j["duration_s"] = duration;
+    j["first"] = t.first_s;
+    j["last"] = t.last_s;
+    j["frames"] = {{"total", t.frames}, {"not_ip", t.not_ip}, {"other_ip", t.other_ip},
+                   {"fragments", t.fragments}, {"truncated", t.truncated}, {"other_udp", t.other_udp},
+                   {"unknown_direction", t.unknown}};
+    j["requests"] = {{"total", t.requests}, {"v4", t.requests_v4}, {"v6", t.requests_v6}, {"bytes", t.request_bytes}};
+    j["replies"] = {{"total", t.replies}, {"v4", t.replies_v4}, {"v6", t.replies_v6}, {"bytes", t.reply_bytes},
+                    {"kod", t.kod_replies}};
+    j["clients"] = {{"unique", requesting}, {"v4", v4}, {"v6", v6}, {"table_bytes", analysis.memory_bytes()}};
+    nlohmann::json jd = nlohmann::json::array();
+    for (const auto& b : dist.buckets)
+      jd.push_back({{"min", b.min}, {"max", b.max}, {"clients", b.clients}, {"requests", b.requests}});
+    j["requests_per_client"] = jd;
+    nlohmann::json jt = nlohmann::json::array();
+    for (const auto& x : top)
+      jt.push_back({{"address", x.address.to_string()}, {"requests", x.requests},
+                    {"share", t.requests ? static_cast<double>(x.requests) / static_cast<double>(t.requests) : 0}});
+    j["top"] = jt;
+    nlohmann::json jr = nlohmann::json::array();
+    for (const auto& r : rows) {
+      const double cut_gib = static_cast<double>(r.reply_bytes_cut) * month_factor / kGiB;
+      jr.push_back({{"n", r.n}, {"clients_at_most", r.clients_at_most},
+                    {"request_share_at_most", r.request_share_at_most}, {"clients_blocked", r.clients_blocked},
+                    {"requests_cut", r.requests_cut}, {"request_share_cut", r.request_share_cut},
+                    {"reply_gib_per_month_cut", cut_gib},
+                    {"usd_per_year_saved", 12 * (cost_now - tiered_cost(provider, reply_gib_month - cut_gib).usd)}});
+    }
+    j["thresholds"] = jr;
+    j["provider"] = provider.name;
+    j["reply_gib_per_month"] = reply_gib_month;
+    j["usd_per_year"] = 12 * cost_now;
+    j["seconds_to_read"] = elapsed;
+    fmt::print("{}\n", j.dump(2));
+    return status;
+  }
+
+  for (const auto& f : files)
+    fmt::print("Capture      {} ({}), {} frames{}\n", f.name, f.link, grouped(f.frames),
+               f.warning.empty() ? "" : "  WARNING: " + f.warning);
+  if (t.any)
+    fmt::print("Time         {} to {} ({:.1f} s)\n", utc(t.first_s), utc(t.last_s), duration);
+  fmt::print("Frames       {}: NTP requests {}, replies {}, direction unknown {}; other UDP {}, other IP {}, "
+             "not IP {}, fragments {}, truncated {}\n",
+             grouped(t.frames), grouped(t.requests), grouped(t.replies), grouped(t.unknown), grouped(t.other_udp),
+             grouped(t.other_ip), grouped(t.not_ip), grouped(t.fragments), grouped(t.truncated));
+  fmt::print("Requests     IPv4 {}, IPv6 {}; {} bytes at the IP level{}\n", grouped(t.requests_v4),
+             grouped(t.requests_v6), grouped(t.request_bytes),
+             duration > 0 ? fmt::format("; {:.1f}/s", static_cast<double>(t.requests) / duration) : "");
+  fmt::print("Replies      IPv4 {}, IPv6 {}; {} bytes; KoD {}\n", grouped(t.replies_v4), grouped(t.replies_v6),
+             grouped(t.reply_bytes), grouped(t.kod_replies));
+  fmt::print("Clients      {} unique: IPv4 {}, IPv6 {}\n", grouped(requesting), grouped(v4), grouped(v6));
+  fmt::print("\nRequests per client\n  {:>13} {:>10} {:>9} {:>12} {:>9}\n", "requests", "clients", "share",
+             "requests", "share");
+  for (const auto& b : dist.buckets) {
+    if (b.clients == 0) continue;
+    fmt::print("  {:>13} {:>10} {:>9} {:>12} {:>9}\n",
+               b.min == b.max ? std::to_string(b.min) : fmt::format("{}-{}", b.min, b.max), grouped(b.clients),
+               pct(requesting ? static_cast<double>(b.clients) / static_cast<double>(requesting) : 0),
+               grouped(b.requests), pct(t.requests ? static_cast<double>(b.requests) / static_cast<double>(t.requests) : 0));
+  }
+  fmt::print("\nTop talkers\n  {:>4} {:<40} {:>10} {:>9}\n", "rank", "address", "requests", "share");
+  for (size_t i = 0; i < top.size(); ++i)
+    fmt::print("  {:>4} {:<40} {:>10} {:>9}\n", i + 1, top[i].address.to_string(), grouped(top[i].requests),
+               pct(t.requests ? static_cast<double>(top[i].requests) / static_cast<double>(t.requests) : 0));
+  fmt::print("\nShare of requests from clients with at most N requests, and blocking those with more\n");
+  fmt::print("(money: the replies' bytes scaled from {:.1f} s to a month, {} prices; now {:.1f} GiB/month, {}/year)\n",
+             duration, provider.name, reply_gib_month, fmt::format("${:.2f}", 12 * cost_now));
+  fmt::print("  {:>8} {:>10} {:>9} {:>10} {:>12} {:>9} {:>14}\n", "N", "clients<=N", "share", "blocked",
+             "requests cut", "share", "saved per year");
+  for (const auto& r : rows) {
+    const double cut_gib = static_cast<double>(r.reply_bytes_cut) * month_factor / kGiB;
+    fmt::print("  {:>8} {:>10} {:>9} {:>10} {:>12} {:>9} {:>14}\n", grouped(r.n), grouped(r.clients_at_most),
+               pct(r.request_share_at_most), grouped(r.clients_blocked), grouped(r.requests_cut),
+               pct(r.request_share_cut),
+               fmt::format("${:.2f}", 12 * (cost_now - tiered_cost(provider, reply_gib_month - cut_gib).usd)));
+  }
+  fmt::print("\nRead in {:.2f} s ({:.1f} million frames/s); client table {:.1f} MiB\n", elapsed,
+             elapsed > 0 ? static_cast<double>(t.frames) / elapsed / 1e6 : 0,
+             static_cast<double>(analysis.memory_bytes()) / (1 << 20));
+  return status;
+}
+
+}  // namespace strata::cli

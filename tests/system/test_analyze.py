@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""strata analyze on captures with known content: every supported link type (Ethernet, VLAN
+and QinQ tags, Linux SLL and SLL2, raw IP, DLT_IPV4/IPV6, BSD loopback), both families,
+pcap and pcapng, fragments, non-NTP traffic and a damaged tail; then a real capture of
+stratad serving strata load on loopback taken with tcpdump, whose counts must match what was
+sent and answered exactly."""
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+SERVER4 = "192.0.2.1"
+SERVER6 = "2001:db8::1"
+
+
+def ntp(mode, stratum=2):
+    return bytes([(4 << 3) | mode, stratum]) + bytes(46)
+
+
+def ipv4(src, dst, payload, proto=17, frag=0):
+    total = 20 + len(payload)
+    head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, frag, 64, proto, 0,
+                       socket.inet_aton(src), socket.inet_aton(dst))
+    return head + payload
+
+
+def ipv6(src, dst, payload, next_header=17):
+    return struct.pack("!IHBB16s16s", 6 << 28, len(payload), next_header, 64,
+                       socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)) + payload
+
+
+def udp(sport, dport, payload):
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def ip_packet(src, dst, sport, dport, payload):
+    if ":" in src:
+        return ipv6(src, dst, udp(sport, dport, payload))
+    return ipv4(src, dst, udp(sport, dport, payload))
+
+
+def ethertype(packet):
+    return 0x86DD if packet[0] >> 4 == 6 else 0x0800
+
+
+def frame(link, packet):
+    """Wraps an IP packet for a link type."""
+    if link == 1:
+        return b"\x02" * 6 + b"\x04" * 6 + struct.pack("!H", ethertype(packet)) + packet
+    if link == "vlan":
+        return (b"\x02" * 6 + b"\x04" * 6 + struct.pack("!HH", 0x8100, 7) + struct.pack("!H", ethertype(packet))
+                + packet)
+    if link == "qinq":
+        return (b"\x02" * 6 + b"\x04" * 6 + struct.pack("!HHHH", 0x88A8, 100, 0x8100, 7) +
+                struct.pack("!H", ethertype(packet)) + packet)
+    if link == 113:
+        return struct.pack("!HHH8sH", 0, 1, 6, b"\x02" * 6 + b"\0\0", ethertype(packet)) + packet
+    if link == 276:
+        return struct.pack("!HHIHBB8s", ethertype(packet), 0, 1, 1, 0, 6, b"\x02" * 8) + packet
+    if link == 0:
+        return struct.pack("=I", 30 if packet[0] >> 4 == 6 else 2) + packet
+    return packet  # 12 (raw), 228, 229
+
+
+LINK_OF = {"vlan": 1, "qinq": 1}
+
+
+def write_pcap(path, link, frames, t0=1_800_000_000.0, step=0.5, corrupt_tail=False):
+    with open(path, "wb") as f:
+        f.write(struct.pack("=IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, LINK_OF.get(link, link)))
+        for i, fr in enumerate(frames):
+            ts = t0 + i * step
+            f.write(struct.pack("=IIII", int(ts), int(round((ts % 1) * 1e6)), len(fr), len(fr)) + fr)
+        if corrupt_tail:
+            f.write(struct.pack("=IIII", int(t0), 0, 200, 200) + b"\x00" * 30)  # cut short
+
+
+def write_pcapng(path, link, frames, t0=1_800_000_000.0, step=0.5):
+    def block(kind, body):
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("=II", kind, len(body) + 12) + body + struct.pack("=I", len(body) + 12)
+    with open(path, "wb") as f:
+        f.write(block(0x0A0D0D0A, struct.pack("=IHHq", 0x1A2B3C4D, 1, 0, -1)))
+        f.write(block(1, struct.pack("=HHI", link, 0, 65535)))
+        for i, fr in enumerate(frames):
+            us = int(round((t0 + i * step) * 1e6))
+            f.write(block(6, struct.pack("=IIIII", 0, us >> 32, us & 0xffffffff, len(fr), len(fr)) + fr))
+
+
+def traffic():
+    """IP packets with known content: 3 IPv4 clients (1, 2 and 6 requests) and 1 IPv6 client
+    (3 requests), each request answered except the busiest's last (a KoD instead of the time
+    counts as a reply too), plus one of each kind of noise."""
+    packets = []
+    clients = [("198.51.100.1", 1), ("198.51.100.2", 2), ("198.51.100.3", 6), ("2001:db8::7", 3)]
+    for addr, n in clients:
+        server = SERVER6 if ":" in addr else SERVER4
+        for i in range(n):
+            packets.append(ip_packet(addr, server, 40000 + i, 123, ntp(3)))
+            if addr == "198.51.100.3" and i == n - 1:
+                packets.append(ip_packet(server, addr, 123, 40000 + i, ntp(4, stratum=0)))  # KoD
+            else:
+                packets.append(ip_packet(server, addr, 123, 40000 + i, ntp(4)))
+    packets.append(ip_packet("198.51.100.9", SERVER4, 5353, 53, b"dns?"))            # other UDP
+    packets.append(ipv4("198.51.100.9", SERVER4, b"\0" * 20, proto=6))               # TCP
+    packets.append(ipv4("198.51.100.9", SERVER4, udp(1, 123, ntp(3))[:20], frag=0x2000))  # fragment
+    packets.append(ipv6("2001:db8::9", SERVER6, b"\x11\0\0\x01\0\0\0\0" + b"\0" * 16, next_header=44))
+    return packets
+
+
+EXPECTED = {"requests": 12, "replies": 12, "v4": 9, "v6": 3, "clients": 4, "kod": 1,
+            "other_udp": 1, "other_ip": 1, "fragments": 2}
+
+
+def analyze(*args):
+    r = h.run([h.STRATA, "analyze", "--json", *args], timeout=120)
+    return r, (json.loads(r.stdout) if r.stdout.strip() else None)
+
+
+class AnalyzeTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="analyze-test-")
+
+    def check_known(self, out, frames_extra=0):
+        self.assertEqual(out["requests"]["total"], EXPECTED["requests"])
+        self.assertEqual(out["replies"]["total"], EXPECTED["replies"])
+        self.assertEqual(out["requests"]["v4"], EXPECTED["v4"])
+        self.assertEqual(out["requests"]["v6"], EXPECTED["v6"])
+        self.assertEqual(out["replies"]["kod"], EXPECTED["kod"])
+        self.assertEqual(out["clients"]["unique"], EXPECTED["clients"])
+        self.assertEqual(out["clients"]["v6"], 1)
+        self.assertEqual(out["frames"]["other_udp"], EXPECTED["other_udp"])
+        self.assertEqual(out["frames"]["other_ip"], EXPECTED["other_ip"])
+        self.assertEqual(out["frames"]["fragments"], EXPECTED["fragments"])
+        # 76 octets per IPv4 NTP packet, 96 per IPv6, at the IP level.
+        self.assertEqual(out["requests"]["bytes"], 9 * 76 + 3 * 96)
+        self.assertEqual(out["top"][0]["address"], "198.51.100.3")
+        self.assertEqual(out["top"][0]["requests"], 6)
+        self.assertAlmostEqual(out["top"][0]["share"], 0.5)
+        dist = {(b["min"], b["max"]): (b["clients"], b["requests"]) for b in out["requests_per_client"]}
+        self.assertEqual(dist[(1, 1)], (1, 1))
+        self.assertEqual(dist[(2, 2)], (1, 2))
+        self.assertEqual(dist[(3, 4)], (1, 3))
+        self.assertEqual(dist[(5, 8)], (1, 6))
+        rows = {r["n"]: r for r in out["thresholds"]}
+        self.assertEqual(rows[2]["clients_at_most"], 2)
+        self.assertAlmostEqual(rows[2]["request_share_at_most"], 3 / 12)
+        self.assertEqual(rows[2]["clients_blocked"], 2)
+        self.assertEqual(rows[2]["requests_cut"], 9)
+        self.assertEqual(rows[5]["requests_cut"], 6)
+
+    def test_every_link_type_in_pcap_and_pcapng(self):
+        packets = traffic()
+        noise = {1: [b"\xff" * 12 + b"\x08\x06" + b"\0" * 28]}  # ARP on Ethernet
+        for link in (1, "vlan", "qinq", 113, 276, 12, 228, 0):
+            with self.subTest(link=link):
+                path = os.path.join(self.dir, f"link-{link}.pcap")
+                if link == 228:  # DLT_IPV4 carries only IPv4: the IPv6 ones go in a DLT_IPV6 file
+                    v4 = [p for p in packets if p[0] >> 4 == 4]
+                    v6 = [p for p in packets if p[0] >> 4 == 6]
+                    write_pcap(path, 228, v4)
+                    path6 = os.path.join(self.dir, "link-229.pcap")
+                    write_pcap(path6, 229, v6, t0=1_800_000_100.0)
+                    r, out = analyze(path, path6)
+                else:
+                    write_pcap(path, link, [frame(link, p) for p in packets] + noise.get(link, []))
+                    r, out = analyze(path)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.check_known(out)
+                if link == 1:
+                    self.assertEqual(out["frames"]["not_ip"], 1)
+        path = os.path.join(self.dir, "eth.pcapng")
+        write_pcapng(path, 1, [frame(1, p) for p in packets])
+        r, out = analyze(path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.check_known(out)
+        self.assertAlmostEqual(out["duration_s"], 0.5 * (len(packets) - 1), places=3)
+
+    def test_server_address_tells_requests_from_replies(self):
+        # Mode 0 garbage both ways: only --server can tell them apart.
+        packets = [ip_packet("198.51.100.1", SERVER4, 40000, 123, bytes(48)),
+                   ip_packet(SERVER4, "198.51.100.1", 123, 40000, bytes(48))]
+        path = os.path.join(self.dir, "server.pcap")
+        write_pcap(path, 12, packets)
+        _, out = analyze(path, "--server", SERVER4)
+        self.assertEqual((out["requests"]["total"], out["replies"]["total"]), (1, 1))
+
+    def test_damaged_tail_is_read_up_to_the_damage(self):
+        packets = traffic()
+        path = os.path.join(self.dir, "cut.pcap")
+        write_pcap(path, 1, [frame(1, p) for p in packets], corrupt_tail=True)
+        r, out = analyze(path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("warning", r.stderr)
+        self.assertIn(f"read up to frame {len(packets)}", r.stderr)
+        self.check_known(out)
+        # Not a capture at all: a clear error, status 1.
+        bogus = os.path.join(self.dir, "bogus.pcap")
+        with open(bogus, "wb") as f:
+            f.write(b"this is not a capture\n")
+        r, _ = analyze(bogus)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("bogus.pcap", r.stderr)
+
+    def test_money_scales_replies_to_a_month(self):
+        packets = traffic()
+        path = os.path.join(self.dir, "money.pcap")
+        write_pcap(path, 12, packets, step=1.0)
+        _, out = analyze(path, "--price", "0.1")
+        duration = len(packets) - 1
+        gib = (9 * 76 + 3 * 96) * 30.436875 * 86400 / duration / 2 ** 30
+        self.assertAlmostEqual(out["reply_gib_per_month"], gib, places=9)
+        self.assertAlmostEqual(out["usd_per_year"], 12 * 0.1 * gib, places=9)
+        rows = {r["n"]: r for r in out["thresholds"]}
+        # Blocking clients with more than 2 requests cuts the replies of the 6- and 3-request ones.
+        cut = (6 * 76 + 3 * 96) * 30.436875 * 86400 / duration / 2 ** 30
+        self.assertAlmostEqual(rows[2]["usd_per_year_saved"], 12 * 0.1 * cut, places=9)
+
+    def test_real_capture_of_stratad_with_tcpdump(self):
+        tcpdump = shutil.which("tcpdump")
+        h.require(tcpdump is not None, "tcpdump not installed (./setup installs it)")
+        h.require(h.is_root(), "capturing on loopback needs root")
+        capdir = tempfile.mkdtemp(prefix="analyze-cap-")
+        os.chmod(capdir, 0o777)  # tcpdump writes as its own user
+        path = os.path.join(capdir, "stratad.pcap")
+        with h.Stratad(ratelimit=True) as d:
+            dump = subprocess.Popen([tcpdump, "-i", "lo", "-w", path, "-U", "-n",
+                                     f"udp port {d.port} and host 127.0.0.1"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                # tcpdump says "listening on" once it captures.
+                deadline = time.time() + 10
+                line = ""
+                while time.time() < deadline and "listening" not in line:
+                    line = dump.stderr.readline()
+                self.assertIn("listening", line)
+                load = h.run([h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", "200",
+                              "--rate", "2000", "--duration", "1", "--json"], check=True)
+                time.sleep(0.5)
+            finally:
+                dump.terminate()
+                dump.wait(timeout=10)
+                dump.stderr.close()
+            sent = json.loads(load.stdout)["sent"]
+            counters = d.counters()
+        r, out = analyze(path, "--port", str(d.port), "--server", "127.0.0.1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(out["requests"]["total"], sent)
+        self.assertEqual(out["requests"]["total"], counters["received"])
+        self.assertEqual(out["replies"]["total"], counters["responses_sent"])
+        self.assertEqual(out["replies"]["kod"], counters["kod_sent"])
+        self.assertEqual(out["clients"]["unique"], 200)
+        self.assertEqual(out["frames"]["truncated"], 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
