@@ -37,14 +37,14 @@ void Analysis::grow() {
   size_ = 0;
   for (const ClientRecord& r : old) {
     if (r.requests == 0 && r.replies == 0) continue;
-    find_or_add(r.key) = r;
+    find_or_add(r.key, clients::hash_key(r.key, seed_)) = r;
   }
 }
 
-ClientRecord& Analysis::find_or_add(const clients::AddressKey& key) {
+ClientRecord& Analysis::find_or_add(const clients::AddressKey& key, uint64_t hash) {
   if ((size_ + 1) * 4 > slots_.size() * 3) grow();
   const size_t mask = slots_.size() - 1;
-  for (size_t i = clients::hash_key(key, seed_) & mask;; i = (i + 1) & mask) {
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
     ClientRecord& r = slots_[i];
     if (r.requests == 0 && r.replies == 0) {
       r.key = key;
@@ -55,45 +55,63 @@ ClientRecord& Analysis::find_or_add(const clients::AddressKey& key) {
   }
 }
 
-void Analysis::add(double ts, const Decoded& d) {
+Analysis::Prepared Analysis::prepare(double ts, const Decoded& d) const {
+  Prepared p;
+  p.ts = ts;
+  p.kind = d.kind;
+  if (d.kind != Frame::kUdp) return p;
+  p.ntp = d.source_port == options_.port || d.destination_port == options_.port;
+  if (!p.ntp) return p;
+  p.v4 = d.family == base::Family::kV4;
+  p.ip_length = d.ip_length;
+  p.direction = direction(d, options_);
+  if (p.direction == Direction::kUnknown) return p;
+  p.kod = p.direction == Direction::kReply && d.payload.size() >= 2 && (d.payload[0] & 7) == 4 &&
+          d.payload[1] == 0;
+  p.key = clients::AddressKey::from(p.direction == Direction::kRequest ? d.source : d.destination);
+  p.hash = clients::hash_key(p.key, seed_);
+  __builtin_prefetch(&slots_[p.hash & (slots_.size() - 1)]);
+  return p;
+}
+
+void Analysis::apply(const Prepared& p) {
   Totals& t = totals_;
   ++t.frames;
   if (!t.any) {
-    t.first_s = t.last_s = ts;
+    t.first_s = t.last_s = p.ts;
     t.any = true;
   }
-  t.first_s = std::min(t.first_s, ts);
-  t.last_s = std::max(t.last_s, ts);
-  switch (d.kind) {
+  t.first_s = std::min(t.first_s, p.ts);
+  t.last_s = std::max(t.last_s, p.ts);
+  switch (p.kind) {
     case Frame::kNotIp: ++t.not_ip; return;
     case Frame::kOtherIp: ++t.other_ip; return;
     case Frame::kFragment: ++t.fragments; return;
     case Frame::kTruncated: ++t.truncated; return;
     case Frame::kUdp: break;
   }
-  if (d.source_port != options_.port && d.destination_port != options_.port) {
+  if (!p.ntp) {
     ++t.other_udp;
     return;
   }
-  const bool v4 = d.family == base::Family::kV4;
-  switch (direction(d, options_)) {
+  switch (p.direction) {
     case Direction::kRequest: {
       ++t.requests;
-      ++(v4 ? t.requests_v4 : t.requests_v6);
-      t.request_bytes += d.ip_length;
-      ClientRecord& r = find_or_add(clients::AddressKey::from(d.source));
+      ++(p.v4 ? t.requests_v4 : t.requests_v6);
+      t.request_bytes += p.ip_length;
+      ClientRecord& r = find_or_add(p.key, p.hash);
       ++r.requests;
-      r.request_bytes += d.ip_length;
+      r.request_bytes += p.ip_length;
       return;
     }
     case Direction::kReply: {
       ++t.replies;
-      ++(v4 ? t.replies_v4 : t.replies_v6);
-      t.reply_bytes += d.ip_length;
-      if (d.payload.size() >= 2 && (d.payload[0] & 7) == 4 && d.payload[1] == 0) ++t.kod_replies;
-      ClientRecord& r = find_or_add(clients::AddressKey::from(d.destination));
+      ++(p.v4 ? t.replies_v4 : t.replies_v6);
+      t.reply_bytes += p.ip_length;
+      if (p.kod) ++t.kod_replies;
+      ClientRecord& r = find_or_add(p.key, p.hash);
       ++r.replies;
-      r.reply_bytes += d.ip_length;
+      r.reply_bytes += p.ip_length;
       return;
     }
     case Direction::kUnknown: ++t.unknown; return;

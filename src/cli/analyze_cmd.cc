@@ -5,7 +5,11 @@
 #include <nlohmann/json.hpp>
 #include <pcap/pcap.h>
 
+#include <array>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
 #include <cmath>
 
 #include "analyze/analysis.h"
@@ -98,14 +102,24 @@ int run_analyze(const AnalyzeOptions& opt) {
     }
     pcap_pkthdr* h = nullptr;
     const u_char* data = nullptr;
+    // Frames are prepared in batches (their client slots prefetched), then counted.
+    constexpr size_t kBatch = 32;
+    std::array<analyze::Analysis::Prepared, kBatch> batch;
+    size_t pending = 0;
     for (;;) {
       const int r = pcap_next_ex(pc, &h, &data);
       if (r == 1) {
         ++fr.frames;
         const double ts = static_cast<double>(h->ts.tv_sec) + static_cast<double>(h->ts.tv_usec) * 1e-9;
-        analysis.add(ts, analyze::decode(link, {data, h->caplen}));
+        batch[pending++] = analysis.prepare(ts, analyze::decode(link, {data, h->caplen}));
+        if (pending == kBatch) {
+          for (size_t i = 0; i < pending; ++i) analysis.apply(batch[i]);
+          pending = 0;
+        }
         continue;
       }
+      for (size_t i = 0; i < pending; ++i) analysis.apply(batch[i]);
+      pending = 0;
       if (r == PCAP_ERROR) {
         fr.warning = fmt::format("read up to frame {}, then: {}; the rest of the file is skipped",
                                  grouped(fr.frames), pcap_geterr(pc));
@@ -138,6 +152,40 @@ int run_analyze(const AnalyzeOptions& opt) {
   const double reply_gib_month = static_cast<double>(t.reply_bytes) * month_factor / kGiB;
   const double cost_now = tiered_cost(provider, reply_gib_month).usd;
 
+  if (!opt.csv_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(opt.csv_dir, ec);
+    const auto open = [&](const char* name) {
+      auto f = std::make_unique<std::ofstream>(std::filesystem::path(opt.csv_dir) / name);
+      if (!*f) {
+        fmt::print(stderr, "strata analyze: cannot write {}/{}\n", opt.csv_dir, name);
+        return std::unique_ptr<std::ofstream>();
+      }
+      return f;
+    };
+    if (auto f = open("clients.csv")) {
+      *f << "address,requests,replies,request_bytes,reply_bytes\n";
+      for (const auto& c : clients)
+        *f << c.key.address().to_string() << ',' << c.requests << ',' << c.replies << ',' << c.request_bytes
+           << ',' << c.reply_bytes << '\n';
+    } else {
+      return 1;
+    }
+    if (auto f = open("distribution.csv")) {
+      *f << "min_requests,max_requests,clients,requests\n";
+      for (const auto& b : dist.buckets) *f << b.min << ',' << b.max << ',' << b.clients << ',' << b.requests << '\n';
+    }
+    if (auto f = open("thresholds.csv")) {
+      *f << "n,clients_at_most,request_share_at_most,clients_blocked,requests_cut,request_share_cut,"
+            "usd_per_year_saved\n";
+      for (const auto& r : rows) {
+        const double cut_gib = static_cast<double>(r.reply_bytes_cut) * month_factor / kGiB;
+        *f << r.n << ',' << r.clients_at_most << ',' << r.request_share_at_most << ',' << r.clients_blocked << ','
+           << r.requests_cut << ',' << r.request_share_cut << ','
+           << 12 * (cost_now - tiered_cost(provider, reply_gib_month - cut_gib).usd) << '\n';
+      }
+    }
+  }
   if (opt.json) {
     nlohmann::json j;
     nlohmann::json jf = nlohmann::json::array();

@@ -34,6 +34,7 @@ struct AnalyzeOptions {
   std::string provider = "aws";
   double price = -1;        // flat USD per GiB instead
   bool json = false;
+  std::string csv_dir;      // write clients.csv, distribution.csv, thresholds.csv there
 };
 int run_analyze(const AnalyzeOptions& options);
 
