@@ -194,6 +194,21 @@ class AnalyzeTest(unittest.TestCase):
         _, out = analyze(path, "--server", SERVER4)
         self.assertEqual((out["requests"]["total"], out["replies"]["total"]), (1, 1))
 
+    def test_csv_files(self):
+        path = os.path.join(self.dir, "csv.pcap")
+        write_pcap(path, 12, traffic())
+        csv = os.path.join(self.dir, "csv")
+        r = h.run([h.STRATA, "analyze", "--csv", csv, path], check=True)
+        self.assertIn("Top talkers", r.stdout)
+        with open(os.path.join(csv, "clients.csv")) as f:
+            rows = [line.strip().split(",") for line in f]
+        self.assertEqual(rows[0], ["address", "requests", "replies", "request_bytes", "reply_bytes"])
+        got = {row[0]: (int(row[1]), int(row[2])) for row in rows[1:]}
+        self.assertEqual(got, {"198.51.100.1": (1, 1), "198.51.100.2": (2, 2), "198.51.100.3": (6, 6),
+                               "2001:db8::7": (3, 3)})
+        for name in ("distribution.csv", "thresholds.csv"):
+            self.assertTrue(os.path.getsize(os.path.join(csv, name)) > 0)
+
     def test_damaged_tail_is_read_up_to_the_damage(self):
         packets = traffic()
         path = os.path.join(self.dir, "cut.pcap")
