@@ -2,6 +2,7 @@
 #include "analyze/analysis.h"
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 
 namespace strata::analyze {
@@ -25,6 +26,24 @@ Direction direction(const Decoded& d, const Options& o) {
   if (to_port && !from_port) return Direction::kRequest;
   if (from_port && !to_port) return Direction::kReply;
   return Direction::kUnknown;
+}
+
+int gap_bin(double seconds) {
+  if (!(seconds > 1.0)) return 0;
+  const int k = static_cast<int>(std::lround(std::log2(seconds)));
+  return std::min(k, kGapBins - 1);
+}
+
+int ClientRecord::median_gap_bin() const {
+  int total = 0;
+  for (uint8_t g : gaps) total += g;
+  if (total == 0) return -1;
+  int seen = 0;
+  for (int k = 0; k < kGapBins; ++k) {
+    seen += gaps[static_cast<size_t>(k)];
+    if (2 * seen >= total) return k;
+  }
+  return kGapBins - 1;
 }
 
 Analysis::Analysis(const Options& options)
@@ -100,6 +119,14 @@ void Analysis::apply(const Prepared& p) {
       ++(p.v4 ? t.requests_v4 : t.requests_v6);
       t.request_bytes += p.ip_length;
       ClientRecord& r = find_or_add(p.key, p.hash);
+      if (epoch_s_ < 0) epoch_s_ = p.ts;
+      const double since = std::clamp((p.ts - epoch_s_) * 1e3, 0.0, 4.0e9);
+      const auto now_ms = static_cast<uint32_t>(since);
+      if (r.requests > 0 && now_ms > r.last_ms) {  // out-of-order frames make no gap
+        uint8_t& bin = r.gaps[static_cast<size_t>(gap_bin((now_ms - r.last_ms) * 1e-3))];
+        if (bin < 255) ++bin;
+      }
+      r.last_ms = std::max(r.last_ms, now_ms);
       ++r.requests;
       r.request_bytes += p.ip_length;
       return;
@@ -118,15 +145,7 @@ void Analysis::apply(const Prepared& p) {
   }
 }
 
-std::vector<ClientRecord> Analysis::clients() const {
-  std::vector<ClientRecord> out;
-  out.reserve(size_);
-  for (const ClientRecord& r : slots_)
-    if (r.requests != 0 || r.replies != 0) out.push_back(r);
-  return out;
-}
-
-Distribution distribution(const std::vector<ClientRecord>& clients) {
+Distribution distribution(std::span<const ClientRecord> clients) {
   Distribution d;
   for (const ClientRecord& r : clients) {
     if (r.requests == 0) continue;
@@ -142,7 +161,7 @@ Distribution distribution(const std::vector<ClientRecord>& clients) {
   return d;
 }
 
-std::vector<Talker> top_talkers(const std::vector<ClientRecord>& clients, size_t n) {
+std::vector<Talker> top_talkers(std::span<const ClientRecord> clients, size_t n) {
   std::vector<const ClientRecord*> order;
   order.reserve(clients.size());
   for (const ClientRecord& r : clients)
@@ -159,7 +178,7 @@ std::vector<Talker> top_talkers(const std::vector<ClientRecord>& clients, size_t
   return out;
 }
 
-std::vector<ThresholdRow> thresholds(const std::vector<ClientRecord>& clients,
+std::vector<ThresholdRow> thresholds(std::span<const ClientRecord> clients,
                                      const std::vector<uint32_t>& ns) {
   std::vector<const ClientRecord*> order;
   uint64_t total = 0;
@@ -204,6 +223,36 @@ std::vector<uint32_t> default_thresholds(uint32_t max_requests) {
       if (n >= max_requests) return out;  // the last row blocks nobody
     }
   }
+  return out;
+}
+
+std::vector<IntervalRow> intervals(std::span<const ClientRecord> clients) {
+  std::vector<IntervalRow> rows(kGapBins);
+  for (int k = 0; k < kGapBins; ++k) rows[static_cast<size_t>(k)].bin = k;
+  for (const ClientRecord& r : clients) {
+    const int k = r.median_gap_bin();
+    if (k < 0) continue;
+    ++rows[static_cast<size_t>(k)].clients;
+    rows[static_cast<size_t>(k)].requests += r.requests;
+  }
+  return rows;
+}
+
+std::vector<FastPoller> fast_pollers(std::span<const ClientRecord> clients, double seconds, size_t n,
+                                     uint64_t& total) {
+  std::vector<FastPoller> out;
+  total = 0;
+  const int limit = gap_bin(seconds);
+  for (const ClientRecord& r : clients) {
+    const int k = r.median_gap_bin();
+    if (k < 0 || k >= limit) continue;
+    ++total;
+    out.push_back({r.key.address(), r.requests, k});
+  }
+  std::sort(out.begin(), out.end(), [](const FastPoller& a, const FastPoller& b) {
+    return a.requests != b.requests ? a.requests > b.requests : a.bin < b.bin;
+  });
+  if (out.size() > n) out.resize(n);
   return out;
 }
 

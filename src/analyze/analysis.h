@@ -1,13 +1,16 @@
 // What `strata analyze` learns from the NTP packets of a capture: requests and replies told
 // apart, totals by family at the IP level, and one exact record per client (requests and
-// request bytes, replies and reply bytes) in an open-addressing table of 40-octet entries,
-// grown at 3/4 full (10 million clients: 2^24 slots, 671 MB). Reports are computed from the table:
+// request bytes, replies and reply bytes, poll-interval bins) in an open-addressing table of
+// 64-octet entries, grown at 3/4 full (10 million clients: 2^24 slots, 1 GiB; while it grows,
+// the old table too). Reports are computed from the table:
 // unique clients, the requests-per-client distribution, top talkers, the cumulative share
 // of traffic by client activity, and what blocking the busiest clients would cut.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -27,14 +30,24 @@ enum class Direction : uint8_t { kRequest, kReply, kUnknown };
 // ask; 4 and 2 answer; mode 6 by the R bit), else by which side uses the NTP port.
 Direction direction(const Decoded& d, const Options& o);
 
+// Poll intervals: the gaps between a client's requests, counted in bins of whole powers of
+// two seconds (bin k holds gaps that round to 2^k in log2: 64 s polls land in bin 6 even with
+// jitter either way), saturating at 255 per bin; the median bin is the client's interval.
+inline constexpr int kGapBins = 16;  // 1 s (and less) ... 32768 s (and more)
+int gap_bin(double seconds);
+
 struct ClientRecord {
   clients::AddressKey key;
   uint32_t requests = 0;
   uint32_t replies = 0;
   uint64_t request_bytes = 0;  // IP level
   uint64_t reply_bytes = 0;
+  uint32_t last_ms = 0;        // last request, ms after the analysis epoch
+  std::array<uint8_t, kGapBins> gaps{};
+  // The median gap's bin, or -1 with fewer than two requests.
+  int median_gap_bin() const;
 };
-static_assert(sizeof(ClientRecord) == 40);
+static_assert(sizeof(ClientRecord) == 64);
 
 struct Totals {
   uint64_t frames = 0;
@@ -79,8 +92,10 @@ class Analysis {
   Prepared prepare(double ts, const Decoded& d) const;
   void apply(const Prepared& p);
   const Totals& totals() const { return totals_; }
-  // The client records in use, in no particular order.
-  std::vector<ClientRecord> clients() const;
+  // Every slot of the client table, in no particular order: records in use and empty ones
+  // (no requests, no replies), which the reports below skip. No copy: a 10-million-client
+  // analysis would need another 640 MB for one.
+  std::span<const ClientRecord> clients() const { return slots_; }
   size_t client_count() const { return size_; }
   size_t memory_bytes() const { return slots_.size() * sizeof(ClientRecord); }
 
@@ -90,6 +105,7 @@ class Analysis {
 
   Options options_;
   Totals totals_;
+  double epoch_s_ = -1;  // the first frame's time: last_ms counts from it
   std::vector<ClientRecord> slots_;  // empty slot: requests == 0 && replies == 0
   size_t size_ = 0;
   uint64_t seed_;
@@ -104,7 +120,7 @@ struct Distribution {
   };
   std::vector<Bucket> buckets;  // 1, 2, 3-4, 5-8, ... powers of two
 };
-Distribution distribution(const std::vector<ClientRecord>& clients);
+Distribution distribution(std::span<const ClientRecord> clients);
 
 struct Talker {
   base::IpAddress address;
@@ -112,7 +128,7 @@ struct Talker {
   uint64_t request_bytes = 0;
   uint64_t reply_bytes = 0;
 };
-std::vector<Talker> top_talkers(const std::vector<ClientRecord>& clients, size_t n);
+std::vector<Talker> top_talkers(std::span<const ClientRecord> clients, size_t n);
 
 // "Share of traffic from clients with at most N queries", and the effect of blocking clients
 // with more than N: both at the thresholds `ns`.
@@ -125,9 +141,26 @@ struct ThresholdRow {
   uint64_t reply_bytes_cut = 0;
   double request_share_cut = 0;
 };
-std::vector<ThresholdRow> thresholds(const std::vector<ClientRecord>& clients,
+std::vector<ThresholdRow> thresholds(std::span<const ClientRecord> clients,
                                      const std::vector<uint32_t>& ns);
 // 1, 2, 5, 10, 20, 50, ... up to the first at or above the busiest client's count.
 std::vector<uint32_t> default_thresholds(uint32_t max_requests);
+
+// Clients by their median poll interval (those with two requests or more).
+struct IntervalRow {
+  int bin = 0;            // 2^bin seconds
+  uint64_t clients = 0;
+  uint64_t requests = 0;
+};
+std::vector<IntervalRow> intervals(std::span<const ClientRecord> clients);
+
+// Clients whose median interval is below `seconds`, busiest first (at most n), and how many.
+struct FastPoller {
+  base::IpAddress address;
+  uint32_t requests = 0;
+  int bin = 0;
+};
+std::vector<FastPoller> fast_pollers(std::span<const ClientRecord> clients, double seconds, size_t n,
+                                     uint64_t& total);
 
 }  // namespace strata::analyze

@@ -104,5 +104,34 @@ TEST(AnalyzeAnalysis, ManyClientsAndThresholds) {
   EXPECT_EQ(default_thresholds(101), (std::vector<uint32_t>{1, 2, 5, 10, 20, 50, 100, 200}));
 }
 
+TEST(AnalyzeAnalysis, PollIntervalsByMedianGap) {
+  EXPECT_EQ(gap_bin(0.2), 0);
+  EXPECT_EQ(gap_bin(1.0), 0);
+  EXPECT_EQ(gap_bin(2.0), 1);
+  EXPECT_EQ(gap_bin(64.0), 6);
+  EXPECT_EQ(gap_bin(60.0), 6);   // jitter either side of 64 s stays in its bin
+  EXPECT_EQ(gap_bin(70.0), 6);
+  EXPECT_EQ(gap_bin(1024.0), 10);
+  EXPECT_EQ(gap_bin(1e9), kGapBins - 1);
+  Analysis a({});
+  const auto ip = [](uint32_t src) { return ipv4_udp(src, 0xc0000201, 40000, 123, 48); };
+  // Client 1: every 64 s, 10 times; client 2: every 2 s then one 1024 s pause (median 2 s);
+  // client 3: once.
+  for (int i = 0; i < 10; ++i) a.add(1000.0 + 64.0 * i, decode(kLinkRaw, ip(1)));
+  for (int i = 0; i < 5; ++i) a.add(1000.0 + 2.0 * i, decode(kLinkRaw, ip(2)));
+  a.add(1000.0 + 8 + 1024, decode(kLinkRaw, ip(2)));
+  a.add(1000.0, decode(kLinkRaw, ip(3)));
+  const auto clients = a.clients();
+  const auto rows = intervals(clients);
+  EXPECT_EQ(rows[6].clients, 1u);
+  EXPECT_EQ(rows[6].requests, 10u);
+  EXPECT_EQ(rows[1].clients, 1u);
+  uint64_t total = 0;
+  const auto fast = fast_pollers(clients, 64, 10, total);
+  ASSERT_EQ(total, 1u);
+  EXPECT_EQ(fast[0].address.to_string(), "0.0.0.2");
+  EXPECT_EQ(fast[0].bin, 1);
+}
+
 }  // namespace
 }  // namespace strata::analyze

@@ -134,7 +134,7 @@ int run_analyze(const AnalyzeOptions& opt) {
   if (files.empty()) return status ? status : 1;
 
   const analyze::Totals& t = analysis.totals();
-  const std::vector<analyze::ClientRecord> clients = analysis.clients();
+  const std::span<const analyze::ClientRecord> clients = analysis.clients();
   uint64_t v4 = 0, v6 = 0, requesting = 0;
   uint32_t busiest = 0;
   for (const auto& c : clients) {
@@ -146,6 +146,11 @@ int run_analyze(const AnalyzeOptions& opt) {
   const auto dist = analyze::distribution(clients);
   const auto top = analyze::top_talkers(clients, opt.top);
   const auto rows = analyze::thresholds(clients, analyze::default_thresholds(busiest));
+  const auto polls = analyze::intervals(clients);
+  uint64_t fast_total = 0;
+  const auto fast = analyze::fast_pollers(clients, 64, opt.top, fast_total);
+  uint64_t with_interval = 0;
+  for (const auto& p : polls) with_interval += p.clients;
   const double duration = t.duration();
   // Money: the replies' bytes per month, and what blocking saves of them.
   const double month_factor = duration > 0 ? kMonthSeconds / duration : 0;
@@ -166,7 +171,8 @@ int run_analyze(const AnalyzeOptions& opt) {
     if (auto f = open("clients.csv")) {
       *f << "address,requests,replies,request_bytes,reply_bytes\n";
       for (const auto& c : clients)
-        *f << c.key.address().to_string() << ',' << c.requests << ',' << c.replies << ',' << c.request_bytes
+        if (c.requests != 0 || c.replies != 0)
+          *f << c.key.address().to_string() << ',' << c.requests << ',' << c.replies << ',' << c.request_bytes
            << ',' << c.reply_bytes << '\n';
     } else {
       return 1;
@@ -174,6 +180,10 @@ int run_analyze(const AnalyzeOptions& opt) {
     if (auto f = open("distribution.csv")) {
       *f << "min_requests,max_requests,clients,requests\n";
       for (const auto& b : dist.buckets) *f << b.min << ',' << b.max << ',' << b.clients << ',' << b.requests << '\n';
+    }
+    if (auto f = open("intervals.csv")) {
+      *f << "interval_s,clients,requests\n";
+      for (const auto& p : polls) *f << (1u << p.bin) << ',' << p.clients << ',' << p.requests << '\n';
     }
     if (auto f = open("thresholds.csv")) {
       *f << "n,clients_at_most,request_share_at_most,clients_blocked,requests_cut,request_share_cut,"
@@ -221,6 +231,14 @@ int run_analyze(const AnalyzeOptions& opt) {
                     {"usd_per_year_saved", 12 * (cost_now - tiered_cost(provider, reply_gib_month - cut_gib).usd)}});
     }
     j["thresholds"] = jr;
+    nlohmann::json jp = nlohmann::json::array();
+    for (const auto& p : polls)
+      if (p.clients > 0) jp.push_back({{"seconds", 1u << p.bin}, {"clients", p.clients}, {"requests", p.requests}});
+    j["poll_intervals"] = jp;
+    nlohmann::json jfast = nlohmann::json::array();
+    for (const auto& f : fast)
+      jfast.push_back({{"address", f.address.to_string()}, {"requests", f.requests}, {"median_interval_s", 1u << f.bin}});
+    j["fast_pollers"] = {{"below_s", 64}, {"clients", fast_total}, {"busiest", jfast}};
     j["provider"] = provider.name;
     j["reply_gib_per_month"] = reply_gib_month;
     j["usd_per_year"] = 12 * cost_now;
@@ -269,6 +287,22 @@ int run_analyze(const AnalyzeOptions& opt) {
                pct(r.request_share_cut),
                fmt::format("${:.2f}", 12 * (cost_now - tiered_cost(provider, reply_gib_month - cut_gib).usd)));
   }
+  fmt::print("\nPoll intervals: clients with two requests or more ({}), by the median gap between their "
+             "requests\n  {:>9} {:>10} {:>9} {:>12}\n", grouped(with_interval), "interval", "clients", "share",
+             "requests");
+  for (const auto& p : polls) {
+    if (p.clients == 0) continue;
+    const std::string label = p.bin == 0 ? "<= 1 s"
+                              : p.bin == analyze::kGapBins - 1 ? fmt::format(">= {} s", 1u << p.bin)
+                                                               : fmt::format("{} s", 1u << p.bin);
+    fmt::print("  {:>9} {:>10} {:>9} {:>12}\n", label, grouped(p.clients),
+               pct(with_interval ? static_cast<double>(p.clients) / static_cast<double>(with_interval) : 0),
+               grouped(p.requests));
+  }
+  fmt::print("\nClients polling faster than every 64 s: {}\n", grouped(fast_total));
+  for (const auto& f : fast)
+    fmt::print("  {:<40} {:>10} requests, about every {}\n", f.address.to_string(), grouped(f.requests),
+               f.bin == 0 ? std::string("second or less") : fmt::format("{} s", 1u << f.bin));
   fmt::print("\nRead in {:.2f} s ({:.1f} million frames/s); client table {:.1f} MiB\n", elapsed,
              elapsed > 0 ? static_cast<double>(t.frames) / elapsed / 1e6 : 0,
              static_cast<double>(analysis.memory_bytes()) / (1 << 20));

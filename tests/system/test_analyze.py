@@ -194,6 +194,26 @@ class AnalyzeTest(unittest.TestCase):
         _, out = analyze(path, "--server", SERVER4)
         self.assertEqual((out["requests"]["total"], out["replies"]["total"]), (1, 1))
 
+    def test_poll_intervals(self):
+        # 64 s, 1024 s and 4 s pollers, and a one-off; timestamps carry a little jitter.
+        frames, t = [], []
+        for addr, step, n in (("198.51.100.1", 64, 6), ("198.51.100.2", 1024, 4), ("198.51.100.3", 4, 30),
+                              ("198.51.100.4", 0, 1)):
+            for i in range(n):
+                t.append((1_800_000_000 + step * i + (0.3 if i % 2 else -0.2), ip_packet(addr, SERVER4, 40000, 123, ntp(3))))
+        t.sort()
+        path = os.path.join(self.dir, "polls.pcap")
+        with open(path, "wb") as f:
+            f.write(struct.pack("=IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 12))
+            for ts, p in t:
+                f.write(struct.pack("=IIII", int(ts), int(round((ts % 1) * 1e6)), len(p), len(p)) + p)
+        _, out = analyze(path)
+        got = {row["seconds"]: (row["clients"], row["requests"]) for row in out["poll_intervals"]}
+        self.assertEqual(got, {64: (1, 6), 1024: (1, 4), 4: (1, 30)})
+        self.assertEqual(out["fast_pollers"]["clients"], 1)
+        self.assertEqual(out["fast_pollers"]["busiest"][0],
+                         {"address": "198.51.100.3", "requests": 30, "median_interval_s": 4})
+
     def test_csv_files(self):
         path = os.path.join(self.dir, "csv.pcap")
         write_pcap(path, 12, traffic())
