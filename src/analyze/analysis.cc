@@ -127,6 +127,7 @@ void Analysis::apply(const Prepared& p) {
         if (bin < 255) ++bin;
       }
       r.last_ms = std::max(r.last_ms, now_ms);
+      r.replay |= p.replay;
       ++r.requests;
       r.request_bytes += p.ip_length;
       return;

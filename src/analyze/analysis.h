@@ -34,6 +34,8 @@ Direction direction(const Decoded& d, const Options& o);
 // two seconds (bin k holds gaps that round to 2^k in log2: 64 s polls land in bin 6 even with
 // jitter either way), saturating at 255 per bin; the median bin is the client's interval.
 inline constexpr int kGapBins = 16;  // 1 s (and less) ... 32768 s (and more)
+inline constexpr uint8_t kReplayKod = 1;
+inline constexpr uint8_t kReplayDropped = 2;
 int gap_bin(double seconds);
 
 struct ClientRecord {
@@ -44,6 +46,7 @@ struct ClientRecord {
   uint64_t reply_bytes = 0;
   uint32_t last_ms = 0;        // last request, ms after the analysis epoch
   std::array<uint8_t, kGapBins> gaps{};
+  uint8_t replay = 0;          // what-if: kReplayKod | kReplayDropped seen for this client
   // The median gap's bin, or -1 with fewer than two requests.
   int median_gap_bin() const;
 };
@@ -88,6 +91,7 @@ class Analysis {
     uint32_t ip_length = 0;
     clients::AddressKey key;  // the client (requests: source; replies: destination)
     uint64_t hash = 0;
+    uint8_t replay = 0;  // kReplayKod / kReplayDropped, set by the caller's what-if replay
   };
   Prepared prepare(double ts, const Decoded& d) const;
   void apply(const Prepared& p);

@@ -13,6 +13,8 @@
 #include <cmath>
 
 #include "analyze/analysis.h"
+#include "analyze/replay.h"
+#include "config/rules.h"
 #include "cli/commands.h"
 #include "cli/cost.h"
 
@@ -76,6 +78,16 @@ int run_analyze(const AnalyzeOptions& opt) {
     }
   }
 
+  std::unique_ptr<analyze::Replay> replay;
+  if (!opt.policy.empty()) {
+    const config::LoadResult loaded = config::load_config(opt.policy);
+    if (!loaded.config) {
+      for (const auto& e : loaded.errors) fmt::print(stderr, "strata analyze: {}\n", e.to_string());
+      return 2;
+    }
+    replay = std::make_unique<analyze::Replay>(config::make_rules(*loaded.config), loaded.config->clients.memory);
+  }
+
   analyze::Analysis analysis(options);
   std::vector<FileResult> files;
   const auto started = std::chrono::steady_clock::now();
@@ -111,7 +123,15 @@ int run_analyze(const AnalyzeOptions& opt) {
       if (r == 1) {
         ++fr.frames;
         const double ts = static_cast<double>(h->ts.tv_sec) + static_cast<double>(h->ts.tv_usec) * 1e-9;
-        batch[pending++] = analysis.prepare(ts, analyze::decode(link, {data, h->caplen}));
+        const analyze::Decoded d = analyze::decode(link, {data, h->caplen});
+        analyze::Analysis::Prepared& p = batch[pending++];
+        p = analysis.prepare(ts, d);
+        if (replay && p.ntp && p.direction == analyze::Direction::kRequest) {
+          const auto outcome = replay->request(ts, {d.source, d.source_port}, d.destination, d.payload, d.ip_length);
+          p.replay = outcome == analyze::ReplayOutcome::kKod       ? analyze::kReplayKod
+                     : outcome == analyze::ReplayOutcome::kDropped ? analyze::kReplayDropped
+                                                                   : 0;
+        }
         if (pending == kBatch) {
           for (size_t i = 0; i < pending; ++i) analysis.apply(batch[i]);
           pending = 0;
@@ -151,11 +171,30 @@ int run_analyze(const AnalyzeOptions& opt) {
   const auto fast = analyze::fast_pollers(clients, 64, opt.top, fast_total);
   uint64_t with_interval = 0;
   for (const auto& p : polls) with_interval += p.clients;
+  // What-if: the clients the policy would have touched, and those of them polling at 64 s or
+  // slower (a good policy touches none).
+  uint64_t touched = 0, touched_slow = 0;
+  std::vector<std::pair<base::IpAddress, int>> slow_examples;
+  for (const auto& c : clients) {
+    if (c.replay == 0) continue;
+    ++touched;
+    const int bin = c.median_gap_bin();
+    if (bin >= analyze::gap_bin(64)) {
+      ++touched_slow;
+      if (slow_examples.size() < 10) slow_examples.emplace_back(c.key.address(), bin);
+    }
+  }
   const double duration = t.duration();
   // Money: the replies' bytes per month, and what blocking saves of them.
   const double month_factor = duration > 0 ? kMonthSeconds / duration : 0;
   const double reply_gib_month = static_cast<double>(t.reply_bytes) * month_factor / kGiB;
   const double cost_now = tiered_cost(provider, reply_gib_month).usd;
+  // What-if baseline: every request answered with a reply of its own size.
+  const double all_answered_gib = static_cast<double>(t.request_bytes) * month_factor / kGiB;
+  const double cost_all = tiered_cost(provider, all_answered_gib).usd;
+  const auto what_if_saving = [&](double saved_gib) {
+    return 12 * (cost_all - tiered_cost(provider, std::max(0.0, all_answered_gib - saved_gib)).usd);
+  };
 
   if (!opt.csv_dir.empty()) {
     std::error_code ec;
@@ -243,6 +282,19 @@ int run_analyze(const AnalyzeOptions& opt) {
     j["reply_gib_per_month"] = reply_gib_month;
     j["usd_per_year"] = 12 * cost_now;
     j["seconds_to_read"] = elapsed;
+    if (replay) {
+      const auto& r = replay->totals();
+      const double saved_gib = static_cast<double>(r.bytes_saved) * month_factor / kGiB;
+      nlohmann::json slow = nlohmann::json::array();
+      for (const auto& [a, bin] : slow_examples) slow.push_back({{"address", a.to_string()}, {"median_interval_s", 1u << bin}});
+      j["what_if"] = {{"policy", opt.policy}, {"requests", r.requests}, {"answered", r.answered},
+                      {"kod", r.kod}, {"dropped", r.dropped}, {"dropped_limited", r.dropped_limited},
+                      {"dropped_denied", r.dropped_denied}, {"dropped_other", r.dropped_other},
+                      {"reply_bytes_saved", r.bytes_saved}, {"reply_gib_per_month_saved", saved_gib},
+                      {"usd_per_year_saved", what_if_saving(saved_gib)},
+                      {"clients_touched", touched}, {"clients_touched_polling_64s_or_slower", touched_slow},
+                      {"examples_polling_64s_or_slower", slow}};
+    }
     fmt::print("{}\n", j.dump(2));
     return status;
   }
@@ -303,6 +355,23 @@ int run_analyze(const AnalyzeOptions& opt) {
   for (const auto& f : fast)
     fmt::print("  {:<40} {:>10} requests, about every {}\n", f.address.to_string(), grouped(f.requests),
                f.bin == 0 ? std::string("second or less") : fmt::format("{} s", 1u << f.bin));
+  if (replay) {
+    const auto& r = replay->totals();
+    const double saved_gib = static_cast<double>(r.bytes_saved) * month_factor / kGiB;
+    const auto share = [&](uint64_t x) { return pct(r.requests ? static_cast<double>(x) / static_cast<double>(r.requests) : 0); };
+    fmt::print("\nWhat if {} had been in force (stratad's rules and rate limiter, at the capture's times)\n", opt.policy);
+    fmt::print("  requests      {}\n  answered      {} ({})\n  KoD           {} ({})\n"
+               "  dropped       {} ({}): rate limit {}, deny/ignore rules {}, malformed or declined {}\n",
+               grouped(r.requests), grouped(r.answered), share(r.answered), grouped(r.kod), share(r.kod),
+               grouped(r.dropped), share(r.dropped), grouped(r.dropped_limited), grouped(r.dropped_denied),
+               grouped(r.dropped_other));
+    fmt::print("  saved, compared with answering every request: {} bytes of replies, {:.2f} of {:.2f} GiB/month, "
+               "{} a year at {} prices\n", grouped(r.bytes_saved), saved_gib, all_answered_gib,
+               fmt::format("${:.2f}", what_if_saving(saved_gib)), provider.name);
+    fmt::print("  clients touched {}; of them polling every 64 s or slower: {}{}\n", grouped(touched), grouped(touched_slow),
+               touched_slow == 0 ? " (none: good)" : "  <- the policy hurts well-behaved clients");
+    for (const auto& [a, bin] : slow_examples) fmt::print("    {} (about every {} s)\n", a.to_string(), 1u << bin);
+  }
   fmt::print("\nRead in {:.2f} s ({:.1f} million frames/s); client table {:.1f} MiB\n", elapsed,
              elapsed > 0 ? static_cast<double>(t.frames) / elapsed / 1e6 : 0,
              static_cast<double>(analysis.memory_bytes()) / (1 << 20));

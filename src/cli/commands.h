@@ -35,6 +35,7 @@ struct AnalyzeOptions {
   double price = -1;        // flat USD per GiB instead
   bool json = false;
   std::string csv_dir;      // write clients.csv, distribution.csv, thresholds.csv there
+  std::string policy;       // a stratad config: replay the requests through its rules and limits
 };
 int run_analyze(const AnalyzeOptions& options);
 

@@ -127,6 +127,10 @@ int main(int argc, char** argv) {
   analyze->add_option("--price", an.price, "a flat price in USD per GiB instead")
       ->check(CLI::Range(0.0, 1000.0))->excludes(an_provider);
   analyze->add_flag("--json", an.json, "JSON output");
+  analyze->add_option("--policy", an.policy,
+                      "what if: replay the requests, at their capture times, through the access "
+                      "rules and rate limits of this stratad config file")
+      ->check(CLI::ExistingFile);
   analyze->add_option("--csv", an.csv_dir, "also write clients.csv (every client's counts), "
                                            "distribution.csv and thresholds.csv into DIR");
 

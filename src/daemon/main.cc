@@ -26,6 +26,7 @@
 #include "base/log.h"
 #include "clock/clock_service.h"
 #include "config/config.h"
+#include "config/rules.h"
 #include "control/clients_report.h"
 #include "control/control_server.h"
 #include "control/kod_report.h"
@@ -167,17 +168,6 @@ const char* source_text(clock::Source s) {
   return "?";
 }
 
-// The reloadable part of a configuration: access rules, rate limits, keys.
-std::unique_ptr<server::Rules> make_rules(const config::Config& c) {
-  auto rules = std::make_unique<server::Rules>();
-  rules->policy = config::compile_access(c);
-  rules->limits = c.ratelimit;
-  rules->keys = auth::KeyRing(c.auth.keys);
-  rules->bad_mac = c.auth.bad_mac;
-  rules->control_key = c.auth.control_key;
-  return rules;
-}
-
 // Re-reads the config file and publishes its access rules and rate limits; the client
 // tables, counters and everything else stay. A broken file changes nothing. Parts that need
 // a restart are reported and left as they are.
@@ -201,7 +191,7 @@ nlohmann::json reload(const Flags& flags, const config::Config& running, server:
   if (next->ratelimit.v4_prefix != running.ratelimit.v4_prefix ||
       next->ratelimit.v6_prefix != running.ratelimit.v6_prefix)
     restart.push_back("[ratelimit] v4_prefix/v6_prefix (the sockets steer by them)");
-  auto rules = make_rules(*next);
+  auto rules = config::make_rules(*next);
   rules->limits.v4_prefix = running.ratelimit.v4_prefix;
   rules->limits.v6_prefix = running.ratelimit.v6_prefix;
   const size_t count = rules->policy.rule_count();
@@ -438,7 +428,7 @@ int run(const Flags& flags) {
   tracker_options.table.maxage_ns = static_cast<int64_t>(cfg->clients.maxage * 1e9);
   tracker_options = clients::size_for_memory(cfg->clients.memory / n, tracker_options);
   // One reader slot per worker, and one for the control service (mode 6).
-  server::RulesCell rules_cell(make_rules(*cfg), n + 1);
+  server::RulesCell rules_cell(config::make_rules(*cfg), n + 1);
   server::ControlQueue control_queue(n);
   std::vector<std::unique_ptr<clients::Tracker>> trackers;
   std::random_device random;

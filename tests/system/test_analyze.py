@@ -214,6 +214,45 @@ class AnalyzeTest(unittest.TestCase):
         self.assertEqual(out["fast_pollers"]["busiest"][0],
                          {"address": "198.51.100.3", "requests": 30, "median_interval_s": 4})
 
+    def test_what_if_policy_replays_through_stratads_limiter(self):
+        # A well-behaved client every 64 s, and a broken one 10 times a second for a minute.
+        t = []
+        for i in range(20):
+            t.append((1_800_000_000 + 64.0 * i, ip_packet("198.51.100.1", SERVER4, 40000 + i, 123, ntp(3))))
+        for i in range(600):
+            t.append((1_800_000_000 + 0.1 * i, ip_packet("203.0.113.9", SERVER4, 50000, 123, ntp(3))))
+        t.sort(key=lambda x: x[0])
+        path = os.path.join(self.dir, "whatif.pcap")
+        with open(path, "wb") as f:
+            f.write(struct.pack("=IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 12))
+            for ts, p in t:
+                f.write(struct.pack("=IIII", int(ts), int(round((ts % 1) * 1e6)), len(p), len(p)) + p)
+        policy = os.path.join(self.dir, "policy.toml")
+        with open(policy, "w") as f:
+            f.write("[ratelimit]\nleak = 0\n")  # stratad's defaults otherwise
+        _, out = analyze(path, "--policy", policy)
+        w = out["what_if"]
+        self.assertEqual(w["requests"], 620)
+        self.assertEqual(w["answered"] + w["kod"] + w["dropped"], 620)
+        self.assertEqual(w["dropped"], w["dropped_limited"])
+        self.assertGreater(w["dropped"], 500)
+        self.assertGreaterEqual(w["kod"], 1)
+        self.assertEqual(w["clients_touched"], 1)  # only the flood
+        self.assertEqual(w["clients_touched_polling_64s_or_slower"], 0)
+        self.assertEqual(w["reply_bytes_saved"], 76 * w["dropped"])
+        # A policy that denies the good client's prefix is flagged.
+        with open(policy, "w") as f:
+            f.write('[access]\nrules = ["198.51.100.0/24 ignore"]\n')
+        _, out = analyze(path, "--policy", policy)
+        self.assertEqual(out["what_if"]["clients_touched_polling_64s_or_slower"], 1)
+        self.assertEqual(out["what_if"]["examples_polling_64s_or_slower"][0]["address"], "198.51.100.1")
+        # A broken policy file: file:line: reason, nothing analysed.
+        with open(policy, "w") as f:
+            f.write("[ratelimit]\nburst = -3\n")
+        r, _ = analyze(path, "--policy", policy)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(f"{policy}:2:", r.stderr)
+
     def test_csv_files(self):
         path = os.path.join(self.dir, "csv.pcap")
         write_pcap(path, 12, traffic())
