@@ -88,6 +88,18 @@ Analysis::Prepared Analysis::prepare(double ts, const Decoded& d) const {
   p.kod = p.direction == Direction::kReply && d.payload.size() >= 2 && (d.payload[0] & 7) == 4 &&
           d.payload[1] == 0;
   p.key = clients::AddressKey::from(p.direction == Direction::kRequest ? d.source : d.destination);
+  if (p.direction == Direction::kReply) {
+    p.server = d.source;
+    if (!p.kod && d.payload.size() >= 48 && (d.payload[0] & 7) == 4) {
+      const auto ts64 = [&](size_t at) {
+        uint64_t v = 0;
+        for (size_t i = 0; i < 8; ++i) v = v << 8 | d.payload[at + i];
+        return v;
+      };
+      const auto diff = static_cast<int64_t>(ts64(40) - ts64(32));  // transmit - receive, 32.32
+      if (diff >= 0) p.processing_ns = static_cast<int64_t>(static_cast<double>(diff) * 1e9 / 4294967296.0);
+    }
+  }
   p.hash = clients::hash_key(p.key, seed_);
   __builtin_prefetch(&slots_[p.hash & (slots_.size() - 1)]);
   return p;
@@ -137,6 +149,10 @@ void Analysis::apply(const Prepared& p) {
       ++(p.v4 ? t.replies_v4 : t.replies_v6);
       t.reply_bytes += p.ip_length;
       if (p.kod) ++t.kod_replies;
+      ServerStats& srv = servers_[clients::AddressKey::from(p.server)];
+      ++srv.replies;
+      if (p.kod) ++srv.kod;
+      if (p.processing_ns >= 0) ++srv.processing_ns.buckets[stats::bucket_index(static_cast<uint64_t>(p.processing_ns))];
       ClientRecord& r = find_or_add(p.key, p.hash);
       ++r.replies;
       r.reply_bytes += p.ip_length;

@@ -14,8 +14,11 @@
 #include <string>
 #include <vector>
 
+#include <map>
+
 #include "analyze/decode.h"
 #include "clients/address_key.h"
+#include "stats/histogram.h"
 
 namespace strata::analyze {
 
@@ -92,6 +95,10 @@ class Analysis {
     clients::AddressKey key;  // the client (requests: source; replies: destination)
     uint64_t hash = 0;
     uint8_t replay = 0;  // kReplayKod / kReplayDropped, set by the caller's what-if replay
+    // Replies: the server and its processing time (transmit - receive timestamps), ns; -1
+    // for a KoD or a reply cut short by the capture.
+    base::IpAddress server;
+    int64_t processing_ns = -1;
   };
   Prepared prepare(double ts, const Decoded& d) const;
   void apply(const Prepared& p);
@@ -102,6 +109,14 @@ class Analysis {
   std::span<const ClientRecord> clients() const { return slots_; }
   size_t client_count() const { return size_; }
   size_t memory_bytes() const { return slots_.size() * sizeof(ClientRecord); }
+  // Per server address (the source of replies): replies, KoDs, and the processing-time
+  // distribution of its time replies.
+  struct ServerStats {
+    uint64_t replies = 0;
+    uint64_t kod = 0;
+    stats::HistogramCounts processing_ns;
+  };
+  const std::map<clients::AddressKey, ServerStats>& servers() const { return servers_; }
 
  private:
   ClientRecord& find_or_add(const clients::AddressKey& key, uint64_t hash);
@@ -110,6 +125,7 @@ class Analysis {
   Options options_;
   Totals totals_;
   double epoch_s_ = -1;  // the first frame's time: last_ms counts from it
+  std::map<clients::AddressKey, ServerStats> servers_;  // few: the servers in the capture
   std::vector<ClientRecord> slots_;  // empty slot: requests == 0 && replies == 0
   size_t size_ = 0;
   uint64_t seed_;

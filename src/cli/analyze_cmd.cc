@@ -274,6 +274,13 @@ int run_analyze(const AnalyzeOptions& opt) {
     for (const auto& p : polls)
       if (p.clients > 0) jp.push_back({{"seconds", 1u << p.bin}, {"clients", p.clients}, {"requests", p.requests}});
     j["poll_intervals"] = jp;
+    nlohmann::json js = nlohmann::json::array();
+    for (const auto& [key, srv] : analysis.servers())
+      js.push_back({{"address", key.address().to_string()}, {"replies", srv.replies}, {"kod", srv.kod},
+                    {"processing_ns",
+                     {{"count", srv.processing_ns.total()}, {"p50", srv.processing_ns.quantile(0.5)},
+                      {"p99", srv.processing_ns.quantile(0.99)}, {"p999", srv.processing_ns.quantile(0.999)}}}});
+    j["servers"] = js;
     nlohmann::json jfast = nlohmann::json::array();
     for (const auto& f : fast)
       jfast.push_back({{"address", f.address.to_string()}, {"requests", f.requests}, {"median_interval_s", 1u << f.bin}});
@@ -338,6 +345,18 @@ int run_analyze(const AnalyzeOptions& opt) {
                pct(r.request_share_at_most), grouped(r.clients_blocked), grouped(r.requests_cut),
                pct(r.request_share_cut),
                fmt::format("${:.2f}", 12 * (cost_now - tiered_cost(provider, reply_gib_month - cut_gib).usd)));
+  }
+  if (!analysis.servers().empty()) {
+    fmt::print("\nReplies by server: KoD share, and processing time (transmit - receive timestamp) of time replies\n");
+    fmt::print("  {:<40} {:>10} {:>8} {:>10} {:>10} {:>10}\n", "server", "replies", "KoD", "p50", "p99", "p99.9");
+    for (const auto& [key, srv] : analysis.servers()) {
+      const auto us = [&](double q) {
+        return srv.processing_ns.total() ? fmt::format("{:.1f} us", srv.processing_ns.quantile(q) / 1e3) : std::string("-");
+      };
+      fmt::print("  {:<40} {:>10} {:>8} {:>10} {:>10} {:>10}\n", key.address().to_string(), grouped(srv.replies),
+                 pct(srv.replies ? static_cast<double>(srv.kod) / static_cast<double>(srv.replies) : 0), us(0.5),
+                 us(0.99), us(0.999));
+    }
   }
   fmt::print("\nPoll intervals: clients with two requests or more ({}), by the median gap between their "
              "requests\n  {:>9} {:>10} {:>9} {:>12}\n", grouped(with_interval), "interval", "clients", "share",

@@ -72,6 +72,7 @@ struct AddressKey {
   friend bool operator==(const AddressKey& a, const AddressKey& b) {
     return a.lo() == b.lo() && a.hi() == b.hi();
   }
+  friend bool operator<(const AddressKey& a, const AddressKey& b) { return a.bytes < b.bytes; }
 };
 
 // Keyed hash of an address key: `seed` is random per process, so no sender can pick

@@ -333,6 +333,14 @@ class AnalyzeTest(unittest.TestCase):
         self.assertEqual(out["replies"]["total"], counters["responses_sent"])
         self.assertEqual(out["replies"]["kod"], counters["kod_sent"])
         self.assertEqual(out["clients"]["unique"], 200)
+        # One server: its replies, KoDs, and its own processing times (T3 - T2 in its replies).
+        [server] = out["servers"]
+        self.assertEqual(server["address"], "127.0.0.1")
+        self.assertEqual(server["replies"], counters["responses_sent"])
+        self.assertEqual(server["kod"], counters["kod_sent"])
+        self.assertEqual(server["processing_ns"]["count"], counters["responses_sent"] - counters["kod_sent"])
+        self.assertGreater(server["processing_ns"]["p50"], 0)
+        self.assertLess(server["processing_ns"]["p50"], 0.1e9)
         self.assertEqual(out["frames"]["truncated"], 0)
 
 
