@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "base/bytes.h"
+#include "base/text.h"
 
 namespace strata::auth {
 
@@ -122,19 +123,7 @@ std::string parse_line(std::string_view line, Key& key) {
 
 ParsedKeys parse_keys_text(std::string_view text, const std::string& name) {
   ParsedKeys out;
-  int number = 0;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view line = text.substr(pos, nl - pos);
-    pos = nl + 1;
-    ++number;
-    if (const size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
-    if (line.find_first_not_of(" \t\r") == std::string_view::npos) {
-      if (nl == text.size()) break;
-      continue;
-    }
+  base::for_each_content_line(text, [&](int number, std::string_view line) {
     Key key;
     if (std::string e = parse_line(line, key); !e.empty()) {
       out.errors.push_back({name, number, std::move(e)});
@@ -143,8 +132,7 @@ ParsedKeys parse_keys_text(std::string_view text, const std::string& name) {
     } else {
       out.keys.push_back(key);
     }
-    if (nl == text.size()) break;
-  }
+  });
   return out;
 }
 

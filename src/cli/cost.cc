@@ -12,6 +12,7 @@
 #include <map>
 #include <sstream>
 
+#include "base/text.h"
 #include "control/control_server.h"
 
 namespace strata::cli {
@@ -219,14 +220,12 @@ int run_cost(const CostOptions& opt) {
   std::string prices_text(builtin_prices());
   std::string prices_name = "built-in data/prices.toml";
   if (!opt.prices.empty()) {
-    std::ifstream f(opt.prices);
-    if (!f) {
+    auto text = base::read_file(opt.prices);
+    if (!text) {
       fmt::print(stderr, "strata cost: cannot open {}\n", opt.prices);
       return 2;
     }
-    std::stringstream ss;
-    ss << f.rdbuf();
-    prices_text = ss.str();
+    prices_text = std::move(*text);
     prices_name = opt.prices;
   }
   std::vector<std::string> errors;
@@ -289,15 +288,11 @@ int run_cost(const CostOptions& opt) {
       std::stringstream ss;
       ss << std::cin.rdbuf();
       text = ss.str();
+    } else if (auto file = base::read_file(opt.sysstats)) {
+      text = std::move(*file);
     } else {
-      std::ifstream f(opt.sysstats);
-      if (!f) {
-        fmt::print(stderr, "strata cost: cannot open {}\n", opt.sysstats);
-        return 2;
-      }
-      std::stringstream ss;
-      ss << f.rdbuf();
-      text = ss.str();
+      fmt::print(stderr, "strata cost: cannot open {}\n", opt.sysstats);
+      return 2;
     }
     std::string error;
     const auto s = parse_sysstats(text, error);

@@ -5,11 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <thread>
 
+#include "base/text.h"
 #include "clock/sources.h"
 #include "cli/commands.h"
 #include "cli/resolve.h"
@@ -99,14 +98,12 @@ int run_query(const QueryOptions& opt) {
   const base::Endpoint server = servers.front();
   std::optional<auth::Key> key;
   if (!opt.keys.empty()) {
-    std::ifstream in(opt.keys);
-    if (!in) {
+    const auto text = base::read_file(opt.keys);
+    if (!text) {
       fmt::print(stderr, "strata query: cannot open {}\n", opt.keys);
       return 2;
     }
-    std::stringstream text;
-    text << in.rdbuf();
-    const auth::ParsedKeys parsed = auth::parse_keys_text(text.str(), opt.keys);
+    const auth::ParsedKeys parsed = auth::parse_keys_text(*text, opt.keys);
     for (const auto& e : parsed.errors) fmt::print(stderr, "strata query: {}\n", e.to_string());
     if (!parsed.errors.empty()) return 2;
     if (opt.key_id == 0) {

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <toml++/toml.h>
 
+#include "base/text.h"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -349,14 +351,9 @@ std::optional<std::string> read_named_file(Checker& check, const toml::node& n, 
     check.fail(n, fmt::format("{} = \"{}\": larger than 256 MiB", key, path));
     return std::nullopt;
   }
-  std::ifstream in(path);
-  if (!in) {
-    check.fail(n, fmt::format("{} = \"{}\": cannot open it", key, path));
-    return std::nullopt;
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  auto text = base::read_file(path);
+  if (!text) check.fail(n, fmt::format("{} = \"{}\": cannot open it", key, path));
+  return text;
 }
 
 void parse_auth(Checker& check, const toml::table& t, AuthConfig& a, std::vector<Error>& file_errors) {
@@ -535,15 +532,13 @@ LoadResult parse_config(std::string_view text, const std::string& name) {
 }
 
 LoadResult load_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
+  const auto text = base::read_file(path);
+  if (!text) {
     LoadResult r;
     r.errors.push_back({path, 0, fmt::format("cannot open the file: {}", std::strerror(errno))});
     return r;
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_config(text.str(), path);
+  return parse_config(*text, path);
 }
 
 std::optional<uint64_t> parse_size(std::string_view text) {

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "base/text.h"
+
 namespace strata::policy {
 
 namespace {
@@ -74,22 +76,7 @@ std::string parse_actions(std::string_view text, Rule& rule) {
 
 ParsedRules parse_rules_text(std::string_view text, const std::string& name) {
   ParsedRules out;
-  int line_no = 0;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (const size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
-    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
-    while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r'))
-      line.remove_suffix(1);
-    if (line.empty()) {
-      if (end == text.size()) break;
-      continue;
-    }
+  base::for_each_content_line(text, [&](int line_no, std::string_view line) {
     const size_t space = line.find_first_of(" \t");
     Rule r;
     r.file = name;
@@ -106,8 +93,7 @@ ParsedRules parse_rules_text(std::string_view text, const std::string& name) {
       r.prefix = *cidr;
       out.rules.push_back(std::move(r));
     }
-    if (end == text.size()) break;
-  }
+  });
   return out;
 }
 
