@@ -28,6 +28,57 @@ Direction direction(const Decoded& d, const Options& o) {
   return Direction::kUnknown;
 }
 
+ClientClass fingerprint(std::span<const uint8_t> p) {
+  if (p.size() < 48) return ClientClass::kUnknown;
+  const uint8_t leap = p[0] >> 6, version = (p[0] >> 3) & 7, mode = p[0] & 7;
+  const uint8_t stratum = p[1];
+  const auto precision = static_cast<int8_t>(p[3]);
+  bool zeros = true;  // root delay, root dispersion, reference id and reference timestamp
+  for (size_t i = 4; i < 24; ++i) zeros = zeros && p[i] == 0;
+  if (mode == 1) return ClientClass::kSymmetric;
+  if (version <= 2) return ClientClass::kLegacy;
+  if (version == 3) return ClientClass::kNtpV3;
+  if (stratum == 0 && zeros && precision == 32) return ClientClass::kMinimal;
+  if (stratum == 0 && zeros && precision == 0) return leap == 3 ? ClientClass::kSntpUnsync : ClientClass::kSntp;
+  if (stratum >= 1 && stratum <= 16 && precision < 0 && !zeros) return ClientClass::kFullNtp;
+  return ClientClass::kUnknown;
+}
+
+const char* class_name(ClientClass c) {
+  switch (c) {
+    case ClientClass::kUnknown: return "unknown";
+    case ClientClass::kMinimal: return "chrony/NTPsec";
+    case ClientClass::kSntpUnsync: return "ntpdig/sntp";
+    case ClientClass::kSntp: return "SNTP";
+    case ClientClass::kFullNtp: return "ntpd";
+    case ClientClass::kNtpV3: return "NTPv3";
+    case ClientClass::kLegacy: return "NTPv1/v2";
+    case ClientClass::kSymmetric: return "symmetric";
+  }
+  return "?";
+}
+
+const char* class_explanation(ClientClass c) {
+  switch (c) {
+    case ClientClass::kUnknown: return "NTPv4 requests matching no pattern below: devices and libraries of their own";
+    case ClientClass::kMinimal:
+      return "precision 32, stratum, root delay/dispersion, refid and reference time zero, random transmit "
+             "timestamp (data minimisation): chrony 4 and NTPsec's ntpd (checked with chronyd 4.3, ntpd 1.2.2)";
+    case ClientClass::kSntpUnsync:
+      return "leap 3, stratum 0, precision 0, zero fields, real transmit time: NTPsec's ntpdig (sntp, ntpdate)";
+    case ClientClass::kSntp:
+      return "leap 0, stratum 0, precision 0, zero fields: SNTP clients such as systemd-timesyncd, busybox, "
+             "embedded devices (not checked here)";
+    case ClientClass::kFullNtp:
+      return "its own stratum, negative precision and root delay/dispersion or refid: a full NTP daemon "
+             "sending its system state, as classic ntpd (ntp.org) does (not checked here)";
+    case ClientClass::kNtpV3: return "NTPv3: older ntpd, Windows' w32time and many devices";
+    case ClientClass::kLegacy: return "NTPv1 or NTPv2: very old software and devices";
+    case ClientClass::kSymmetric: return "mode 1 (symmetric active): NTP peers, some Windows configurations";
+  }
+  return "";
+}
+
 int gap_bin(double seconds) {
   if (!(seconds > 1.0)) return 0;
   const int k = static_cast<int>(std::lround(std::log2(seconds)));
@@ -88,6 +139,7 @@ Analysis::Prepared Analysis::prepare(double ts, const Decoded& d) const {
   p.kod = p.direction == Direction::kReply && d.payload.size() >= 2 && (d.payload[0] & 7) == 4 &&
           d.payload[1] == 0;
   p.key = clients::AddressKey::from(p.direction == Direction::kRequest ? d.source : d.destination);
+  if (p.direction == Direction::kRequest) p.software = fingerprint(d.payload);
   if (p.direction == Direction::kReply) {
     p.server = d.source;
     if (!p.kod && d.payload.size() >= 48 && (d.payload[0] & 7) == 4) {
@@ -140,6 +192,7 @@ void Analysis::apply(const Prepared& p) {
       }
       r.last_ms = std::max(r.last_ms, now_ms);
       r.replay |= p.replay;
+      r.software = p.software;
       ++r.requests;
       r.request_bytes += p.ip_length;
       return;
@@ -241,6 +294,18 @@ std::vector<uint32_t> default_thresholds(uint32_t max_requests) {
     }
   }
   return out;
+}
+
+std::vector<ClassRow> classes(std::span<const ClientRecord> clients) {
+  std::vector<ClassRow> rows(kClientClasses);
+  for (int k = 0; k < kClientClasses; ++k) rows[static_cast<size_t>(k)].software = static_cast<ClientClass>(k);
+  for (const ClientRecord& r : clients) {
+    if (r.requests == 0) continue;
+    ClassRow& row = rows[static_cast<size_t>(r.software)];
+    ++row.clients;
+    row.requests += r.requests;
+  }
+  return rows;
 }
 
 std::vector<IntervalRow> intervals(std::span<const ClientRecord> clients) {

@@ -41,6 +41,23 @@ inline constexpr uint8_t kReplayKod = 1;
 inline constexpr uint8_t kReplayDropped = 2;
 int gap_bin(double seconds);
 
+// Client software from the header fields of a request (what real clients send, captured from
+// chronyd 4.3, NTPsec 1.2.2's ntpd and ntpdig; the others from their documentation):
+enum class ClientClass : uint8_t {
+  kUnknown,      // none of the below (NTPv4 devices with their own mix of fields)
+  kMinimal,      // precision 32, every other field zero, random transmit: chrony 4, NTPsec ntpd
+  kSntpUnsync,   // leap 3, stratum 0, precision 0, zeros: ntpdig / sntp
+  kSntp,         // leap 0, stratum 0, precision 0, zeros: systemd-timesyncd, busybox, embedded SNTP
+  kFullNtp,      // its own stratum, precision, root delay/dispersion or refid: classic ntpd (ntp.org)
+  kNtpV3,        // NTPv3: old ntpd, Windows w32time, many devices
+  kLegacy,       // NTPv1/v2 (and NTPv1 mode 0): very old software and devices
+  kSymmetric,    // mode 1 (symmetric active) requests: peers, some Windows configurations
+};
+inline constexpr int kClientClasses = 8;
+ClientClass fingerprint(std::span<const uint8_t> payload);
+const char* class_name(ClientClass c);
+const char* class_explanation(ClientClass c);
+
 struct ClientRecord {
   clients::AddressKey key;
   uint32_t requests = 0;
@@ -50,6 +67,7 @@ struct ClientRecord {
   uint32_t last_ms = 0;        // last request, ms after the analysis epoch
   std::array<uint8_t, kGapBins> gaps{};
   uint8_t replay = 0;          // what-if: kReplayKod | kReplayDropped seen for this client
+  ClientClass software = ClientClass::kUnknown;  // of its last request
   // The median gap's bin, or -1 with fewer than two requests.
   int median_gap_bin() const;
 };
@@ -95,6 +113,7 @@ class Analysis {
     clients::AddressKey key;  // the client (requests: source; replies: destination)
     uint64_t hash = 0;
     uint8_t replay = 0;  // kReplayKod / kReplayDropped, set by the caller's what-if replay
+    ClientClass software = ClientClass::kUnknown;
     // Replies: the server and its processing time (transmit - receive timestamps), ns; -1
     // for a KoD or a reply cut short by the capture.
     base::IpAddress server;
@@ -165,6 +184,14 @@ std::vector<ThresholdRow> thresholds(std::span<const ClientRecord> clients,
                                      const std::vector<uint32_t>& ns);
 // 1, 2, 5, 10, 20, 50, ... up to the first at or above the busiest client's count.
 std::vector<uint32_t> default_thresholds(uint32_t max_requests);
+
+// Clients and requests by software class.
+struct ClassRow {
+  ClientClass software = ClientClass::kUnknown;
+  uint64_t clients = 0;
+  uint64_t requests = 0;
+};
+std::vector<ClassRow> classes(std::span<const ClientRecord> clients);
 
 // Clients by their median poll interval (those with two requests or more).
 struct IntervalRow {

@@ -133,5 +133,31 @@ TEST(AnalyzeAnalysis, PollIntervalsByMedianGap) {
   EXPECT_EQ(fast[0].bin, 1);
 }
 
+TEST(AnalyzeAnalysis, FingerprintsFromHeaderFields) {
+  const auto packet = [](uint8_t li, uint8_t vn, uint8_t mode, uint8_t stratum, int8_t precision, bool fields) {
+    std::vector<uint8_t> p(48, 0);
+    p[0] = static_cast<uint8_t>(li << 6 | vn << 3 | mode);
+    p[1] = stratum;
+    p[3] = static_cast<uint8_t>(precision);
+    if (fields) p[11] = 0x20;  // some root dispersion
+    p[47] = 1;                 // a transmit timestamp
+    return p;
+  };
+  // As captured from chronyd 4.3 and NTPsec 1.2.2's ntpd, and from ntpdig.
+  EXPECT_EQ(fingerprint(packet(0, 4, 3, 0, 32, false)), ClientClass::kMinimal);
+  EXPECT_EQ(fingerprint(packet(3, 4, 3, 0, 0, false)), ClientClass::kSntpUnsync);
+  EXPECT_EQ(fingerprint(packet(0, 4, 3, 0, 0, false)), ClientClass::kSntp);
+  EXPECT_EQ(fingerprint(packet(0, 4, 3, 3, -23, true)), ClientClass::kFullNtp);
+  EXPECT_EQ(fingerprint(packet(0, 3, 3, 0, 0, false)), ClientClass::kNtpV3);
+  EXPECT_EQ(fingerprint(packet(0, 1, 0, 0, 0, false)), ClientClass::kLegacy);
+  EXPECT_EQ(fingerprint(packet(0, 4, 1, 2, -20, true)), ClientClass::kSymmetric);
+  EXPECT_EQ(fingerprint(packet(0, 4, 3, 0, -6, false)), ClientClass::kUnknown);
+  EXPECT_EQ(fingerprint(std::vector<uint8_t>(20, 0)), ClientClass::kUnknown);
+  for (int k = 0; k < kClientClasses; ++k) {
+    EXPECT_STRNE(class_name(static_cast<ClientClass>(k)), "?");
+    EXPECT_STRNE(class_explanation(static_cast<ClientClass>(k)), "");
+  }
+}
+
 }  // namespace
 }  // namespace strata::analyze

@@ -167,6 +167,7 @@ int run_analyze(const AnalyzeOptions& opt) {
   const auto top = analyze::top_talkers(clients, opt.top);
   const auto rows = analyze::thresholds(clients, analyze::default_thresholds(busiest));
   const auto polls = analyze::intervals(clients);
+  const auto software = analyze::classes(clients);
   uint64_t fast_total = 0;
   const auto fast = analyze::fast_pollers(clients, 64, opt.top, fast_total);
   uint64_t with_interval = 0;
@@ -208,11 +209,12 @@ int run_analyze(const AnalyzeOptions& opt) {
       return f;
     };
     if (auto f = open("clients.csv")) {
-      *f << "address,requests,replies,request_bytes,reply_bytes\n";
+      *f << "address,requests,replies,request_bytes,reply_bytes,software,median_interval_s\n";
       for (const auto& c : clients)
         if (c.requests != 0 || c.replies != 0)
           *f << c.key.address().to_string() << ',' << c.requests << ',' << c.replies << ',' << c.request_bytes
-           << ',' << c.reply_bytes << '\n';
+             << ',' << c.reply_bytes << ',' << analyze::class_name(c.software) << ','
+             << (c.median_gap_bin() < 0 ? std::string() : std::to_string(1u << c.median_gap_bin())) << '\n';
     } else {
       return 1;
     }
@@ -281,6 +283,13 @@ int run_analyze(const AnalyzeOptions& opt) {
                      {{"count", srv.processing_ns.total()}, {"p50", srv.processing_ns.quantile(0.5)},
                       {"p99", srv.processing_ns.quantile(0.99)}, {"p999", srv.processing_ns.quantile(0.999)}}}});
     j["servers"] = js;
+    nlohmann::json jc = nlohmann::json::array();
+    for (const auto& c : software)
+      if (c.clients > 0)
+        jc.push_back({{"class", analyze::class_name(c.software)}, {"clients", c.clients}, {"requests", c.requests},
+                      {"request_share", t.requests ? static_cast<double>(c.requests) / static_cast<double>(t.requests) : 0},
+                      {"explanation", analyze::class_explanation(c.software)}});
+    j["software"] = jc;
     nlohmann::json jfast = nlohmann::json::array();
     for (const auto& f : fast)
       jfast.push_back({{"address", f.address.to_string()}, {"requests", f.requests}, {"median_interval_s", 1u << f.bin}});
@@ -357,6 +366,15 @@ int run_analyze(const AnalyzeOptions& opt) {
                  pct(srv.replies ? static_cast<double>(srv.kod) / static_cast<double>(srv.replies) : 0), us(0.5),
                  us(0.99), us(0.999));
     }
+  }
+  fmt::print("\nClient software, from the header fields of each client's last request\n  {:<14} {:>10} {:>9} {:>9}   {}\n",
+             "class", "clients", "share", "traffic", "what it is");
+  for (const auto& c : software) {
+    if (c.clients == 0) continue;
+    fmt::print("  {:<14} {:>10} {:>9} {:>9}   {}\n", analyze::class_name(c.software), grouped(c.clients),
+               pct(requesting ? static_cast<double>(c.clients) / static_cast<double>(requesting) : 0),
+               pct(t.requests ? static_cast<double>(c.requests) / static_cast<double>(t.requests) : 0),
+               analyze::class_explanation(c.software));
   }
   fmt::print("\nPoll intervals: clients with two requests or more ({}), by the median gap between their "
              "requests\n  {:>9} {:>10} {:>9} {:>12}\n", grouped(with_interval), "interval", "clients", "share",

@@ -261,7 +261,8 @@ class AnalyzeTest(unittest.TestCase):
         self.assertIn("Top talkers", r.stdout)
         with open(os.path.join(csv, "clients.csv")) as f:
             rows = [line.strip().split(",") for line in f]
-        self.assertEqual(rows[0], ["address", "requests", "replies", "request_bytes", "reply_bytes"])
+        self.assertEqual(rows[0], ["address", "requests", "replies", "request_bytes", "reply_bytes", "software",
+                                   "median_interval_s"])
         got = {row[0]: (int(row[1]), int(row[2])) for row in rows[1:]}
         self.assertEqual(got, {"198.51.100.1": (1, 1), "198.51.100.2": (2, 2), "198.51.100.3": (6, 6),
                                "2001:db8::7": (3, 3)})
@@ -342,6 +343,42 @@ class AnalyzeTest(unittest.TestCase):
         self.assertGreater(server["processing_ns"]["p50"], 0)
         self.assertLess(server["processing_ns"]["p50"], 0.1e9)
         self.assertEqual(out["frames"]["truncated"], 0)
+
+    def test_real_chronyd_is_fingerprinted(self):
+        tcpdump = shutil.which("tcpdump")
+        h.require(tcpdump is not None, "tcpdump not installed (./setup installs it)")
+        h.require(h.is_root(), "capturing on loopback needs root")
+        h.require(os.access(h.CHRONYD, os.X_OK), "chronyd missing (./setup unpacks chrony)")
+        from test_chrony import Chronyd
+        capdir = tempfile.mkdtemp(prefix="analyze-fp-")
+        os.chmod(capdir, 0o777)
+        path = os.path.join(capdir, "chronyd.pcap")
+        with h.Stratad() as d:
+            dump = subprocess.Popen([tcpdump, "-i", "lo", "-w", path, "-U", "-n", f"udp port {d.port}"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                line = ""
+                deadline = time.time() + 10
+                while time.time() < deadline and "listening" not in line:
+                    line = dump.stderr.readline()
+                c = Chronyd([f"server 127.0.0.1 port {d.port} iburst minpoll -2 maxpoll -2",
+                             "bindacqaddress 127.0.0.99", "port 0"])
+                try:
+                    self.assertTrue(c.wait_for("Selected source", 20), "\n".join(c.log))
+                finally:
+                    c.stop()
+                h.run([h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", "20", "--rate", "200",
+                       "--duration", "0.5"], check=True)
+                time.sleep(0.3)
+            finally:
+                dump.terminate()
+                dump.wait(timeout=10)
+                dump.stderr.close()
+        csv = os.path.join(capdir, "csv")
+        h.run([h.STRATA, "analyze", "--port", str(d.port), "--csv", csv, path], check=True)
+        with open(os.path.join(csv, "clients.csv")) as f:
+            rows = {line.split(",")[0]: line.strip().split(",") for line in f}
+        self.assertEqual(rows["127.0.0.99"][5], "chrony/NTPsec")  # chronyd 4.3's own requests
 
 
 if __name__ == "__main__":
