@@ -15,6 +15,7 @@
 #include "analyze/analysis.h"
 #include "analyze/replay.h"
 #include "config/rules.h"
+#include "cli/analyze_html.h"
 #include "cli/commands.h"
 #include "cli/cost.h"
 
@@ -237,8 +238,9 @@ int run_analyze(const AnalyzeOptions& opt) {
       }
     }
   }
-  if (opt.json) {
-    nlohmann::json j;
+  // One document for --json and --html alike.
+  nlohmann::json j;
+  {
     nlohmann::json jf = nlohmann::json::array();
     for (const auto& f : files)
       jf.push_back({{"file", f.name}, {"link", f.link}, {"frames", f.frames}, {"warning", f.warning}});
@@ -311,6 +313,16 @@ int run_analyze(const AnalyzeOptions& opt) {
                       {"clients_touched", touched}, {"clients_touched_polling_64s_or_slower", touched_slow},
                       {"examples_polling_64s_or_slower", slow}};
     }
+  }
+  if (!opt.html.empty()) {
+    std::ofstream out(opt.html, std::ios::trunc);
+    out << render_html(j);
+    if (!out) {
+      fmt::print(stderr, "strata analyze: cannot write {}\n", opt.html);
+      return 1;
+    }
+  }
+  if (opt.json) {
     fmt::print("{}\n", j.dump(2));
     return status;
   }

@@ -36,6 +36,7 @@ struct AnalyzeOptions {
   bool json = false;
   std::string csv_dir;      // write clients.csv, distribution.csv, thresholds.csv there
   std::string policy;       // a stratad config: replay the requests through its rules and limits
+  std::string html;         // write the report as one self-contained HTML page
 };
 int run_analyze(const AnalyzeOptions& options);
 

@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
                       "what if: replay the requests, at their capture times, through the access "
                       "rules and rate limits of this stratad config file")
       ->check(CLI::ExistingFile);
+  analyze->add_option("--html", an.html, "also write the report with its charts as one self-contained HTML page");
   analyze->add_option("--csv", an.csv_dir, "also write clients.csv (every client's counts), "
                                            "distribution.csv and thresholds.csv into DIR");
 

@@ -253,6 +253,40 @@ class AnalyzeTest(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn(f"{policy}:2:", r.stderr)
 
+    def test_html_report_renders_in_headless_chromium(self):
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        h.require(chromium is not None, "chromium not installed (./setup installs it)")
+        path = os.path.join(self.dir, "html.pcap")
+        write_pcap(path, 12, traffic(), step=30.0)
+        page = os.path.join(self.dir, "report.html")
+        policy = os.path.join(self.dir, "p.toml")
+        with open(policy, "w") as f:
+            f.write("[ratelimit]\nleak = 0\n")
+        r, out = analyze(path, "--html", page, "--policy", policy)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(page) as f:
+            text = f.read()
+        self.assertNotIn("<script", text)  # self-contained and inert
+        self.assertNotIn("http://", text.replace('xmlns="http://www.w3.org/2000/svg"', ""))
+        args = [chromium, "--headless", "--disable-gpu", "--no-first-run", "--dump-dom",
+                "--user-data-dir=" + os.path.join(self.dir, "chromium"), "file://" + page]
+        if h.is_root():
+            args.insert(1, "--no-sandbox")
+        dom = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        self.assertEqual(dom.returncode, 0, dom.stderr[-2000:])
+        # Parsed and laid out by a browser: the charts and tables are in its DOM.
+        self.assertEqual(dom.stdout.count("<svg"), 4, dom.stdout[:500])
+        for table in ("summary", "thresholds", "top", "software", "whatif"):
+            self.assertIn(f'id="{table}"', dom.stdout)
+        self.assertIn("198.51.100.3", dom.stdout)  # the top talker
+        self.assertIn("log scale", dom.stdout)
+        shot = os.path.join(self.dir, "report.png")
+        args = [a for a in args if a != "--dump-dom"]
+        args.insert(-1, "--screenshot=" + shot)
+        args.insert(-1, "--window-size=1000,2400")
+        subprocess.run(args, capture_output=True, timeout=120)
+        self.assertGreater(os.path.getsize(shot), 20000)  # a real picture, not a blank page
+
     def test_csv_files(self):
         path = os.path.join(self.dir, "csv.pcap")
         write_pcap(path, 12, traffic())
