@@ -79,10 +79,20 @@ const char* class_explanation(ClientClass c) {
   return "";
 }
 
+int gap_bin_ms(uint64_t ms) {
+  // Bin k holds gaps from 2^(k-0.5) to 2^(k+0.5) seconds: compare with those edges (in ms)
+  // rather than take a logarithm per request.
+  static constexpr uint64_t kEdges[kGapBins - 1] = {1414,   2828,    5657,    11314,   22627,
+                                                    45255,  90510,   181019,  362039,  724077,
+                                                    1448155, 2896309, 5792619, 11585237, 23170475};
+  int k = 0;
+  while (k < kGapBins - 1 && ms >= kEdges[k]) ++k;
+  return k;
+}
+
 int gap_bin(double seconds) {
-  if (!(seconds > 1.0)) return 0;
-  const int k = static_cast<int>(std::lround(std::log2(seconds)));
-  return std::min(k, kGapBins - 1);
+  if (!(seconds > 0)) return 0;
+  return gap_bin_ms(static_cast<uint64_t>(std::min(seconds * 1e3, 1e15)));
 }
 
 int ClientRecord::median_gap_bin() const {
@@ -139,7 +149,10 @@ Analysis::Prepared Analysis::prepare(double ts, const Decoded& d) const {
   p.kod = p.direction == Direction::kReply && d.payload.size() >= 2 && (d.payload[0] & 7) == 4 &&
           d.payload[1] == 0;
   p.key = clients::AddressKey::from(p.direction == Direction::kRequest ? d.source : d.destination);
-  if (p.direction == Direction::kRequest) p.software = fingerprint(d.payload);
+  if (p.direction == Direction::kRequest) {
+    p.software = fingerprint(d.payload);
+    p.server = d.destination;
+  }
   if (p.direction == Direction::kReply) {
     p.server = d.source;
     if (!p.kod && d.payload.size() >= 48 && (d.payload[0] & 7) == 4) {
@@ -155,6 +168,15 @@ Analysis::Prepared Analysis::prepare(double ts, const Decoded& d) const {
   p.hash = clients::hash_key(p.key, seed_);
   __builtin_prefetch(&slots_[p.hash & (slots_.size() - 1)]);
   return p;
+}
+
+Analysis::ServerStats& Analysis::server_stats(const base::IpAddress& a) {
+  const auto key = clients::AddressKey::from(a);
+  if (last_server_ == nullptr || !(key == last_server_key_)) {
+    last_server_ = &servers_[key];  // std::map: the element stays where it is
+    last_server_key_ = key;
+  }
+  return *last_server_;
 }
 
 void Analysis::apply(const Prepared& p) {
@@ -187,12 +209,13 @@ void Analysis::apply(const Prepared& p) {
       const double since = std::clamp((p.ts - epoch_s_) * 1e3, 0.0, 4.0e9);
       const auto now_ms = static_cast<uint32_t>(since);
       if (r.requests > 0 && now_ms > r.last_ms) {  // out-of-order frames make no gap
-        uint8_t& bin = r.gaps[static_cast<size_t>(gap_bin((now_ms - r.last_ms) * 1e-3))];
+        uint8_t& bin = r.gaps[static_cast<size_t>(gap_bin_ms(now_ms - r.last_ms))];
         if (bin < 255) ++bin;
       }
       r.last_ms = std::max(r.last_ms, now_ms);
       r.replay |= p.replay;
       r.software = p.software;
+      ++server_stats(p.server).requests;
       ++r.requests;
       r.request_bytes += p.ip_length;
       return;
@@ -202,7 +225,7 @@ void Analysis::apply(const Prepared& p) {
       ++(p.v4 ? t.replies_v4 : t.replies_v6);
       t.reply_bytes += p.ip_length;
       if (p.kod) ++t.kod_replies;
-      ServerStats& srv = servers_[clients::AddressKey::from(p.server)];
+      ServerStats& srv = server_stats(p.server);
       ++srv.replies;
       if (p.kod) ++srv.kod;
       if (p.processing_ns >= 0) ++srv.processing_ns.buckets[stats::bucket_index(static_cast<uint64_t>(p.processing_ns))];
@@ -331,10 +354,12 @@ std::vector<FastPoller> fast_pollers(std::span<const ClientRecord> clients, doub
     ++total;
     out.push_back({r.key.address(), r.requests, k});
   }
-  std::sort(out.begin(), out.end(), [](const FastPoller& a, const FastPoller& b) {
+  const auto busier = [](const FastPoller& a, const FastPoller& b) {
     return a.requests != b.requests ? a.requests > b.requests : a.bin < b.bin;
-  });
-  if (out.size() > n) out.resize(n);
+  };
+  n = std::min(n, out.size());
+  std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n), out.end(), busier);
+  out.resize(n);
   return out;
 }
 

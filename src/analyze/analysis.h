@@ -40,6 +40,7 @@ inline constexpr int kGapBins = 16;  // 1 s (and less) ... 32768 s (and more)
 inline constexpr uint8_t kReplayKod = 1;
 inline constexpr uint8_t kReplayDropped = 2;
 int gap_bin(double seconds);
+int gap_bin_ms(uint64_t ms);
 
 // Client software from the header fields of a request (what real clients send, captured from
 // chronyd 4.3, NTPsec 1.2.2's ntpd and ntpdig; the others from their documentation):
@@ -114,8 +115,8 @@ class Analysis {
     uint64_t hash = 0;
     uint8_t replay = 0;  // kReplayKod / kReplayDropped, set by the caller's what-if replay
     ClientClass software = ClientClass::kUnknown;
-    // Replies: the server and its processing time (transmit - receive timestamps), ns; -1
-    // for a KoD or a reply cut short by the capture.
+    // The server (a request's destination, a reply's source) and, for replies, its
+    // processing time (transmit - receive timestamps), ns; -1 for a KoD or a reply cut short.
     base::IpAddress server;
     int64_t processing_ns = -1;
   };
@@ -131,6 +132,7 @@ class Analysis {
   // Per server address (the source of replies): replies, KoDs, and the processing-time
   // distribution of its time replies.
   struct ServerStats {
+    uint64_t requests = 0;  // sent to it
     uint64_t replies = 0;
     uint64_t kod = 0;
     stats::HistogramCounts processing_ns;
@@ -145,6 +147,9 @@ class Analysis {
   Totals totals_;
   double epoch_s_ = -1;  // the first frame's time: last_ms counts from it
   std::map<clients::AddressKey, ServerStats> servers_;  // few: the servers in the capture
+  ServerStats& server_stats(const base::IpAddress& a);
+  clients::AddressKey last_server_key_;                 // one-entry cache: usually one server
+  ServerStats* last_server_ = nullptr;
   std::vector<ClientRecord> slots_;  // empty slot: requests == 0 && replies == 0
   size_t size_ = 0;
   uint64_t seed_;

@@ -16,6 +16,7 @@
 #include "analyze/replay.h"
 #include "config/rules.h"
 #include "cli/analyze_html.h"
+#include "cli/captures.h"
 #include "cli/commands.h"
 #include "cli/cost.h"
 
@@ -43,14 +44,71 @@ std::string utc(double s) {
                      tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-struct FileResult {
-  std::string name;
-  std::string link;
-  uint64_t frames = 0;
-  std::string warning;
-};
-
 }  // namespace
+
+CaptureRead read_captures(const std::vector<std::string>& paths, analyze::Analysis& analysis,
+                          analyze::Replay* replay, const char* who) {
+  CaptureRead out;
+  for (const std::string& path : paths) {
+    char err[PCAP_ERRBUF_SIZE] = {};
+    pcap_t* pc = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
+    if (pc == nullptr) {
+      fmt::print(stderr, "{}: {}: {}\n", who, path, err);
+      out.status = 1;
+      continue;
+    }
+    CaptureFile fr;
+    fr.name = path;
+    const int link = pcap_datalink(pc);
+    const char* link_name = pcap_datalink_val_to_name(link);
+    fr.link = link_name ? link_name : std::to_string(link);
+    if (!analyze::link_supported(link)) {
+      fmt::print(stderr, "{}: {}: link type {} is not supported (Ethernet, Linux SLL/SLL2, raw IP, "
+                         "BSD loopback are)\n", who, path, fr.link);
+      pcap_close(pc);
+      out.status = 1;
+      continue;
+    }
+    pcap_pkthdr* h = nullptr;
+    const u_char* data = nullptr;
+    // Frames are prepared in batches (their client slots prefetched), then counted.
+    constexpr size_t kBatch = 32;
+    std::array<analyze::Analysis::Prepared, kBatch> batch;
+    size_t pending = 0;
+    for (;;) {
+      const int r = pcap_next_ex(pc, &h, &data);
+      if (r == 1) {
+        ++fr.frames;
+        const double ts = static_cast<double>(h->ts.tv_sec) + static_cast<double>(h->ts.tv_usec) * 1e-9;
+        const analyze::Decoded d = analyze::decode(link, {data, h->caplen});
+        analyze::Analysis::Prepared& p = batch[pending++];
+        p = analysis.prepare(ts, d);
+        if (replay && p.ntp && p.direction == analyze::Direction::kRequest) {
+          const auto outcome = replay->request(ts, {d.source, d.source_port}, d.destination, d.payload, d.ip_length);
+          p.replay = outcome == analyze::ReplayOutcome::kKod       ? analyze::kReplayKod
+                     : outcome == analyze::ReplayOutcome::kDropped ? analyze::kReplayDropped
+                                                                   : 0;
+        }
+        if (pending == kBatch) {
+          for (size_t i = 0; i < pending; ++i) analysis.apply(batch[i]);
+          pending = 0;
+        }
+        continue;
+      }
+      for (size_t i = 0; i < pending; ++i) analysis.apply(batch[i]);
+      pending = 0;
+      if (r == PCAP_ERROR) {
+        fr.warning = fmt::format("read up to frame {}, then: {}; the rest of the file is skipped",
+                                 grouped(fr.frames), pcap_geterr(pc));
+        fmt::print(stderr, "{}: warning: {}: {}\n", who, path, fr.warning);
+      }
+      break;
+    }
+    pcap_close(pc);
+    out.files.push_back(fr);
+  }
+  return out;
+}
 
 int run_analyze(const AnalyzeOptions& opt) {
   analyze::Options options;
@@ -90,68 +148,11 @@ int run_analyze(const AnalyzeOptions& opt) {
   }
 
   analyze::Analysis analysis(options);
-  std::vector<FileResult> files;
   const auto started = std::chrono::steady_clock::now();
-  int status = 0;
-  for (const std::string& path : opt.files) {
-    char err[PCAP_ERRBUF_SIZE] = {};
-    pcap_t* pc = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
-    if (pc == nullptr) {
-      fmt::print(stderr, "strata analyze: {}: {}\n", path, err);
-      status = 1;
-      continue;
-    }
-    FileResult fr;
-    fr.name = path;
-    const int link = pcap_datalink(pc);
-    const char* link_name = pcap_datalink_val_to_name(link);
-    fr.link = link_name ? link_name : std::to_string(link);
-    if (!analyze::link_supported(link)) {
-      fmt::print(stderr, "strata analyze: {}: link type {} is not supported (Ethernet, Linux SLL/SLL2, raw IP, "
-                         "BSD loopback are)\n", path, fr.link);
-      pcap_close(pc);
-      status = 1;
-      continue;
-    }
-    pcap_pkthdr* h = nullptr;
-    const u_char* data = nullptr;
-    // Frames are prepared in batches (their client slots prefetched), then counted.
-    constexpr size_t kBatch = 32;
-    std::array<analyze::Analysis::Prepared, kBatch> batch;
-    size_t pending = 0;
-    for (;;) {
-      const int r = pcap_next_ex(pc, &h, &data);
-      if (r == 1) {
-        ++fr.frames;
-        const double ts = static_cast<double>(h->ts.tv_sec) + static_cast<double>(h->ts.tv_usec) * 1e-9;
-        const analyze::Decoded d = analyze::decode(link, {data, h->caplen});
-        analyze::Analysis::Prepared& p = batch[pending++];
-        p = analysis.prepare(ts, d);
-        if (replay && p.ntp && p.direction == analyze::Direction::kRequest) {
-          const auto outcome = replay->request(ts, {d.source, d.source_port}, d.destination, d.payload, d.ip_length);
-          p.replay = outcome == analyze::ReplayOutcome::kKod       ? analyze::kReplayKod
-                     : outcome == analyze::ReplayOutcome::kDropped ? analyze::kReplayDropped
-                                                                   : 0;
-        }
-        if (pending == kBatch) {
-          for (size_t i = 0; i < pending; ++i) analysis.apply(batch[i]);
-          pending = 0;
-        }
-        continue;
-      }
-      for (size_t i = 0; i < pending; ++i) analysis.apply(batch[i]);
-      pending = 0;
-      if (r == PCAP_ERROR) {
-        fr.warning = fmt::format("read up to frame {}, then: {}; the rest of the file is skipped",
-                                 grouped(fr.frames), pcap_geterr(pc));
-        fmt::print(stderr, "strata analyze: warning: {}: {}\n", path, fr.warning);
-      }
-      break;
-    }
-    pcap_close(pc);
-    files.push_back(fr);
-  }
+  CaptureRead read = read_captures(opt.files, analysis, replay.get(), "strata analyze");
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const std::vector<CaptureFile>& files = read.files;
+  int status = read.status;
   if (files.empty()) return status ? status : 1;
 
   const analyze::Totals& t = analysis.totals();
@@ -280,7 +281,11 @@ int run_analyze(const AnalyzeOptions& opt) {
     j["poll_intervals"] = jp;
     nlohmann::json js = nlohmann::json::array();
     for (const auto& [key, srv] : analysis.servers())
-      js.push_back({{"address", key.address().to_string()}, {"replies", srv.replies}, {"kod", srv.kod},
+      js.push_back({{"address", key.address().to_string()}, {"requests", srv.requests}, {"replies", srv.replies},
+                    {"kod", srv.kod},
+                    {"unanswered_share", srv.requests ? 1 - std::min(1.0, static_cast<double>(srv.replies) /
+                                                                             static_cast<double>(srv.requests))
+                                                      : 0.0},
                     {"processing_ns",
                      {{"count", srv.processing_ns.total()}, {"p50", srv.processing_ns.quantile(0.5)},
                       {"p99", srv.processing_ns.quantile(0.99)}, {"p999", srv.processing_ns.quantile(0.999)}}}});
@@ -300,6 +305,8 @@ int run_analyze(const AnalyzeOptions& opt) {
     j["reply_gib_per_month"] = reply_gib_month;
     j["usd_per_year"] = 12 * cost_now;
     j["seconds_to_read"] = elapsed;
+    j["seconds_for_reports"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() - elapsed;
     if (replay) {
       const auto& r = replay->totals();
       const double saved_gib = static_cast<double>(r.bytes_saved) * month_factor / kGiB;
@@ -368,13 +375,19 @@ int run_analyze(const AnalyzeOptions& opt) {
                fmt::format("${:.2f}", 12 * (cost_now - tiered_cost(provider, reply_gib_month - cut_gib).usd)));
   }
   if (!analysis.servers().empty()) {
-    fmt::print("\nReplies by server: KoD share, and processing time (transmit - receive timestamp) of time replies\n");
-    fmt::print("  {:<40} {:>10} {:>8} {:>10} {:>10} {:>10}\n", "server", "replies", "KoD", "p50", "p99", "p99.9");
+    fmt::print("\nBy server: requests to it, its replies, the share left unanswered (dropped: rate limiting and "
+               "the like), the KoD share of its replies, and the processing time (transmit - receive timestamp) of "
+               "its time replies\n");
+    fmt::print("  {:<40} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10}\n", "server", "requests", "replies",
+               "unanswered", "KoD", "p50", "p99", "p99.9");
     for (const auto& [key, srv] : analysis.servers()) {
       const auto us = [&](double q) {
         return srv.processing_ns.total() ? fmt::format("{:.1f} us", srv.processing_ns.quantile(q) / 1e3) : std::string("-");
       };
-      fmt::print("  {:<40} {:>10} {:>8} {:>10} {:>10} {:>10}\n", key.address().to_string(), grouped(srv.replies),
+      const double unanswered =
+          srv.requests ? 1 - std::min(1.0, static_cast<double>(srv.replies) / static_cast<double>(srv.requests)) : 0;
+      fmt::print("  {:<40} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10}\n", key.address().to_string(),
+                 grouped(srv.requests), grouped(srv.replies), pct(unanswered),
                  pct(srv.replies ? static_cast<double>(srv.kod) / static_cast<double>(srv.replies) : 0), us(0.5),
                  us(0.99), us(0.999));
     }
@@ -421,8 +434,9 @@ int run_analyze(const AnalyzeOptions& opt) {
                touched_slow == 0 ? " (none: good)" : "  <- the policy hurts well-behaved clients");
     for (const auto& [a, bin] : slow_examples) fmt::print("    {} (about every {} s)\n", a.to_string(), 1u << bin);
   }
-  fmt::print("\nRead in {:.2f} s ({:.1f} million frames/s); client table {:.1f} MiB\n", elapsed,
+  fmt::print("\nRead in {:.2f} s ({:.1f} million frames/s), reports in {:.2f} s; client table {:.1f} MiB\n", elapsed,
              elapsed > 0 ? static_cast<double>(t.frames) / elapsed / 1e6 : 0,
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() - elapsed,
              static_cast<double>(analysis.memory_bytes()) / (1 << 20));
   return status;
 }

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "base/text.h"
+#include "cli/captures.h"
 #include "control/control_server.h"
 
 namespace strata::cli {
@@ -314,6 +315,37 @@ int run_cost(const CostOptions& opt) {
         thousands(sent), t.out_pps, thousands(s->bad_format), thousands(s->auth_failed),
         thousands(s->declined), thousands(s->restricted), thousands(s->rate_limited)));
     inputs = {{"source", "sysstats"}, {"seconds", s->seconds}, {"received", s->received}, {"sent", sent}};
+  } else if (!opt.captures.empty()) {
+    analyze::Options aopt;
+    aopt.port = opt.port;
+    analyze::Analysis analysis(aopt);
+    const CaptureRead read = read_captures(opt.captures, analysis, nullptr, "strata cost");
+    const analyze::Totals& tot = analysis.totals();
+    if (read.files.empty() || tot.duration() <= 0) {
+      fmt::print(stderr, "strata cost: the captures hold no time span to scale from\n");
+      return read.status ? read.status : 1;
+    }
+    const double secs = tot.duration();
+    t.in_pps = static_cast<double>(tot.requests) / secs;
+    t.out_pps = static_cast<double>(tot.replies) / secs;
+    t.v6_share = opt.v6_share >= 0 ? opt.v6_share
+                 : tot.requests  ? static_cast<double>(tot.requests_v6) / static_cast<double>(tot.requests)
+                                 : 0;
+    t.in_bytes_per_s = static_cast<double>(tot.request_bytes) / secs;
+    t.out_bytes_per_s = static_cast<double>(tot.reply_bytes) / secs;
+    std::string names;
+    for (const auto& f : read.files) names += (names.empty() ? "" : ", ") + f.name;
+    input_lines.push_back(fmt::format("source             capture {}, {:.1f} s", names, secs));
+    input_lines.push_back(fmt::format("packets received   {} requests ({:.1f}/s), IPv6 {:.1f}%", thousands(static_cast<double>(tot.requests)),
+                                      t.in_pps, 100 * t.v6_share));
+    input_lines.push_back(fmt::format("packets sent       {} replies ({:.1f}/s), as captured", thousands(static_cast<double>(tot.replies)),
+                                      t.out_pps));
+    input_lines.push_back(fmt::format("bytes              measured at the IP level: {:.1f} per request, {:.1f} per reply{}",
+                                      tot.requests ? static_cast<double>(tot.request_bytes) / static_cast<double>(tot.requests) : 0,
+                                      tot.replies ? static_cast<double>(tot.reply_bytes) / static_cast<double>(tot.replies) : 0,
+                                      opt.l2 ? " (+14 Ethernet)" : ""));
+    inputs = {{"source", "capture"}, {"seconds", secs}, {"received", tot.requests}, {"sent", tot.replies},
+              {"in_bytes_per_s", *t.in_bytes_per_s}, {"out_bytes_per_s", *t.out_bytes_per_s}};
   } else if (opt.rate > 0) {
     t.in_pps = opt.rate;
     t.out_pps = opt.sent_rate >= 0 ? opt.sent_rate : opt.rate;
@@ -323,7 +355,7 @@ int run_cost(const CostOptions& opt) {
     input_lines.push_back(fmt::format("packets sent       {:.1f}/s", t.out_pps));
     inputs = {{"source", "rates"}};
   } else {
-    fmt::print(stderr, "strata cost: give --control, --sysstats or --rate\n");
+    fmt::print(stderr, "strata cost: give --control, --sysstats, --capture or --rate\n");
     return 2;
   }
   if (!t.in_bytes_per_s)

@@ -93,6 +93,8 @@ struct Traffic {
 struct CostOptions {
   std::string control;  // live stratad
   std::string sysstats;  // file with ntpq -c sysstats output ("-": stdin)
+  std::vector<std::string> captures;  // pcap/pcapng files: measured requests and replies
+  uint16_t port = 123;                // the NTP port in the captures
   double rate = 0;       // packets/s received (by hand)
   double sent_rate = -1;  // packets/s sent (default: as received)
   double v6_share = -1;  // share of IPv6 packets (default: measured, else 0)

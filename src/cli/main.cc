@@ -142,10 +142,14 @@ int main(int argc, char** argv) {
   auto* from_control = cost->add_option("--control", co.control, "a live stratad's control socket");
   auto* from_sysstats = cost->add_option("--sysstats", co.sysstats,
                                          "a file with `ntpq -c sysstats` output (- for stdin)");
+  auto* from_capture = cost->add_option("--capture", co.captures,
+                                        "pcap/pcapng files: requests and replies measured in them");
+  cost->add_option("--port", co.port, "the NTP port in the captures (default 123)")->needs(from_capture);
   auto* from_rate = cost->add_option("--rate", co.rate, "packets per second received")
                         ->check(CLI::Range(0.0, 1e12));
-  from_control->excludes(from_sysstats)->excludes(from_rate);
-  from_sysstats->excludes(from_rate);
+  from_control->excludes(from_sysstats)->excludes(from_rate)->excludes(from_capture);
+  from_sysstats->excludes(from_rate)->excludes(from_capture);
+  from_capture->excludes(from_rate);
   cost->add_option("--sent-rate", co.sent_rate, "packets per second sent (with --rate; default: as received)")
       ->check(CLI::Range(0.0, 1e12))->needs(from_rate);
   cost->add_option("--v6-share", co.v6_share, "share of IPv6 packets, 0..1 (default: measured, else 0)")

@@ -287,6 +287,20 @@ class AnalyzeTest(unittest.TestCase):
         subprocess.run(args, capture_output=True, timeout=120)
         self.assertGreater(os.path.getsize(shot), 20000)  # a real picture, not a blank page
 
+    def test_cost_from_a_capture(self):
+        path = os.path.join(self.dir, "cost.pcap")
+        packets = traffic()
+        write_pcap(path, 1, [frame(1, p) for p in packets], step=2.0)
+        r = h.run([h.STRATA, "cost", "--capture", path, "--price", "0.1", "--json"], check=True)
+        out = json.loads(r.stdout)
+        duration = 2.0 * (len(packets) - 1)
+        self.assertEqual(out["inputs"]["received"], 12)
+        self.assertEqual(out["inputs"]["sent"], 12)
+        self.assertAlmostEqual(out["inputs"]["seconds"], duration, places=6)
+        gib = (9 * 76 + 3 * 96) / duration * 30.436875 * 86400 / 2 ** 30
+        self.assertAlmostEqual(out["gib_per_month_out"], gib, places=9)
+        self.assertAlmostEqual(out["providers"][0]["usd_per_month"], 0.1 * gib, places=9)
+
     def test_csv_files(self):
         path = os.path.join(self.dir, "csv.pcap")
         write_pcap(path, 12, traffic())
@@ -372,6 +386,9 @@ class AnalyzeTest(unittest.TestCase):
         [server] = out["servers"]
         self.assertEqual(server["address"], "127.0.0.1")
         self.assertEqual(server["replies"], counters["responses_sent"])
+        self.assertEqual(server["requests"], counters["received"])
+        self.assertAlmostEqual(server["unanswered_share"],
+                               1 - counters["responses_sent"] / counters["received"], places=9)
         self.assertEqual(server["kod"], counters["kod_sent"])
         self.assertEqual(server["processing_ns"]["count"], counters["responses_sent"] - counters["kod_sent"])
         self.assertGreater(server["processing_ns"]["p50"], 0)
