@@ -59,7 +59,7 @@ ClientClass fingerprint(std::span<const uint8_t> payload);
 const char* class_name(ClientClass c);
 const char* class_explanation(ClientClass c);
 
-struct ClientRecord {
+struct alignas(64) ClientRecord {  // one cache line each
   clients::AddressKey key;
   uint32_t requests = 0;
   uint32_t replies = 0;

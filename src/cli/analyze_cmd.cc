@@ -6,7 +6,10 @@
 #include <pcap/pcap.h>
 
 #include <array>
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -51,8 +54,17 @@ CaptureRead read_captures(const std::vector<std::string>& paths, analyze::Analys
   CaptureRead out;
   for (const std::string& path : paths) {
     char err[PCAP_ERRBUF_SIZE] = {};
-    pcap_t* pc = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
-    if (pc == nullptr) {
+    // Our own FILE with a 1 MiB buffer: libpcap reads each record with two small freads.
+    FILE* file = std::fopen(path.c_str(), "rb");
+    if (file == nullptr) {
+      fmt::print(stderr, "{}: {}: {}\n", who, path, std::strerror(errno));
+      out.status = 1;
+      continue;
+    }
+    std::setvbuf(file, nullptr, _IOFBF, 1 << 20);
+    pcap_t* pc = pcap_fopen_offline_with_tstamp_precision(file, PCAP_TSTAMP_PRECISION_NANO, err);
+    if (pc == nullptr) {  // libpcap closed nothing: the file is ours to close
+      std::fclose(file);
       fmt::print(stderr, "{}: {}: {}\n", who, path, err);
       out.status = 1;
       continue;
