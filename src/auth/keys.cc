@@ -5,6 +5,7 @@
 #include <nettle/cmac.h>
 #include <nettle/md5.h>
 #include <nettle/memops.h>
+#include <nettle/nettle-meta.h>
 #include <nettle/sha1.h>
 
 #include <algorithm>
@@ -151,20 +152,17 @@ namespace {
 // The digest of `message` under `key`, `digest_length` octets into `out`.
 void digest(const Key& key, std::span<const uint8_t> message, uint8_t* out) {
   switch (key.algorithm) {
-    case Algorithm::kMd5: {
-      md5_ctx c;
-      md5_init(&c);
-      md5_update(&c, key.secret_length, key.secret.data());
-      md5_update(&c, message.size(), message.data());
-      md5_digest(&c, MD5_DIGEST_SIZE, out);
-      return;
-    }
-    case Algorithm::kSha1: {
-      sha1_ctx c;
-      sha1_init(&c);
-      sha1_update(&c, key.secret_length, key.secret.data());
-      sha1_update(&c, message.size(), message.data());
-      sha1_digest(&c, SHA1_DIGEST_SIZE, out);
+    case Algorithm::kMd5:
+    case Algorithm::kSha1: {  // H(key || message), through nettle's generic hash interface
+      const nettle_hash& h = key.algorithm == Algorithm::kMd5 ? nettle_md5 : nettle_sha1;
+      union {
+        md5_ctx md5;
+        sha1_ctx sha1;
+      } c;
+      h.init(&c);
+      h.update(&c, key.secret_length, key.secret.data());
+      h.update(&c, message.size(), message.data());
+      h.digest(&c, h.digest_size, out);
       return;
     }
     case Algorithm::kAes128Cmac: {
