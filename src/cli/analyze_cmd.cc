@@ -208,6 +208,17 @@ int run_analyze(const AnalyzeOptions& opt) {
   // What-if baseline: every request answered with a reply of its own size.
   const double all_answered_gib = static_cast<double>(t.request_bytes) * month_factor / kGiB;
   const double cost_all = tiered_cost(provider, all_answered_gib).usd;
+  // GiB a month of replies a threshold row cuts, and the money per year that saves.
+  const auto cut_gib = [&](const analyze::ThresholdRow& r) {
+    return static_cast<double>(r.reply_bytes_cut) * month_factor / kGiB;
+  };
+  const auto threshold_saving = [&](const analyze::ThresholdRow& r) {
+    return 12 * (cost_now - tiered_cost(provider, reply_gib_month - cut_gib(r)).usd);
+  };
+  const auto unanswered = [](const analyze::Analysis::ServerStats& srv) {
+    return srv.requests ? 1 - std::min(1.0, static_cast<double>(srv.replies) / static_cast<double>(srv.requests))
+                        : 0.0;
+  };
   const auto what_if_saving = [&](double saved_gib) {
     return 12 * (cost_all - tiered_cost(provider, std::max(0.0, all_answered_gib - saved_gib)).usd);
   };
@@ -244,12 +255,9 @@ int run_analyze(const AnalyzeOptions& opt) {
     if (auto f = open("thresholds.csv")) {
       *f << "n,clients_at_most,request_share_at_most,clients_blocked,requests_cut,request_share_cut,"
             "usd_per_year_saved\n";
-      for (const auto& r : rows) {
-        const double cut_gib = static_cast<double>(r.reply_bytes_cut) * month_factor / kGiB;
+      for (const auto& r : rows)
         *f << r.n << ',' << r.clients_at_most << ',' << r.request_share_at_most << ',' << r.clients_blocked << ','
-           << r.requests_cut << ',' << r.request_share_cut << ','
-           << 12 * (cost_now - tiered_cost(provider, reply_gib_month - cut_gib).usd) << '\n';
-      }
+           << r.requests_cut << ',' << r.request_share_cut << ',' << threshold_saving(r) << '\n';
     }
   }
   // One document for --json and --html alike.
@@ -279,14 +287,11 @@ int run_analyze(const AnalyzeOptions& opt) {
                     {"share", t.requests ? static_cast<double>(x.requests) / static_cast<double>(t.requests) : 0}});
     j["top"] = jt;
     nlohmann::json jr = nlohmann::json::array();
-    for (const auto& r : rows) {
-      const double cut_gib = static_cast<double>(r.reply_bytes_cut) * month_factor / kGiB;
+    for (const auto& r : rows)
       jr.push_back({{"n", r.n}, {"clients_at_most", r.clients_at_most},
                     {"request_share_at_most", r.request_share_at_most}, {"clients_blocked", r.clients_blocked},
                     {"requests_cut", r.requests_cut}, {"request_share_cut", r.request_share_cut},
-                    {"reply_gib_per_month_cut", cut_gib},
-                    {"usd_per_year_saved", 12 * (cost_now - tiered_cost(provider, reply_gib_month - cut_gib).usd)}});
-    }
+                    {"reply_gib_per_month_cut", cut_gib(r)}, {"usd_per_year_saved", threshold_saving(r)}});
     j["thresholds"] = jr;
     nlohmann::json jp = nlohmann::json::array();
     for (const auto& p : polls)
@@ -296,9 +301,7 @@ int run_analyze(const AnalyzeOptions& opt) {
     for (const auto& [key, srv] : analysis.servers())
       js.push_back({{"address", key.address().to_string()}, {"requests", srv.requests}, {"replies", srv.replies},
                     {"kod", srv.kod},
-                    {"unanswered_share", srv.requests ? 1 - std::min(1.0, static_cast<double>(srv.replies) /
-                                                                             static_cast<double>(srv.requests))
-                                                      : 0.0},
+                    {"unanswered_share", unanswered(srv)},
                     {"processing_ns",
                      {{"count", srv.processing_ns.total()}, {"p50", srv.processing_ns.quantile(0.5)},
                       {"p99", srv.processing_ns.quantile(0.99)}, {"p999", srv.processing_ns.quantile(0.999)}}}});
@@ -380,13 +383,10 @@ int run_analyze(const AnalyzeOptions& opt) {
              duration, provider.name, reply_gib_month, fmt::format("${:.2f}", 12 * cost_now));
   fmt::print("  {:>8} {:>10} {:>9} {:>10} {:>12} {:>9} {:>14}\n", "N", "clients<=N", "share", "blocked",
              "requests cut", "share", "saved per year");
-  for (const auto& r : rows) {
-    const double cut_gib = static_cast<double>(r.reply_bytes_cut) * month_factor / kGiB;
+  for (const auto& r : rows)
     fmt::print("  {:>8} {:>10} {:>9} {:>10} {:>12} {:>9} {:>14}\n", grouped(r.n), grouped(r.clients_at_most),
                pct(r.request_share_at_most), grouped(r.clients_blocked), grouped(r.requests_cut),
-               pct(r.request_share_cut),
-               fmt::format("${:.2f}", 12 * (cost_now - tiered_cost(provider, reply_gib_month - cut_gib).usd)));
-  }
+               pct(r.request_share_cut), fmt::format("${:.2f}", threshold_saving(r)));
   if (!analysis.servers().empty()) {
     fmt::print("\nBy server: requests to it, its replies, the share left unanswered (dropped: rate limiting and "
                "the like), the KoD share of its replies, and the processing time (transmit - receive timestamp) of "
@@ -397,10 +397,8 @@ int run_analyze(const AnalyzeOptions& opt) {
       const auto us = [&](double q) {
         return srv.processing_ns.total() ? fmt::format("{:.1f} us", srv.processing_ns.quantile(q) / 1e3) : std::string("-");
       };
-      const double unanswered =
-          srv.requests ? 1 - std::min(1.0, static_cast<double>(srv.replies) / static_cast<double>(srv.requests)) : 0;
       fmt::print("  {:<40} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10}\n", key.address().to_string(),
-                 grouped(srv.requests), grouped(srv.replies), pct(unanswered),
+                 grouped(srv.requests), grouped(srv.replies), pct(unanswered(srv)),
                  pct(srv.replies ? static_cast<double>(srv.kod) / static_cast<double>(srv.replies) : 0), us(0.5),
                  us(0.99), us(0.999));
     }
