@@ -1,6 +1,7 @@
 // Fuzz target: capture frames. The first octet picks the link type; the rest is the frame,
 // decoded and fed to the analysis. Invariants: the payload lies inside the frame, a UDP
-// result has consistent lengths, and the totals account for every frame.
+// result has consistent lengths, decoding into a Decoded reused from earlier frames (as
+// `strata analyze` does) gives what a fresh one does, and the totals account for every frame.
 #include <cstdint>
 #include <span>
 
@@ -22,6 +23,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                       d.payload.data() + d.payload.size() <= frame.data() + frame.size());
     STRATA_FUZZ_CHECK(d.ip_length >= d.payload.size() + 8);
   }
+  static analyze::Decoded reused;  // holds the previous input's frame
+  analyze::decode(link, frame, reused);
+  STRATA_FUZZ_CHECK(reused.kind == d.kind && reused.family == d.family && reused.source == d.source &&
+                    reused.destination == d.destination && reused.source_port == d.source_port &&
+                    reused.destination_port == d.destination_port && reused.ip_length == d.ip_length &&
+                    reused.payload.data() == d.payload.data() && reused.payload.size() == d.payload.size() &&
+                    reused.payload_complete == d.payload_complete);
   static analyze::Analysis analysis({});
   const uint64_t before = analysis.totals().frames;
   analysis.add(1.0, d);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 namespace strata::analyze {
@@ -33,8 +34,13 @@ ClientClass fingerprint(std::span<const uint8_t> p) {
   const uint8_t leap = p[0] >> 6, version = (p[0] >> 3) & 7, mode = p[0] & 7;
   const uint8_t stratum = p[1];
   const auto precision = static_cast<int8_t>(p[3]);
-  bool zeros = true;  // root delay, root dispersion, reference id and reference timestamp
-  for (size_t i = 4; i < 24; ++i) zeros = zeros && p[i] == 0;
+  // Root delay, root dispersion, reference id and reference timestamp: octets 4 to 23.
+  uint64_t a, b;
+  uint32_t c;
+  std::memcpy(&a, &p[4], 8);
+  std::memcpy(&b, &p[12], 8);
+  std::memcpy(&c, &p[20], 4);
+  const bool zeros = (a | b | c) == 0;
   if (mode == 1) return ClientClass::kSymmetric;
   if (version <= 2) return ClientClass::kLegacy;
   if (version == 3) return ClientClass::kNtpV3;
@@ -108,30 +114,60 @@ int ClientRecord::median_gap_bin() const {
 }
 
 Analysis::Analysis(const Options& options)
-    : options_(options), slots_(1 << 16), seed_(std::random_device{}() | 1) {}
+    : options_(options),
+      records_(kFirstRecords, clients::Pages::kHuge),
+      index_(kFirstSlots, clients::Pages::kHuge),
+      seed_(std::random_device{}() | 1) {}
 
-void Analysis::grow() {
-  std::vector<ClientRecord> old;
-  old.swap(slots_);
-  slots_.assign(old.size() * 2, ClientRecord{});
-  size_ = 0;
-  for (const ClientRecord& r : old) {
-    if (r.requests == 0 && r.replies == 0) continue;
-    find_or_add(r.key, clients::hash_key(r.key, seed_)) = r;
+void Analysis::grow_index() {
+  // An entry's home slot is the top bits of its hash, which its tag holds: the entries move
+  // to twice as many slots without a look at the records, in the order they were (old slot i
+  // becomes new slot 2i or 2i + 1), so the new index is written almost sequentially.
+  clients::ZeroedArray<uint64_t> index(index_.size() * 2, clients::Pages::kHuge);
+  const int shift = shift_ - 1;
+  const size_t mask = index.size() - 1;
+  for (size_t n = 0; n < index_.size(); ++n) {
+    const uint64_t e = index_[n];
+    if (e == 0) continue;
+    size_t i = static_cast<size_t>(e >> shift);  // (tag << 32) >> shift: the hash's top bits
+    while (index[i] != 0) i = (i + 1) & mask;
+    index[i] = e;
   }
+  index_.swap(index);
+  shift_ = shift;
 }
 
 ClientRecord& Analysis::find_or_add(const clients::AddressKey& key, uint64_t hash) {
-  if ((size_ + 1) * 4 > slots_.size() * 3) grow();
-  const size_t mask = slots_.size() - 1;
-  for (size_t i = hash & mask;; i = (i + 1) & mask) {
-    ClientRecord& r = slots_[i];
-    if (r.requests == 0 && r.replies == 0) {
+  if ((size_ + 1) * 4 > index_.size() * 3) grow_index();
+  const size_t mask = index_.size() - 1;
+  const auto tag = static_cast<uint32_t>(hash >> 32);
+  for (size_t i = hash >> shift_;; i = (i + 1) & mask) {
+    const uint64_t e = index_[i];
+    if (e == 0) {
+      if (size_ == records_.size()) records_.grow(records_.size() * 2);
+      index_[i] = entry(hash, size_);
+      ClientRecord& r = records_[size_++];
       r.key = key;
-      ++size_;
       return r;
     }
-    if (r.key == key) return r;
+    if (static_cast<uint32_t>(e >> 32) == tag) {
+      ClientRecord& r = records_[static_cast<uint32_t>(e) - 1];
+      if (r.key == key) return r;
+    }
+  }
+}
+
+void Analysis::prefetch_record(const Prepared& p) const {
+  if (!p.client) return;
+  const size_t mask = index_.size() - 1;  // if the index grew since prepare(), a wasted guess
+  const auto tag = static_cast<uint32_t>(p.hash >> 32);
+  for (size_t i = p.hash >> shift_, probes = 0; probes < 8; i = (i + 1) & mask, ++probes) {
+    const uint64_t e = index_[i];
+    if (e == 0) return;  // a new client: its record will be the next one, written sequentially
+    if (static_cast<uint32_t>(e >> 32) == tag) {
+      __builtin_prefetch(&records_[static_cast<uint32_t>(e) - 1]);
+      return;
+    }
   }
 }
 
@@ -166,7 +202,8 @@ Analysis::Prepared Analysis::prepare(double ts, const Decoded& d) const {
     }
   }
   p.hash = clients::hash_key(p.key, seed_);
-  __builtin_prefetch(&slots_[p.hash & (slots_.size() - 1)]);
+  p.client = true;
+  __builtin_prefetch(&index_[p.hash >> shift_]);
   return p;
 }
 
@@ -355,7 +392,9 @@ std::vector<FastPoller> fast_pollers(std::span<const ClientRecord> clients, doub
     out.push_back({r.key.address(), r.requests, k});
   }
   const auto busier = [](const FastPoller& a, const FastPoller& b) {
-    return a.requests != b.requests ? a.requests > b.requests : a.bin < b.bin;
+    if (a.requests != b.requests) return a.requests > b.requests;
+    if (a.bin != b.bin) return a.bin < b.bin;
+    return clients::AddressKey::from(a.address) < clients::AddressKey::from(b.address);  // one order every run
   };
   n = std::min(n, out.size());
   std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n), out.end(), busier);

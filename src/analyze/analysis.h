@@ -18,6 +18,7 @@
 
 #include "analyze/decode.h"
 #include "clients/address_key.h"
+#include "clients/zeroed_array.h"
 #include "stats/histogram.h"
 
 namespace strata::analyze {
@@ -99,10 +100,11 @@ class Analysis {
   // One captured frame at time `ts` (s since 1970).
   void add(double ts, const Decoded& d) { apply(prepare(ts, d)); }
 
-  // The same in two steps, for batches: prepare() keeps what the frame contributes (it does
-  // not refer to the frame's bytes, which the capture reader reuses) and starts loading the
-  // client's slot into the cache; apply() counts it. Preparing a batch of frames before
-  // applying them hides the cache misses of a large client table behind each other.
+  // The same in three steps, for a stream of frames (see Pipeline below): prepare() keeps
+  // what the frame contributes (it does not refer to the frame's bytes, which the capture
+  // reader reuses) and starts loading the client's index line into the cache;
+  // prefetch_record() reads that line and starts loading the client's record; apply()
+  // counts the frame.
   struct Prepared {
     double ts = 0;
     Frame kind = Frame::kNotIp;
@@ -113,6 +115,7 @@ class Analysis {
     uint32_t ip_length = 0;
     clients::AddressKey key;  // the client (requests: source; replies: destination)
     uint64_t hash = 0;
+    bool client = false;  // counts for a client: key and hash are set
     uint8_t replay = 0;  // kReplayKod / kReplayDropped, set by the caller's what-if replay
     ClientClass software = ClientClass::kUnknown;
     // The server (a request's destination, a reply's source) and, for replies, its
@@ -121,14 +124,51 @@ class Analysis {
     int64_t processing_ns = -1;
   };
   Prepared prepare(double ts, const Decoded& d) const;
+  // Only a hint: apply() is right without it, whatever happened in between.
+  void prefetch_record(const Prepared& p) const;
   void apply(const Prepared& p);
+
+  // Frames through the three steps 16 frames apart: while one frame's index line or record
+  // is on its way from memory, the 15 frames after it are worked on, so a client table far
+  // larger than the caches costs little more than one in them. Counts are the same as with
+  // add(), in the same order.
+  class Pipeline {
+   public:
+    explicit Pipeline(Analysis& analysis) : analysis_(analysis) {}
+    ~Pipeline() { flush(); }
+    Pipeline(const Pipeline&) = delete;
+    Pipeline& operator=(const Pipeline&) = delete;
+    // Prepares the frame (applying the one 32 frames before it); the caller may still set
+    // the result's `replay` before the next push.
+    Prepared& push(double ts, const Decoded& d) {
+      Prepared& p = ring_[next_ % kDistance];
+      if (next_ - applied_ == kDistance) analysis_.apply(ring_[applied_++ % kDistance]);  // = p
+      p = analysis_.prepare(ts, d);
+      ++next_;
+      if (next_ > kStep) analysis_.prefetch_record(ring_[(next_ - 1 - kStep) % kDistance]);
+      return p;
+    }
+    // Applies the frames still in the pipeline.
+    void flush() {
+      while (applied_ < next_) analysis_.apply(ring_[applied_++ % kDistance]);
+    }
+
+   private:
+    static constexpr uint64_t kStep = 16, kDistance = 2 * kStep;
+    Analysis& analysis_;
+    std::array<Prepared, kDistance> ring_;
+    uint64_t next_ = 0;     // frames pushed
+    uint64_t applied_ = 0;  // frames applied
+  };
   const Totals& totals() const { return totals_; }
   // Every slot of the client table, in no particular order: records in use and empty ones
   // (no requests, no replies), which the reports below skip. No copy: a 10-million-client
   // analysis would need another 640 MB for one.
-  std::span<const ClientRecord> clients() const { return slots_; }
+  std::span<const ClientRecord> clients() const { return {records_.data(), size_}; }
   size_t client_count() const { return size_; }
-  size_t memory_bytes() const { return slots_.size() * sizeof(ClientRecord); }
+  // The records in use and the index: what the table holds in memory (the record array's
+  // unused tail is address space only until written).
+  size_t memory_bytes() const { return size_ * sizeof(ClientRecord) + index_.mapped_bytes(); }
   // Per server address (the source of replies): replies, KoDs, and the processing-time
   // distribution of its time replies.
   struct ServerStats {
@@ -141,7 +181,10 @@ class Analysis {
 
  private:
   ClientRecord& find_or_add(const clients::AddressKey& key, uint64_t hash);
-  void grow();
+  void grow_index();
+  static uint64_t entry(uint64_t hash, size_t record) { return (hash >> 32 << 32) | (record + 1); }
+  static constexpr size_t kFirstRecords = size_t{1} << 15;  // 2 MiB: one huge page
+  static constexpr size_t kFirstSlots = size_t{1} << 16;    // 2^(64 - shift_)
 
   Options options_;
   Totals totals_;
@@ -150,8 +193,12 @@ class Analysis {
   ServerStats& server_stats(const base::IpAddress& a);
   clients::AddressKey last_server_key_;                 // one-entry cache: usually one server
   ServerStats* last_server_ = nullptr;
-  std::vector<ClientRecord> slots_;  // empty slot: requests == 0 && replies == 0
+  clients::ZeroedArray<ClientRecord> records_;  // size_ in use, in order of first appearance
   size_t size_ = 0;
+  // Open addressing, linear probing: hash >> 32 << 32 | record + 1, 0 when empty; a hash's
+  // home slot is its top bits (hash >> shift_), so the tag holds it (up to 2^32 slots).
+  clients::ZeroedArray<uint64_t> index_;
+  int shift_ = 64 - 16;
   uint64_t seed_;
 };
 

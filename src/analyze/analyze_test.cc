@@ -93,6 +93,11 @@ TEST(AnalyzeAnalysis, ManyClientsAndThresholds) {
   EXPECT_EQ(a.client_count(), static_cast<size_t>(n));
   EXPECT_EQ(a.totals().requests, static_cast<uint64_t>(n - 10 + 1000));
   const auto clients = a.clients();
+  ASSERT_EQ(clients.size(), static_cast<size_t>(n));  // the records in order of first appearance
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(clients[static_cast<size_t>(i)].key.address(), base::IpAddress::v4(0x0a000000u + static_cast<uint32_t>(i)));
+    ASSERT_EQ(clients[static_cast<size_t>(i)].requests, i < 10 ? 100u : 1u);
+  }
   const auto top = top_talkers(clients, 10);
   ASSERT_EQ(top.size(), 10u);
   for (const auto& t : top) EXPECT_EQ(t.requests, 100u);
@@ -102,6 +107,40 @@ TEST(AnalyzeAnalysis, ManyClientsAndThresholds) {
   EXPECT_EQ(rows[1].clients_blocked, 0u);
   EXPECT_EQ(default_thresholds(100), (std::vector<uint32_t>{1, 2, 5, 10, 20, 50, 100}));
   EXPECT_EQ(default_thresholds(101), (std::vector<uint32_t>{1, 2, 5, 10, 20, 50, 100, 200}));
+}
+
+TEST(AnalyzeAnalysis, PipelineCountsAsAddDoes) {
+  // Clients repeating within the pipeline's 32 frames, and the index and records growing
+  // between a frame's prepare() and its apply(): the same records, in the same order.
+  Analysis one({}), piped({});
+  {
+    Analysis::Pipeline pipeline(piped);
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < 300000; ++i) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      const uint32_t client = i % 7 == 0 ? static_cast<uint32_t>(i % 5) : static_cast<uint32_t>(x % 150000);
+      const bool reply = x % 3 == 0;
+      const auto ip = reply ? ipv4_udp(0xc0000201, client, 123, 40000, 48) : ipv4_udp(client, 0xc0000201, 40000, 123, 48);
+      const double ts = 1000.0 + i * 0.01;
+      one.add(ts, decode(kLinkRaw, ip));
+      pipeline.push(ts, decode(kLinkRaw, ip));
+    }
+  }  // the destructor flushes
+  EXPECT_EQ(piped.totals().requests, one.totals().requests);
+  EXPECT_EQ(piped.totals().replies, one.totals().replies);
+  ASSERT_EQ(piped.client_count(), one.client_count());
+  EXPECT_GT(one.client_count(), 50000u);  // past the first record array and index
+  for (size_t i = 0; i < one.client_count(); ++i) {
+    const ClientRecord &a = one.clients()[i], &b = piped.clients()[i];
+    ASSERT_EQ(a.key, b.key);
+    ASSERT_EQ(a.requests, b.requests);
+    ASSERT_EQ(a.replies, b.replies);
+    ASSERT_EQ(a.request_bytes, b.request_bytes);
+    ASSERT_EQ(a.last_ms, b.last_ms);
+    ASSERT_EQ(a.gaps, b.gaps);
+  }
 }
 
 TEST(AnalyzeAnalysis, PollIntervalsByMedianGap) {

@@ -47,7 +47,13 @@ struct Decoded {
   bool payload_complete = false;     // the whole UDP payload is in the capture
 };
 
-// Decodes one captured frame of `link_type`.
-Decoded decode(int link_type, std::span<const uint8_t> frame);
+// Decodes one captured frame of `link_type` into `out` (all of it: nothing of an earlier
+// frame stays).
+void decode(int link_type, std::span<const uint8_t> frame, Decoded& out);
+inline Decoded decode(int link_type, std::span<const uint8_t> frame) {
+  Decoded d;
+  decode(link_type, frame, d);
+  return d;
+}
 
 }  // namespace strata::analyze

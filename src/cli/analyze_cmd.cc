@@ -83,23 +83,15 @@ CaptureRead read_captures(const std::vector<std::string>& paths, analyze::Analys
     }
     pcap_pkthdr* h = nullptr;
     const u_char* data = nullptr;
-    // A frame is prepared (its client slot prefetched) 32 frames before it is counted: a ring
-    // where counting the oldest makes room for the newest, so every prefetch has the same
-    // head start.
-    constexpr size_t kDistance = 32;
-    std::array<analyze::Analysis::Prepared, kDistance> ring;
-    size_t queued = 0;
-    uint64_t next = 0;  // frames prepared so far in this file
+    analyze::Analysis::Pipeline pipeline(analysis);
+    analyze::Decoded d;
     for (;;) {
       const int r = pcap_next_ex(pc, &h, &data);
       if (r == 1) {
         ++fr.frames;
         const double ts = static_cast<double>(h->ts.tv_sec) + static_cast<double>(h->ts.tv_usec) * 1e-9;
-        const analyze::Decoded d = analyze::decode(link, {data, h->caplen});
-        analyze::Analysis::Prepared& p = ring[next++ % kDistance];
-        if (queued == kDistance) analysis.apply(p);  // the oldest, prepared 32 frames ago
-        else ++queued;
-        p = analysis.prepare(ts, d);
+        analyze::decode(link, {data, h->caplen}, d);
+        analyze::Analysis::Prepared& p = pipeline.push(ts, d);
         if (replay && p.ntp && p.direction == analyze::Direction::kRequest) {
           const auto outcome = replay->request(ts, {d.source, d.source_port}, d.destination, d.payload, d.ip_length);
           p.replay = outcome == analyze::ReplayOutcome::kKod       ? analyze::kReplayKod
@@ -108,8 +100,7 @@ CaptureRead read_captures(const std::vector<std::string>& paths, analyze::Analys
         }
         continue;
       }
-      for (uint64_t i = next - queued; i < next; ++i) analysis.apply(ring[i % kDistance]);
-      queued = 0;
+      pipeline.flush();
       if (r == PCAP_ERROR) {
         fr.warning = fmt::format("read up to frame {}, then: {}; the rest of the file is skipped",
                                  grouped(fr.frames), pcap_geterr(pc));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 
@@ -17,6 +18,16 @@ struct AddressKey {
 
   static AddressKey from(const base::IpAddress& a) {
     AddressKey k;
+    if constexpr (std::endian::native == std::endian::little) {
+      if (a.family == base::Family::kV4) {  // two 8-octet stores: read back whole, at once
+        uint32_t v4;
+        std::memcpy(&v4, a.bytes.data(), 4);
+        const uint64_t lo = 0, hi = uint64_t{v4} << 32 | uint64_t{0xffff} << 16;  // 0 0 ff ff a b c d
+        std::memcpy(k.bytes.data(), &lo, 8);
+        std::memcpy(k.bytes.data() + 8, &hi, 8);
+        return k;
+      }
+    }
     if (a.family == base::Family::kV4) {
       k.bytes[10] = 0xff;
       k.bytes[11] = 0xff;

@@ -10,6 +10,7 @@
 #include "clients/limiter.h"
 #include "clients/lru_index.h"
 #include "clients/tracker.h"
+#include "clients/zeroed_array.h"
 
 namespace strata::clients {
 namespace {
@@ -30,6 +31,42 @@ TEST(AddressKey, MapsIpv4AndCutsPrefixes) {
   EXPECT_EQ(b.prefix(24, 56).address(), ip("2001:db8:1::"));
   EXPECT_EQ(b.prefix(24, 128), b);
   EXPECT_NE(hash_key(a, 1), hash_key(a, 2));
+}
+
+TEST(ZeroedArray, GrowsInPlaceKeepingContents) {
+  for (const Pages pages : {Pages::kSmall, Pages::kHuge}) {
+    ZeroedArray<uint64_t> a(1000, pages);
+    EXPECT_EQ(a.size(), 1000u);
+    EXPECT_EQ(a.mapped_bytes() % (pages == Pages::kHuge ? (2u << 20) : 4096u), 0u);
+    if (pages == Pages::kHuge) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(a.data()) % (2u << 20), 0u);
+    }
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i], 0u);
+      a[i] = i * 7 + 1;
+    }
+    // Past the mapping (2 MiB = 262,144 elements for huge pages), twice.
+    for (const size_t n : {size_t{600000}, size_t{2000000}}) {
+      const size_t before = a.size();
+      a.grow(n);
+      ASSERT_EQ(a.size(), n);
+      EXPECT_GE(a.mapped_bytes(), n * sizeof(uint64_t));
+      if (pages == Pages::kHuge) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(a.data()) % (2u << 20), 0u);
+    }
+      for (size_t i = 0; i < 1000; ++i) ASSERT_EQ(a[i], i * 7 + 1);
+      for (size_t i = 1000; i < n; i += 4099) ASSERT_EQ(a[i], 0u);
+      EXPECT_EQ(a[n - 1], 0u);
+      a[n - 1] = 5;
+      EXPECT_EQ(a[before - 1], before == 1000 ? 999u * 7 + 1 : 5u);
+    }
+    a.grow(10);  // never shrinks
+    EXPECT_EQ(a.size(), 2000000u);
+    ZeroedArray<uint64_t> b(std::move(a));
+    EXPECT_EQ(b.size(), 2000000u);
+    EXPECT_EQ(a.size(), 0u);
+    EXPECT_EQ(b[999], 999u * 7 + 1);
+  }
 }
 
 TEST(LruIndex, KeepsOrderAndFreesSlots) {
