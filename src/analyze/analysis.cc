@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <random>
 
 namespace strata::analyze {
@@ -91,9 +92,7 @@ int gap_bin_ms(uint64_t ms) {
   static constexpr uint64_t kEdges[kGapBins - 1] = {1414,   2828,    5657,    11314,   22627,
                                                     45255,  90510,   181019,  362039,  724077,
                                                     1448155, 2896309, 5792619, 11585237, 23170475};
-  int k = 0;
-  while (k < kGapBins - 1 && ms >= kEdges[k]) ++k;
-  return k;
+  return static_cast<int>(std::upper_bound(std::begin(kEdges), std::end(kEdges), ms) - std::begin(kEdges));
 }
 
 int gap_bin(double seconds) {

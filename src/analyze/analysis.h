@@ -1,8 +1,10 @@
 // What `strata analyze` learns from the NTP packets of a capture: requests and replies told
 // apart, totals by family at the IP level, and one exact record per client (requests and
-// request bytes, replies and reply bytes, poll-interval bins) in an open-addressing table of
-// 64-octet entries, grown at 3/4 full (10 million clients: 2^24 slots, 1 GiB; while it grows,
-// the old table too). Reports are computed from the table:
+// request bytes, replies and reply bytes, poll-interval bins). The records, 64 octets each,
+// lie one after the other in order of first appearance, in an array that grows in place
+// (mremap: no copy); an open-addressing index of 8-octet entries (32 bits of hash, record
+// number), at most 3/4 full, finds them. 10 million clients: 640 MB of records and a 128 MiB
+// index (and, while it doubles, the 64 MiB one before it). Reports are computed from the records:
 // unique clients, the requests-per-client distribution, top talkers, the cumulative share
 // of traffic by client activity, and what blocking the busiest clients would cut.
 #pragma once
@@ -161,9 +163,9 @@ class Analysis {
     uint64_t applied_ = 0;  // frames applied
   };
   const Totals& totals() const { return totals_; }
-  // Every slot of the client table, in no particular order: records in use and empty ones
-  // (no requests, no replies), which the reports below skip. No copy: a 10-million-client
-  // analysis would need another 640 MB for one.
+  // Every client's record, in order of first appearance (requests or replies); the reports
+  // below skip those without requests. No copy: a 10-million-client analysis would need
+  // another 640 MB for one.
   std::span<const ClientRecord> clients() const { return {records_.data(), size_}; }
   size_t client_count() const { return size_; }
   // The records in use and the index: what the table holds in memory (the record array's

@@ -152,6 +152,14 @@ TEST(AnalyzeAnalysis, PollIntervalsByMedianGap) {
   EXPECT_EQ(gap_bin(70.0), 6);
   EXPECT_EQ(gap_bin(1024.0), 10);
   EXPECT_EQ(gap_bin(1e9), kGapBins - 1);
+  // The edges, 2^(k+0.5) s in ms, belong to the bin above.
+  EXPECT_EQ(gap_bin_ms(0), 0);
+  EXPECT_EQ(gap_bin_ms(1413), 0);
+  EXPECT_EQ(gap_bin_ms(1414), 1);
+  EXPECT_EQ(gap_bin_ms(90509), 6);
+  EXPECT_EQ(gap_bin_ms(90510), 7);
+  EXPECT_EQ(gap_bin_ms(23170474), kGapBins - 2);
+  EXPECT_EQ(gap_bin_ms(23170475), kGapBins - 1);
   Analysis a({});
   const auto ip = [](uint32_t src) { return ipv4_udp(src, 0xc0000201, 40000, 123, 48); };
   // Client 1: every 64 s, 10 times; client 2: every 2 s then one 1024 s pause (median 2 s);
