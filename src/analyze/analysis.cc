@@ -290,54 +290,78 @@ Distribution distribution(std::span<const ClientRecord> clients) {
   return d;
 }
 
+namespace {
+
+// The n records first in `before`'s order among those `keep` accepts, first first: a heap of
+// at most n pointers (no copy of millions of them to sort).
+template <class Keep, class Before>
+std::vector<const ClientRecord*> first_n(std::span<const ClientRecord> clients, size_t n, Keep keep, Before before) {
+  std::vector<const ClientRecord*> heap;  // its top: the last of the n kept so far
+  if (n == 0) return heap;
+  heap.reserve(n + 1);
+  for (const ClientRecord& r : clients) {
+    if (!keep(r)) continue;
+    if (heap.size() == n && !before(&r, heap.front())) continue;
+    heap.push_back(&r);
+    std::push_heap(heap.begin(), heap.end(), before);
+    if (heap.size() > n) {
+      std::pop_heap(heap.begin(), heap.end(), before);
+      heap.pop_back();
+    }
+  }
+  std::sort_heap(heap.begin(), heap.end(), before);
+  return heap;
+}
+
+}  // namespace
+
 std::vector<Talker> top_talkers(std::span<const ClientRecord> clients, size_t n) {
-  std::vector<const ClientRecord*> order;
-  order.reserve(clients.size());
-  for (const ClientRecord& r : clients)
-    if (r.requests > 0) order.push_back(&r);
-  n = std::min(n, order.size());
   const auto busier = [](const ClientRecord* a, const ClientRecord* b) {
     if (a->requests != b->requests) return a->requests > b->requests;
     return a->key.bytes < b->key.bytes;
   };
-  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(), busier);
   std::vector<Talker> out;
-  for (size_t i = 0; i < n; ++i)
-    out.push_back({order[i]->key.address(), order[i]->requests, order[i]->request_bytes, order[i]->reply_bytes});
+  for (const ClientRecord* r : first_n(clients, n, [](const ClientRecord& r) { return r.requests > 0; }, busier))
+    out.push_back({r->key.address(), r->requests, r->request_bytes, r->reply_bytes});
   return out;
 }
 
 std::vector<ThresholdRow> thresholds(std::span<const ClientRecord> clients,
                                      const std::vector<uint32_t>& ns) {
-  std::vector<const ClientRecord*> order;
-  uint64_t total = 0;
-  for (const ClientRecord& r : clients) {
-    if (r.requests == 0) continue;
-    order.push_back(&r);
-    total += r.requests;
-  }
-  std::sort(order.begin(), order.end(),
-            [](const ClientRecord* a, const ClientRecord* b) { return a->requests < b->requests; });
-  std::vector<ThresholdRow> rows;
-  size_t i = 0;
-  uint64_t requests_below = 0, reply_bytes_below = 0, all_reply_bytes = 0;
-  for (const ClientRecord* r : order) all_reply_bytes += r->reply_bytes;
+  // No sort of the clients: each lands in the band between two thresholds (band j: more than
+  // sorted[j - 1], at most sorted[j]; the last band: more than every threshold), and the rows
+  // are running sums over the bands. Ten million clients: one pass.
   std::vector<uint32_t> sorted = ns;
   std::sort(sorted.begin(), sorted.end());
-  for (uint32_t n : sorted) {
-    while (i < order.size() && order[i]->requests <= n) {
-      requests_below += order[i]->requests;
-      reply_bytes_below += order[i]->reply_bytes;
-      ++i;
-    }
+  struct Band {
+    uint64_t clients = 0, requests = 0, reply_bytes = 0;
+  };
+  std::vector<Band> bands(sorted.size() + 1);
+  Band all;
+  for (const ClientRecord& r : clients) {
+    if (r.requests == 0) continue;
+    Band& band = bands[static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), r.requests) - sorted.begin())];
+    ++band.clients;
+    band.requests += r.requests;
+    band.reply_bytes += r.reply_bytes;
+    ++all.clients;
+    all.requests += r.requests;
+    all.reply_bytes += r.reply_bytes;
+  }
+  std::vector<ThresholdRow> rows;
+  Band below;  // clients with at most the current threshold
+  for (size_t j = 0; j < sorted.size(); ++j) {
+    below.clients += bands[j].clients;
+    below.requests += bands[j].requests;
+    below.reply_bytes += bands[j].reply_bytes;
     ThresholdRow row;
-    row.n = n;
-    row.clients_at_most = i;
-    row.request_share_at_most = total ? static_cast<double>(requests_below) / static_cast<double>(total) : 0;
-    row.clients_blocked = order.size() - i;
-    row.requests_cut = total - requests_below;
-    row.reply_bytes_cut = all_reply_bytes - reply_bytes_below;
-    row.request_share_cut = total ? static_cast<double>(row.requests_cut) / static_cast<double>(total) : 0;
+    row.n = sorted[j];
+    row.clients_at_most = below.clients;
+    row.request_share_at_most = all.requests ? static_cast<double>(below.requests) / static_cast<double>(all.requests) : 0;
+    row.clients_blocked = all.clients - below.clients;
+    row.requests_cut = all.requests - below.requests;
+    row.reply_bytes_cut = all.reply_bytes - below.reply_bytes;
+    row.request_share_cut = all.requests ? static_cast<double>(row.requests_cut) / static_cast<double>(all.requests) : 0;
     rows.push_back(row);
   }
   return rows;
@@ -381,23 +405,22 @@ std::vector<IntervalRow> intervals(std::span<const ClientRecord> clients) {
 
 std::vector<FastPoller> fast_pollers(std::span<const ClientRecord> clients, double seconds, size_t n,
                                      uint64_t& total) {
-  std::vector<FastPoller> out;
   total = 0;
   const int limit = gap_bin(seconds);
-  for (const ClientRecord& r : clients) {
+  const auto fast = [&](const ClientRecord& r) {
     const int k = r.median_gap_bin();
-    if (k < 0 || k >= limit) continue;
+    if (k < 0 || k >= limit) return false;
     ++total;
-    out.push_back({r.key.address(), r.requests, k});
-  }
-  const auto busier = [](const FastPoller& a, const FastPoller& b) {
-    if (a.requests != b.requests) return a.requests > b.requests;
-    if (a.bin != b.bin) return a.bin < b.bin;
-    return clients::AddressKey::from(a.address) < clients::AddressKey::from(b.address);  // one order every run
+    return true;
   };
-  n = std::min(n, out.size());
-  std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n), out.end(), busier);
-  out.resize(n);
+  const auto busier = [](const ClientRecord* a, const ClientRecord* b) {
+    if (a->requests != b->requests) return a->requests > b->requests;
+    const int ka = a->median_gap_bin(), kb = b->median_gap_bin();
+    if (ka != kb) return ka < kb;
+    return a->key < b->key;  // one order every run
+  };
+  std::vector<FastPoller> out;
+  for (const ClientRecord* r : first_n(clients, n, fast, busier)) out.push_back({r->key.address(), r->requests, r->median_gap_bin()});
   return out;
 }
 

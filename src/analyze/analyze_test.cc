@@ -3,6 +3,8 @@
 // client table growing past its first size.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <vector>
 
 #include "analyze/analysis.h"
@@ -24,6 +26,13 @@ std::vector<uint8_t> ipv4_udp(uint32_t src, uint32_t dst, uint16_t sport, uint16
   base::store_be16(&p[22], dport);
   base::store_be16(&p[24], static_cast<uint16_t>(8 + payload));
   if (payload > 0) p[28] = 4 << 3 | 3;
+  return p;
+}
+
+// A server's reply (mode 4) to `client`.
+std::vector<uint8_t> ipv4_reply(uint32_t client) {
+  auto p = ipv4_udp(0xc0000201, client, 123, 40000, 48);
+  p[28] = 4 << 3 | 4;
   return p;
 }
 
@@ -109,6 +118,45 @@ TEST(AnalyzeAnalysis, ManyClientsAndThresholds) {
   EXPECT_EQ(default_thresholds(101), (std::vector<uint32_t>{1, 2, 5, 10, 20, 50, 100, 200}));
 }
 
+TEST(AnalyzeAnalysis, ThresholdsMatchCountingEachClient) {
+  Analysis a({});
+  uint64_t x = 12345;
+  for (int i = 0; i < 20000; ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    const uint32_t client = static_cast<uint32_t>(x >> 40) % 3000;
+    const auto ip = (x >> 20) % 4 == 0 ? ipv4_reply(client) : ipv4_udp(client, 0xc0000201, 40000, 123, 48);
+    a.add(1000.0 + i, decode(kLinkRaw, ip));
+  }
+  const std::vector<uint32_t> ns = {10, 1, 5, 5, 7, 1000};  // unsorted, a repeat
+  const auto rows = thresholds(a.clients(), ns);
+  ASSERT_EQ(rows.size(), ns.size());
+  std::vector<uint32_t> sorted = ns;
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t j = 0; j < rows.size(); ++j) {
+    uint64_t at_most = 0, blocked = 0, cut = 0, bytes_cut = 0, total = 0;
+    for (const ClientRecord& r : a.clients()) {
+      if (r.requests == 0) continue;
+      total += r.requests;
+      if (r.requests <= sorted[j]) {
+        ++at_most;
+      } else {
+        ++blocked;
+        cut += r.requests;
+        bytes_cut += r.reply_bytes;
+      }
+    }
+    EXPECT_EQ(rows[j].n, sorted[j]);
+    EXPECT_EQ(rows[j].clients_at_most, at_most);
+    EXPECT_EQ(rows[j].clients_blocked, blocked);
+    EXPECT_EQ(rows[j].requests_cut, cut);
+    EXPECT_EQ(rows[j].reply_bytes_cut, bytes_cut);
+    EXPECT_DOUBLE_EQ(rows[j].request_share_cut, static_cast<double>(cut) / static_cast<double>(total));
+  }
+  EXPECT_GT(rows[1].clients_blocked, 0u);  // the data reach past the small thresholds
+  EXPECT_GT(rows[1].reply_bytes_cut, 0u);
+  EXPECT_EQ(rows.back().clients_blocked, 0u);
+}
+
 TEST(AnalyzeAnalysis, PipelineCountsAsAddDoes) {
   // Clients repeating within the pipeline's 32 frames, and the index and records growing
   // between a frame's prepare() and its apply(): the same records, in the same order.
@@ -122,7 +170,7 @@ TEST(AnalyzeAnalysis, PipelineCountsAsAddDoes) {
       x ^= x << 17;
       const uint32_t client = i % 7 == 0 ? static_cast<uint32_t>(i % 5) : static_cast<uint32_t>(x % 150000);
       const bool reply = x % 3 == 0;
-      const auto ip = reply ? ipv4_udp(0xc0000201, client, 123, 40000, 48) : ipv4_udp(client, 0xc0000201, 40000, 123, 48);
+      const auto ip = reply ? ipv4_reply(client) : ipv4_udp(client, 0xc0000201, 40000, 123, 48);
       const double ts = 1000.0 + i * 0.01;
       one.add(ts, decode(kLinkRaw, ip));
       pipeline.push(ts, decode(kLinkRaw, ip));
@@ -130,6 +178,7 @@ TEST(AnalyzeAnalysis, PipelineCountsAsAddDoes) {
   }  // the destructor flushes
   EXPECT_EQ(piped.totals().requests, one.totals().requests);
   EXPECT_EQ(piped.totals().replies, one.totals().replies);
+  EXPECT_GT(one.totals().replies, 50000u);
   ASSERT_EQ(piped.client_count(), one.client_count());
   EXPECT_GT(one.client_count(), 50000u);  // past the first record array and index
   for (size_t i = 0; i < one.client_count(); ++i) {
@@ -138,6 +187,7 @@ TEST(AnalyzeAnalysis, PipelineCountsAsAddDoes) {
     ASSERT_EQ(a.requests, b.requests);
     ASSERT_EQ(a.replies, b.replies);
     ASSERT_EQ(a.request_bytes, b.request_bytes);
+    ASSERT_EQ(a.reply_bytes, b.reply_bytes);
     ASSERT_EQ(a.last_ms, b.last_ms);
     ASSERT_EQ(a.gaps, b.gaps);
   }
