@@ -170,17 +170,17 @@ void Analysis::prefetch_record(const Prepared& p) const {
   }
 }
 
-Analysis::Prepared Analysis::prepare(double ts, const Decoded& d) const {
-  Prepared p;
+void Analysis::prepare(double ts, const Decoded& d, Prepared& p) const {
+  p = Prepared{};
   p.ts = ts;
   p.kind = d.kind;
-  if (d.kind != Frame::kUdp) return p;
+  if (d.kind != Frame::kUdp) return;
   p.ntp = d.source_port == options_.port || d.destination_port == options_.port;
-  if (!p.ntp) return p;
+  if (!p.ntp) return;
   p.v4 = d.family == base::Family::kV4;
   p.ip_length = d.ip_length;
   p.direction = direction(d, options_);
-  if (p.direction == Direction::kUnknown) return p;
+  if (p.direction == Direction::kUnknown) return;
   p.kod = p.direction == Direction::kReply && d.payload.size() >= 2 && (d.payload[0] & 7) == 4 &&
           d.payload[1] == 0;
   p.key = clients::AddressKey::from(p.direction == Direction::kRequest ? d.source : d.destination);
@@ -203,7 +203,6 @@ Analysis::Prepared Analysis::prepare(double ts, const Decoded& d) const {
   p.hash = clients::hash_key(p.key, seed_);
   p.client = true;
   __builtin_prefetch(&index_[p.hash >> shift_]);
-  return p;
 }
 
 Analysis::ServerStats& Analysis::server_stats(const base::IpAddress& a) {

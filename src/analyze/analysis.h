@@ -100,7 +100,11 @@ class Analysis {
  public:
   explicit Analysis(const Options& options);
   // One captured frame at time `ts` (s since 1970).
-  void add(double ts, const Decoded& d) { apply(prepare(ts, d)); }
+  void add(double ts, const Decoded& d) {
+    Prepared p;
+    prepare(ts, d, p);
+    apply(p);
+  }
 
   // The same in three steps, for a stream of frames (see Pipeline below): prepare() keeps
   // what the frame contributes (it does not refer to the frame's bytes, which the capture
@@ -125,7 +129,7 @@ class Analysis {
     base::IpAddress server;
     int64_t processing_ns = -1;
   };
-  Prepared prepare(double ts, const Decoded& d) const;
+  void prepare(double ts, const Decoded& d, Prepared& out) const;  // all of `out`
   // Only a hint: apply() is right without it, whatever happened in between.
   void prefetch_record(const Prepared& p) const;
   void apply(const Prepared& p);
@@ -145,7 +149,7 @@ class Analysis {
     Prepared& push(double ts, const Decoded& d) {
       Prepared& p = ring_[next_ % kDistance];
       if (next_ - applied_ == kDistance) analysis_.apply(ring_[applied_++ % kDistance]);  // = p
-      p = analysis_.prepare(ts, d);
+      analysis_.prepare(ts, d, p);
       ++next_;
       if (next_ > kStep) analysis_.prefetch_record(ring_[(next_ - 1 - kStep) % kDistance]);
       return p;
