@@ -74,8 +74,8 @@ const char* class_explanation(ClientClass c) {
     case ClientClass::kSntpUnsync:
       return "leap 3, stratum 0, precision 0, zero fields, real transmit time: NTPsec's ntpdig (sntp, ntpdate)";
     case ClientClass::kSntp:
-      return "leap 0, stratum 0, precision 0, zero fields: SNTP clients such as systemd-timesyncd, busybox, "
-             "embedded devices (not checked here)";
+      return "leap 0, stratum 0, precision 0, zero fields, random transmit timestamp: systemd-timesyncd "
+             "(checked with version 252) and other SNTP clients such as busybox and embedded devices";
     case ClientClass::kFullNtp:
       return "its own stratum, negative precision and root delay/dispersion or refid: a full NTP daemon "
              "sending its system state, as classic ntpd (ntp.org) does (not checked here)";

@@ -46,7 +46,8 @@ int gap_bin(double seconds);
 int gap_bin_ms(uint64_t ms);
 
 // Client software from the header fields of a request (what real clients send, captured from
-// chronyd 4.3, NTPsec 1.2.2's ntpd and ntpdig; the others from their documentation):
+// chronyd 4.3, NTPsec 1.2.2's ntpd and ntpdig, systemd-timesyncd 252; the others from their
+// documentation):
 enum class ClientClass : uint8_t {
   kUnknown,      // none of the below (NTPv4 devices with their own mix of fields)
   kMinimal,      // precision 32, every other field zero, random transmit: chrony 4, NTPsec ntpd

@@ -23,6 +23,8 @@ STRATA = os.path.join(BUILD, "strata")
 CHRONYD = os.path.join(BUILD, "peers", "chrony", "usr", "sbin", "chronyd")
 # NTPsec's ntpq, unpacked by ./setup; a Python script that needs Debian's python3-ntp.
 NTPQ = os.path.join(BUILD, "peers", "ntpsec", "usr", "bin", "ntpq")
+# systemd-timesyncd, unpacked by ./setup (it runs with Debian's libsystemd-shared).
+TIMESYNCD = os.path.join(BUILD, "peers", "timesyncd", "lib", "systemd", "systemd-timesyncd")
 SYSTEM_PYTHON = "/usr/bin/python3"
 NTP_UNIX_OFFSET = 2208988800
 
@@ -220,9 +222,11 @@ def port_123_free(addresses):
         return False
 
 
-def main_in_netns(script, requirements, host_addresses):
+def main_in_netns(script, requirements, host_addresses, mount=False):
     """Runs unittest.main() in a namespace of our own (or on the host, see above). The
-    requirements are (condition, why) pairs checked first: a missing one skips."""
+    requirements are (condition, why) pairs checked first: a missing one skips. `mount`: a
+    mount namespace too (unshare -rnm), for tests that mount over system directories; they
+    never fall back to the host."""
     import shutil
     import unittest
     if IN_NETNS:
@@ -231,10 +235,13 @@ def main_in_netns(script, requirements, host_addresses):
         unittest.main(verbosity=2)
         return
     unshare = shutil.which("unshare")
-    netns = unshare and subprocess.run([unshare, "-rn", "true"], capture_output=True).returncode == 0
+    flags = "-rnm" if mount else "-rn"
+    netns = unshare and subprocess.run([unshare, flags, "true"], capture_output=True).returncode == 0
     try:
         for condition, why in requirements:
             require(condition, why)
+        if mount:
+            require(netns, "no user, network and mount namespaces (unshare -rnm)")
         require(netns or (is_root() and port_123_free(host_addresses)),
                 "no network namespace (unshare -rn) and port 123 on loopback not usable")
     except unittest.SkipTest as e:
@@ -242,6 +249,6 @@ def main_in_netns(script, requirements, host_addresses):
         return
     me = [sys.executable, os.path.abspath(script)]
     if netns:
-        sys.exit(subprocess.run([unshare, "-rn"] + me, env=dict(os.environ, STRATA_IN_NETNS="1")).returncode)
+        sys.exit(subprocess.run([unshare, flags] + me, env=dict(os.environ, STRATA_IN_NETNS="1")).returncode)
     print("no network namespace allowed: testing on the host's loopback port 123")
     sys.exit(subprocess.run(me, env=dict(os.environ, STRATA_IN_NETNS="host")).returncode)
