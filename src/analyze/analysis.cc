@@ -6,6 +6,7 @@
 #include <cstring>
 #include <iterator>
 #include <random>
+#include <stdexcept>
 
 namespace strata::analyze {
 
@@ -143,6 +144,7 @@ ClientRecord& Analysis::find_or_add(const clients::AddressKey& key, uint64_t has
   for (size_t i = hash >> shift_;; i = (i + 1) & mask) {
     const uint64_t e = index_[i];
     if (e == 0) {
+      if (size_ == kMaxRecords) throw std::length_error("more than 4,294,967,295 clients");  // 256 GiB of records
       if (size_ == records_.size()) records_.grow(records_.size() * 2);
       index_[i] = entry(hash, size_);
       ClientRecord& r = records_[size_++];

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -192,6 +193,7 @@ class Analysis {
   static uint64_t entry(uint64_t hash, size_t record) { return (hash >> 32 << 32) | (record + 1); }
   static constexpr size_t kFirstRecords = size_t{1} << 15;  // 2 MiB: one huge page
   static constexpr size_t kFirstSlots = size_t{1} << 16;    // 2^(64 - shift_)
+  static constexpr size_t kMaxRecords = (size_t{1} << 32) - 1;  // numbered in 32 bits
 
   Options options_;
   Totals totals_;
@@ -205,7 +207,7 @@ class Analysis {
   // Open addressing, linear probing: hash >> 32 << 32 | record + 1, 0 when empty; a hash's
   // home slot is its top bits (hash >> shift_), so the tag holds it (up to 2^32 slots).
   clients::ZeroedArray<uint64_t> index_;
-  int shift_ = 64 - 16;
+  int shift_ = 64 - std::countr_zero(kFirstSlots);
   uint64_t seed_;
 };
 

@@ -4,14 +4,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <pcap/pcap.h>
+#include <stdio_ext.h>
 
 #include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-
-#include <stdio_ext.h>
 #include <filesystem>
 #include <fstream>
 #include <memory>
