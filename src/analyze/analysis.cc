@@ -80,9 +80,12 @@ const char* class_explanation(ClientClass c) {
     case ClientClass::kFullNtp:
       return "its own stratum, negative precision and root delay/dispersion or refid: a full NTP daemon "
              "sending its system state, as classic ntpd (ntp.org) does (not checked here)";
-    case ClientClass::kNtpV3: return "NTPv3: older ntpd, Windows' w32time and many devices";
+    case ClientClass::kNtpV3:
+      return "NTPv3: older ntpd, Windows' w32time and many devices (the software named from its documentation, "
+             "not checked here)";
     case ClientClass::kLegacy: return "NTPv1 or NTPv2: very old software and devices";
-    case ClientClass::kSymmetric: return "mode 1 (symmetric active): NTP peers, some Windows configurations";
+    case ClientClass::kSymmetric:
+      return "mode 1 (symmetric active): NTP peers, some Windows configurations (not checked here)";
   }
   return "";
 }
