@@ -143,7 +143,7 @@ void Analysis::grow_index() {
 ClientRecord& Analysis::find_or_add(const clients::AddressKey& key, uint64_t hash) {
   if ((size_ + 1) * 4 > index_.size() * 3) grow_index();
   const size_t mask = index_.size() - 1;
-  const auto tag = static_cast<uint32_t>(hash >> 32);
+  const uint32_t tag = tag_of(hash);
   for (size_t i = hash >> shift_;; i = (i + 1) & mask) {
     const uint64_t e = index_[i];
     if (e == 0) {
@@ -154,8 +154,8 @@ ClientRecord& Analysis::find_or_add(const clients::AddressKey& key, uint64_t has
       r.key = key;
       return r;
     }
-    if (static_cast<uint32_t>(e >> 32) == tag) {
-      ClientRecord& r = records_[static_cast<uint32_t>(e) - 1];
+    if (tag_of(e) == tag) {
+      ClientRecord& r = records_[record_of(e)];
       if (r.key == key) return r;
     }
   }
@@ -164,12 +164,12 @@ ClientRecord& Analysis::find_or_add(const clients::AddressKey& key, uint64_t has
 void Analysis::prefetch_record(const Prepared& p) const {
   if (!p.client) return;
   const size_t mask = index_.size() - 1;  // if the index grew since prepare(), a wasted guess
-  const auto tag = static_cast<uint32_t>(p.hash >> 32);
+  const uint32_t tag = tag_of(p.hash);
   for (size_t i = p.hash >> shift_, probes = 0; probes < 8; i = (i + 1) & mask, ++probes) {
     const uint64_t e = index_[i];
     if (e == 0) return;  // a new client: its record will be the next one, written sequentially
-    if (static_cast<uint32_t>(e >> 32) == tag) {
-      __builtin_prefetch(&records_[static_cast<uint32_t>(e) - 1]);
+    if (tag_of(e) == tag) {
+      __builtin_prefetch(&records_[record_of(e)]);
       return;
     }
   }
@@ -339,25 +339,27 @@ std::vector<ThresholdRow> thresholds(std::span<const ClientRecord> clients,
   std::sort(sorted.begin(), sorted.end());
   struct Band {
     uint64_t clients = 0, requests = 0, reply_bytes = 0;
+    Band& operator+=(const Band& o) {
+      clients += o.clients;
+      requests += o.requests;
+      reply_bytes += o.reply_bytes;
+      return *this;
+    }
   };
   std::vector<Band> bands(sorted.size() + 1);
-  Band all;
   for (const ClientRecord& r : clients) {
     if (r.requests == 0) continue;
     Band& band = bands[static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), r.requests) - sorted.begin())];
     ++band.clients;
     band.requests += r.requests;
     band.reply_bytes += r.reply_bytes;
-    ++all.clients;
-    all.requests += r.requests;
-    all.reply_bytes += r.reply_bytes;
   }
+  Band all;
+  for (const Band& band : bands) all += band;
   std::vector<ThresholdRow> rows;
   Band below;  // clients with at most the current threshold
   for (size_t j = 0; j < sorted.size(); ++j) {
-    below.clients += bands[j].clients;
-    below.requests += bands[j].requests;
-    below.reply_bytes += bands[j].reply_bytes;
+    below += bands[j];
     ThresholdRow row;
     row.n = sorted[j];
     row.clients_at_most = below.clients;

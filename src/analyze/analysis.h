@@ -190,7 +190,10 @@ class Analysis {
  private:
   ClientRecord& find_or_add(const clients::AddressKey& key, uint64_t hash);
   void grow_index();
+  // An index entry: the hash's top 32 bits (the tag), then the record's number + 1.
   static uint64_t entry(uint64_t hash, size_t record) { return (hash >> 32 << 32) | (record + 1); }
+  static uint32_t tag_of(uint64_t hash_or_entry) { return static_cast<uint32_t>(hash_or_entry >> 32); }
+  static size_t record_of(uint64_t entry) { return static_cast<uint32_t>(entry) - 1; }
   static constexpr size_t kFirstRecords = size_t{1} << 15;  // 2 MiB: one huge page
   static constexpr size_t kFirstSlots = size_t{1} << 16;    // 2^(64 - shift_)
   static constexpr size_t kMaxRecords = (size_t{1} << 32) - 1;  // numbered in 32 bits
