@@ -181,7 +181,11 @@ void Analysis::prepare(double ts, const Decoded& d, Prepared& p) const {
   p.kind = d.kind;
   if (d.kind != Frame::kUdp) return;
   p.ntp = d.source_port == options_.port || d.destination_port == options_.port;
-  if (!p.ntp) return;
+  if (!p.ntp) {
+    p.source_port = d.source_port;
+    p.destination_port = d.destination_port;
+    return;
+  }
   p.v4 = d.family == base::Family::kV4;
   p.ip_length = d.ip_length;
   p.direction = direction(d, options_);
@@ -219,6 +223,13 @@ Analysis::ServerStats& Analysis::server_stats(const base::IpAddress& a) {
   return *last_server_;
 }
 
+std::optional<std::pair<uint16_t, uint64_t>> Analysis::busiest_other_udp_port() const {
+  if (other_udp_ports_.empty()) return std::nullopt;
+  const auto it = std::max_element(other_udp_ports_.begin(), other_udp_ports_.end());
+  if (*it == 0) return std::nullopt;
+  return std::pair<uint16_t, uint64_t>{static_cast<uint16_t>(it - other_udp_ports_.begin()), *it};
+}
+
 void Analysis::apply(const Prepared& p) {
   Totals& t = totals_;
   ++t.frames;
@@ -237,6 +248,9 @@ void Analysis::apply(const Prepared& p) {
   }
   if (!p.ntp) {
     ++t.other_udp;
+    if (other_udp_ports_.empty()) other_udp_ports_.assign(65536, 0);
+    ++other_udp_ports_[p.source_port];
+    if (p.destination_port != p.source_port) ++other_udp_ports_[p.destination_port];
     return;
   }
   switch (p.direction) {

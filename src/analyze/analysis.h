@@ -120,6 +120,7 @@ class Analysis {
     bool v4 = true;
     bool kod = false;
     bool ntp = false;  // on the NTP port
+    uint16_t source_port = 0, destination_port = 0;  // UDP not on the NTP port: counted by port
     uint32_t ip_length = 0;
     clients::AddressKey key;  // the client (requests: source; replies: destination)
     uint64_t hash = 0;
@@ -169,6 +170,10 @@ class Analysis {
     uint64_t applied_ = 0;  // frames applied
   };
   const Totals& totals() const { return totals_; }
+  const Options& options() const { return options_; }
+  // The UDP port (source or destination) of most datagrams not on the NTP port, with their
+  // count: what to suggest for --port when a capture's NTP ran elsewhere. nullopt: none.
+  std::optional<std::pair<uint16_t, uint64_t>> busiest_other_udp_port() const;
   // Every client's record, in order of first appearance (requests or replies); the reports
   // below skip those without requests. No copy: a 10-million-client analysis would need
   // another 640 MB for one.
@@ -200,6 +205,7 @@ class Analysis {
 
   Options options_;
   Totals totals_;
+  std::vector<uint32_t> other_udp_ports_;  // 65,536 counters, allocated at the first such datagram
   double epoch_s_ = -1;  // the first frame's time: last_ms counts from it
   std::map<clients::AddressKey, ServerStats> servers_;  // few: the servers in the capture
   ServerStats& server_stats(const base::IpAddress& a);

@@ -2,6 +2,7 @@
 #include "base/net.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 
 #include <charconv>
 #include <cstring>
@@ -68,6 +69,25 @@ std::string IpAddress::to_string() const {
   return buf;
 }
 
+bool ambiguous_v6_port(std::string_view text) {
+  if (text.empty() || text.front() == '[') return false;
+  const size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || text.find(':') == colon) return false;
+  const std::string_view last = text.substr(colon + 1);
+  if (last.empty() || last.size() > 5) return false;
+  for (char c : last)
+    if (c < '0' || c > '9') return false;
+  return IpAddress::parse(text.substr(0, colon)).has_value() && IpAddress::parse(text).has_value();
+}
+
+std::string endpoint_hint(std::string_view text) {
+  if (!ambiguous_v6_port(text)) return "";
+  const size_t colon = text.rfind(':');
+  return fmt::format("an IPv6 address with a port needs brackets: write [{}]:{} for port {}, or [{}] "
+                     "for the address alone",
+                     text.substr(0, colon), text.substr(colon + 1), text.substr(colon + 1), text);
+}
+
 std::optional<HostPort> split_host_port(std::string_view text) {
   HostPort hp;
   std::string_view port_text;
@@ -90,6 +110,9 @@ std::optional<HostPort> split_host_port(std::string_view text) {
       port_text = text.substr(colon + 1);
       has_port = true;
     } else {
+      // A bare IPv6 address whose last group could be a port ("::1:123") is refused: it
+      // would silently become another address (::0.1.1.35).
+      if (ambiguous_v6_port(text)) return std::nullopt;
       hp.host = std::string(text);
     }
   }

@@ -64,4 +64,10 @@ struct HostPort {
 };
 std::optional<HostPort> split_host_port(std::string_view text);
 
+// True for a bare IPv6 address whose last group could be meant as a port ("::1:123", which
+// would otherwise be the address ::0.1.1.35): split_host_port refuses it.
+bool ambiguous_v6_port(std::string_view text);
+// For an error message: how to write `text` unambiguously, or "" when it is not ambiguous.
+std::string endpoint_hint(std::string_view text);
+
 }  // namespace strata::base

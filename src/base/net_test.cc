@@ -32,6 +32,24 @@ TEST(Net, RejectsBadText) {
     EXPECT_FALSE(Endpoint::parse(bad, 123)) << bad;
 }
 
+TEST(Net, RefusesAmbiguousBareV6WithPort) {
+  // "::1:123" would be the address ::0.1.1.35: refused, with the bracketed forms as the hint.
+  for (const char* bad : {"::1:123", "fe80::1:2", "2001:db8::1:8123"}) {
+    EXPECT_FALSE(Endpoint::parse(bad, 123)) << bad;
+    EXPECT_TRUE(ambiguous_v6_port(bad)) << bad;
+  }
+  EXPECT_EQ(endpoint_hint("::1:123"),
+            "an IPv6 address with a port needs brackets: write [::1]:123 for port 123, or "
+            "[::1:123] for the address alone");
+  // Not ambiguous: removing the last group leaves no address, or there are brackets.
+  for (const char* good : {"::1", "::", "2001:db8::123", "2001:db8:0:0:0:0:0:123", "[::1:123]",
+                           "[::1]:123", "fe80::1"}) {
+    EXPECT_TRUE(Endpoint::parse(good, 123)) << good;
+    EXPECT_EQ(endpoint_hint(good), "") << good;
+  }
+  EXPECT_EQ(Endpoint::parse("[::1:123]", 123)->address.to_string(), "::0.1.1.35");
+}
+
 TEST(Net, SockaddrRoundTrip) {
   for (const char* text : {"127.0.0.1:9", "[fe80::1]:123", "[::]:0"}) {
     const Endpoint e = *Endpoint::parse(text, std::nullopt);

@@ -116,6 +116,17 @@ CaptureRead read_captures(const std::vector<std::string>& paths, analyze::Analys
     pcap_close(pc);
     out.files.push_back(fr);
   }
+  // Silent zeros help nobody: NTP on another port (a lab server, a mirror) is said so.
+  const analyze::Totals& t = analysis.totals();
+  if (t.requests + t.replies + t.unknown == 0 && t.other_udp > 0) {
+    if (const auto busiest = analysis.busiest_other_udp_port()) {
+      out.port_hint = fmt::format("no NTP on UDP port {}; the busiest UDP port was {} ({} of {} UDP "
+                                  "datagrams): try --port {}",
+                                  analysis.options().port, busiest->first, grouped(busiest->second),
+                                  grouped(t.other_udp), busiest->first);
+      fmt::print(stderr, "{}: {}\n", who, out.port_hint);
+    }
+  }
   return out;
 }
 
@@ -269,6 +280,7 @@ int run_analyze(const AnalyzeOptions& opt) {
     j["frames"] = {{"total", t.frames}, {"not_ip", t.not_ip}, {"other_ip", t.other_ip},
                    {"fragments", t.fragments}, {"truncated", t.truncated}, {"other_udp", t.other_udp},
                    {"unknown_direction", t.unknown}};
+    if (!read.port_hint.empty()) j["port_hint"] = read.port_hint;
     j["requests"] = {{"total", t.requests}, {"v4", t.requests_v4}, {"v6", t.requests_v6}, {"bytes", t.request_bytes}};
     j["replies"] = {{"total", t.replies}, {"v4", t.replies_v4}, {"v6", t.replies_v6}, {"bytes", t.reply_bytes},
                     {"kod", t.kod_replies}};
@@ -351,6 +363,7 @@ int run_analyze(const AnalyzeOptions& opt) {
                f.warning.empty() ? "" : "  WARNING: " + f.warning);
   if (t.any)
     fmt::print("Time         {} to {} ({:.1f} s)\n", utc(t.first_s), utc(t.last_s), duration);
+  if (!read.port_hint.empty()) fmt::print("NOTE         {}\n", read.port_hint);
   fmt::print("Frames       {}: NTP requests {}, replies {}, direction unknown {}; other UDP {}, other IP {}, "
              "not IP {}, fragments {}, truncated {}\n",
              grouped(t.frames), grouped(t.requests), grouped(t.replies), grouped(t.unknown), grouped(t.other_udp),

@@ -20,6 +20,9 @@ struct CaptureFile {
 struct CaptureRead {
   std::vector<CaptureFile> files;  // those that could be read (at least in part)
   int status = 0;                  // 1 when a file could not be opened or its link type is unknown
+  // Set when the files held UDP but no NTP on the port asked for: which port carried most
+  // of it, as a hint for --port (also printed to stderr).
+  std::string port_hint;
 };
 
 // Reads every frame of every file into `analysis` (and `replay`, when given, for requests).

@@ -74,21 +74,24 @@ int run_kod_effect(const ClientsOptions& opt) {
     fmt::print("{}\n", r.dump(2));
     return 0;
   }
-  fmt::print("clients with a first KoD RATE: {} ({} judged, {} less than {:.0f} s ago, {} evicted "
-             "since, {} KoD'd on their first request)\n",
-             r.value("watched", 0), r.value("judged", 0), r.value("waiting", 0),
+  fmt::print("clients with a first KoD RATE: {} ({} stopped, {} kept sending, {} less than {:.0f} s "
+             "ago, {} evicted since, {} KoD'd on their first request)\n",
+             r.value("watched", 0), r.value("stopped", 0), r.value("judged", 0), r.value("waiting", 0),
              r.value("min_age", 0.0), r.value("lost", 0), r.value("unknown_before", 0));
-  fmt::print("slowed down (rate at least halved): {} of {} = {:.1f}%, of which stopped: {}\n",
-             r.value("slowed", 0), r.value("judged", 0), 100 * r.value("share_slowed", 0.0),
-             r.value("stopped", 0));
-  fmt::print("median rate before: {:.3f}/s, after: {:.3f}/s\n", r.value("median_rate_before", 0.0),
-             r.value("median_rate_after", 0.0));
+  fmt::print("stopped (no request since the KoD): {} = {:.1f}% of those with a rate before\n",
+             r.value("stopped", 0), 100 * r.value("share_stopped", 0.0));
+  fmt::print("kept sending, slowed down (rate over their active time after the KoD at least "
+             "halved): {} of {} = {:.1f}%\n",
+             r.value("slowed", 0), r.value("judged", 0), 100 * r.value("share_slowed", 0.0));
+  fmt::print("median rate before: {:.3f}/s, after: {:.3f}/s (of those that kept sending)\n",
+             r.value("median_rate_before", 0.0), r.value("median_rate_after", 0.0));
   if (!r["clients"].empty())
-    fmt::print("{:<39} {:>12} {:>12} {:>10}  {}\n", "address", "before /s", "after /s", "since s", "slowed");
+    fmt::print("{:<39} {:>12} {:>12} {:>10} {:>10}  {}\n", "address", "before /s", "after /s", "since s",
+               "quiet s", "slowed");
   for (const auto& c : r["clients"])
-    fmt::print("{:<39} {:>12.3f} {:>12.3f} {:>10.0f}  {}\n", c.value("address", ""),
+    fmt::print("{:<39} {:>12.3f} {:>12.3f} {:>10.0f} {:>10.0f}  {}\n", c.value("address", ""),
                c.value("rate_before", 0.0), c.value("rate_after", 0.0), c.value("since_kod", 0.0),
-               c.value("slowed", false) ? "yes" : "no");
+               c.value("quiet_for", 0.0), c.value("slowed", false) ? "yes" : "no");
   return 0;
 }
 

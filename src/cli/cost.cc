@@ -198,7 +198,30 @@ std::optional<Sysstats> parse_sysstats(std::string_view text, std::string& error
       !count("restricted", s.restricted, false) || !count("rate limited", s.rate_limited, false) ||
       !count("KoD responses", s.kod_sent, false) || !count("processed for time", s.processed, false))
     return std::nullopt;
+  const auto optional = [&](const char* label, std::optional<double>& out) {
+    double v = 0;
+    if (!first.count(label)) return true;
+    if (!count(label, v, false)) return false;
+    out = v;
+    return true;
+  };
+  std::optional<double> in4, in6, out4, out6;
+  if (!optional("responses sent", s.responses_sent) || !optional("control responses", s.control_responses) ||
+      !optional("received v4", s.received_v4) || !optional("received v6", s.received_v6) ||
+      !optional("bytes in v4", in4) || !optional("bytes in v6", in6) || !optional("bytes out v4", out4) ||
+      !optional("bytes out v6", out6))
+    return std::nullopt;
+  if (in4 && in6) s.bytes_in = *in4 + *in6;
+  if (out4 && out6) s.bytes_out = *out4 + *out6;
   return s;
+}
+
+double sysstats_replies_without_kod(const Sysstats& s) {
+  return std::max(0.0, s.received - s.bad_format - s.auth_failed - s.declined - s.restricted - s.rate_limited);
+}
+
+double sysstats_replies(const Sysstats& s) {
+  return std::min(s.received, sysstats_replies_without_kod(s) + s.kod_sent);
 }
 
 double Traffic::in_bytes_per_packet() const {
@@ -301,20 +324,59 @@ int run_cost(const CostOptions& opt) {
       fmt::print(stderr, "strata cost: {}: {}\n", opt.sysstats, error);
       return 2;
     }
-    const double sent = std::max(0.0, s->received - s->bad_format - s->auth_failed - s->declined -
-                                          s->restricted - s->rate_limited);
     t.in_pps = s->received / s->seconds;
-    t.out_pps = sent / s->seconds;
-    t.v6_share = std::max(0.0, opt.v6_share);
-    input_lines.push_back(fmt::format("source             ntpq sysstats in {}, {} s since reset", opt.sysstats,
-                                      thousands(s->seconds)));
-    input_lines.push_back(fmt::format("packets received   {} ({:.1f}/s)", thousands(s->received), t.in_pps));
-    input_lines.push_back(fmt::format(
-        "packets sent       {} ({:.1f}/s) = received - bad format {} - auth failed {} - declined {} "
-        "- restricted {} - rate limited {}",
-        thousands(sent), t.out_pps, thousands(s->bad_format), thousands(s->auth_failed),
-        thousands(s->declined), thousands(s->restricted), thousands(s->rate_limited)));
-    inputs = {{"source", "sysstats"}, {"seconds", s->seconds}, {"received", s->received}, {"sent", sent}};
+    double sent = 0;
+    if (s->responses_sent) {
+      // `strata stats` text: stratad counted its replies (time, KoD, crypto-NAK and mode 6)
+      // and their bytes; nothing is inferred.
+      sent = *s->responses_sent + s->control_responses.value_or(0);
+      t.out_pps = sent / s->seconds;
+      const double rx = s->received_v4.value_or(0) + s->received_v6.value_or(0);
+      t.v6_share = opt.v6_share >= 0 ? opt.v6_share : rx > 0 ? s->received_v6.value_or(0) / rx : 0;
+      if (s->bytes_in && s->bytes_out) {
+        t.in_bytes_per_s = *s->bytes_in / s->seconds;
+        t.out_bytes_per_s = *s->bytes_out / s->seconds;
+      }
+      input_lines.push_back(fmt::format("source             strata stats text in {}, {} s since reset",
+                                        opt.sysstats, thousands(s->seconds)));
+      input_lines.push_back(fmt::format("packets received   {} ({:.1f}/s), IPv6 {:.1f}%", thousands(s->received),
+                                        t.in_pps, 100 * t.v6_share));
+      input_lines.push_back(fmt::format("packets sent       {} ({:.1f}/s) = responses sent {} + control responses {}, as counted",
+                                        thousands(sent), t.out_pps, thousands(*s->responses_sent),
+                                        thousands(s->control_responses.value_or(0))));
+      if (t.in_bytes_per_s)
+        input_lines.push_back(fmt::format("bytes              measured at the IP level: {:.1f} per packet in, {:.1f} out{}",
+                                          t.in_pps > 0 ? *t.in_bytes_per_s / t.in_pps : 0,
+                                          t.out_pps > 0 ? *t.out_bytes_per_s / t.out_pps : 0,
+                                          opt.l2 ? " (+14 Ethernet)" : ""));
+    } else {
+      sent = sysstats_replies(*s);
+      const double without = sysstats_replies_without_kod(*s);
+      t.out_pps = sent / s->seconds;
+      t.v6_share = std::max(0.0, opt.v6_share);
+      input_lines.push_back(fmt::format("source             ntpq sysstats in {}, {} s since reset", opt.sysstats,
+                                        thousands(s->seconds)));
+      input_lines.push_back(fmt::format("packets received   {} ({:.1f}/s)", thousands(s->received), t.in_pps));
+      input_lines.push_back(fmt::format(
+          "packets sent       {} ({:.1f}/s) = received - bad format {} - auth failed {} - declined {} "
+          "- restricted {} - rate limited {} + KoD responses {} (a KoD is a reply, billed like any)",
+          thousands(sent), t.out_pps, thousands(s->bad_format), thousands(s->auth_failed),
+          thousands(s->declined), thousands(s->restricted), thousands(s->rate_limited),
+          thousands(s->kod_sent)));
+      if (s->kod_sent > 0)
+        input_lines.push_back(fmt::format(
+            "                   without the KoDs (as often published): {} ({:.1f}/s), {:.1f}% fewer",
+            thousands(without), without / s->seconds, sent > 0 ? 100 * (sent - without) / sent : 0));
+      inputs["sent_without_kod"] = without;
+    }
+    inputs["source"] = s->responses_sent ? "strata-stats" : "sysstats";
+    inputs["seconds"] = s->seconds;
+    inputs["received"] = s->received;
+    inputs["sent"] = sent;
+    if (t.in_bytes_per_s) {
+      inputs["in_bytes_per_s"] = *t.in_bytes_per_s;
+      inputs["out_bytes_per_s"] = *t.out_bytes_per_s;
+    }
   } else if (!opt.captures.empty()) {
     analyze::Options aopt;
     aopt.port = opt.port;
@@ -346,6 +408,10 @@ int run_cost(const CostOptions& opt) {
                                       opt.l2 ? " (+14 Ethernet)" : ""));
     inputs = {{"source", "capture"}, {"seconds", secs}, {"received", tot.requests}, {"sent", tot.replies},
               {"in_bytes_per_s", *t.in_bytes_per_s}, {"out_bytes_per_s", *t.out_bytes_per_s}};
+    if (!read.port_hint.empty()) {
+      inputs["port_hint"] = read.port_hint;
+      input_lines.push_back("NOTE               " + read.port_hint);
+    }
   } else if (opt.rate > 0) {
     t.in_pps = opt.rate;
     t.out_pps = opt.sent_rate >= 0 ? opt.sent_rate : opt.rate;

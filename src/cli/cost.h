@@ -69,8 +69,19 @@ struct Sysstats {
   double rate_limited = 0;
   double kod_sent = 0;
   double processed = 0;
+  // Only in `strata stats` text (stratad's own counters, after the ntpq labels): the replies
+  // and IP-level bytes as counted, so nothing needs to be inferred.
+  std::optional<double> responses_sent, control_responses, received_v4, received_v6;
+  std::optional<double> bytes_in, bytes_out;  // v4 + v6
 };
 std::optional<Sysstats> parse_sysstats(std::string_view text, std::string& error);
+
+// Replies sent, inferred from ntpq's buckets: what was received less what was not answered
+// (bad format, auth failed, declined, restricted, rate limited), plus the KoDs, which are
+// replies (billed like any) although ntpd counts their requests as restricted or rate limited.
+double sysstats_replies(const Sysstats& s);
+// The same without the KoDs added back: the arithmetic often published (too low by the KoDs).
+double sysstats_replies_without_kod(const Sysstats& s);
 // "1D 02:03:04", "02:03:04" or "93784" -> seconds.
 std::optional<double> parse_period(std::string_view text);
 

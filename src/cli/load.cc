@@ -150,6 +150,7 @@ class LoadRun {
   // error text if sending failed outright.
   std::string run();
   nlohmann::json report() const;
+  nlohmann::json warnings(uint64_t sent, uint64_t kod, uint64_t matched) const;
   void print_text(const nlohmann::json& r) const;
 
  private:
@@ -381,7 +382,42 @@ nlohmann::json LoadRun::report() const {
           {"reply_rate", static_cast<double>(matched) / secs},
           {"response_ratio", sent ? static_cast<double>(matched) / static_cast<double>(sent) : 0.0},
           {"latency_us", quantiles_us(results_.latency_ns)},
-          {"server_time_us", quantiles_us(results_.processing_ns)}};
+          {"server_time_us", quantiles_us(results_.processing_ns)},
+          {"warnings", warnings(sent, results_.kod, matched)}};
+}
+
+// What a result that looks like a broken server usually means. Most requests answered with
+// KoD RATE, or most unanswered, is the rate limiter at work far more often than a fault:
+// the generator makes each of its addresses poll far faster than any real client.
+nlohmann::json LoadRun::warnings(uint64_t sent, uint64_t kod, uint64_t matched) const {
+  nlohmann::json out = nlohmann::json::array();
+  if (sent == 0) return out;
+  const double secs = std::max(1e-9, std::chrono::duration<double>(send_end_ - start_).count());
+  const double per_client = static_cast<double>(sent) / secs / std::max(1u, opt_.clients);
+  const std::string pace =
+      fmt::format("{} sent {} requests/s (a real client polls every 64-1024 s)",
+                  opt_.clients == 1 ? std::string("its one source address")
+                                    : fmt::format("each of its {} source addresses", opt_.clients), per_client >= 10 ? fmt::format("{:.0f}", per_client) : fmt::format("{:.2g}", per_client));
+  if (matched == 0 && kod == 0) {
+    out.push_back(fmt::format("no reply at all: nothing answers NTP at {}, or something drops the "
+                              "requests on the way",
+                              server_.to_string()));
+  } else if (2 * kod > sent) {
+    out.push_back(fmt::format("most requests were answered with KoD RATE: the server's rate "
+                              "limiter is at work, not failing; {}. For a throughput test use "
+                              "more --clients or a lower --rate, or turn the limiter off in "
+                              "the server's config ([ratelimit] enabled = false)",
+                              pace));
+  } else if (2 * matched < sent) {
+    out.push_back(fmt::format("most requests got no reply: most likely the server's rate limiter "
+                              "(stratad answers what is over the limit with at most one KoD per 8 s "
+                              "per address and drops the rest: `strata stats` counts them as "
+                              "\"rate limited\"), else its receive queues overflowed; {}. For a "
+                              "throughput test use more --clients or a lower --rate, or turn the "
+                              "limiter off in the server's config ([ratelimit] enabled = false)",
+                              pace));
+  }
+  return out;
 }
 
 void LoadRun::print_text(const nlohmann::json& r) const {
@@ -404,6 +440,7 @@ void LoadRun::print_text(const nlohmann::json& r) const {
   const auto& s = r["server_time_us"];
   fmt::print("server time p50 {:.1f} us  p99 {:.1f} us  p99.9 {:.1f} us  (reply T3 - T2)\n",
              s["p50"].get<double>(), s["p99"].get<double>(), s["p999"].get<double>());
+  for (const auto& w : r["warnings"]) fmt::print("note: {}\n", w.get<std::string>());
 }
 
 }  // namespace
@@ -423,6 +460,12 @@ int run_load(const LoadOptions& opt) {
   if (prefix.empty() && opt.clients > 1) {
     if (server.address.family == base::Family::kV4 && server.address.is_loopback()) {
       prefix = "127.0.0.0/8";
+    } else if (server.address.is_loopback()) {
+      fmt::print(stderr, "strata load: --clients > 1 needs that many source addresses: IPv6 "
+                         "loopback is the one address ::1 (IPv4's is 127.0.0.0/8); give "
+                         "--source-prefix with addresses configured on this host, e.g. in a "
+                         "network namespace, or use --clients 1\n");
+      return 2;
     } else {
       fmt::print(stderr, "strata load: --clients > 1 needs a loopback server or --source-prefix\n");
       return 2;

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include "base/command_line.h"
 #include "cli/commands.h"
 #include "cli/cost.h"
 
@@ -10,6 +11,7 @@ int main(int argc, char** argv) {
   CLI::App app{"strata: query NTP servers, read stratad's statistics and clients, load-test a server.",
                "strata"};
   app.require_subcommand(1);
+  strata::base::show_defaults(app);
   app.set_version_flag("-V,--version", std::string("strata ") + STRATA_VERSION);
 
   QueryOptions q;
@@ -37,13 +39,15 @@ int main(int argc, char** argv) {
   clients->add_option("--control", c.control, "stratad's control socket");
   clients->add_option("--sort", c.sort,
                       "lstint: most recently seen first; count: most requests first; avgint: "
-                      "shortest average interval first; addr: by address; a leading - reverses")
+                      "shortest average interval first; addr: by address; a leading - reverses "
+                      "(so strata's count is ntpq's sort=-count)")
       ->check(CLI::IsMember({"lstint", "-lstint", "count", "-count", "avgint", "-avgint", "addr",
                              "-addr"}));
   clients->add_option("--limit", c.limit, "show at most N clients (0: all)");
   clients->add_option("--mincount", c.mincount, "only clients with at least N requests");
   clients->add_flag("--limited", c.limited, "only clients whose last request was over the rate limit");
-  clients->add_flag("--kod", c.kod, "only clients that were sent a Kiss-o'-Death");
+  clients->add_flag("--kod", c.kod, "only clients that were sent at least one Kiss-o'-Death "
+                                    "(ntpq's mrulist kod: only those whose last request drew one)");
   clients->add_option("--prefix", c.prefix, "only clients in this CIDR, e.g. 192.0.2.0/24");
   clients->add_option("--laddr", c.laddr, "only clients that reached this local address");
   auto* cjson = clients->add_flag("--json", c.json, "JSON output (an array of objects)");
@@ -161,7 +165,8 @@ int main(int argc, char** argv) {
   cost->add_option("--prices", co.prices, "an edited prices file instead of the built-in data/prices.toml");
   cost->add_flag("--json", co.json, "JSON output");
 
-  CLI11_PARSE(app, argc, argv);
+  // 2 for a usage error, as strata(1) says (not CLI11's own 105-109).
+  if (const auto status = strata::base::parse_command_line(app, argc, argv, 2)) return *status;
   if (cost->parsed()) return run_cost(co);
   if (analyze->parsed()) return run_analyze(an);
   if (query->parsed()) return run_query(q);

@@ -12,6 +12,7 @@
 #include <charconv>
 #include <cstring>
 #include <cerrno>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -31,6 +32,15 @@ class Checker {
     errors_.push_back({file_, static_cast<int>(node.source().begin.line), std::move(reason)});
   }
   void fail(int line, std::string reason) { errors_.push_back({file_, line, std::move(reason)}); }
+
+  // A path the file names, absolute: a relative one is taken from the config file's own
+  // directory (not the working directory, which is / under systemd).
+  std::string resolve(const std::string& path) const {
+    if (path.empty() || path.front() == '/') return path;
+    std::error_code ec;
+    const auto dir = std::filesystem::absolute(std::filesystem::path(file_), ec).parent_path();
+    return (dir / path).lexically_normal().string();
+  }
   std::vector<Error>& errors() { return errors_; }
 
   std::optional<int64_t> integer(const toml::node& n, std::string_view key, int64_t lo,
@@ -81,6 +91,12 @@ class Checker {
 
 using Handler = std::function<void(const toml::node&)>;
 
+// "REASON" or "REASON (HINT)" when the text is an IPv6 address that needs brackets.
+std::string with_hint(std::string reason, std::string_view text) {
+  const std::string hint = base::endpoint_hint(text);
+  return hint.empty() ? reason : reason + ": " + hint;
+}
+
 void walk_table(Checker& check, const toml::table& table, std::string_view name,
                 const std::map<std::string, Handler, std::less<>>& handlers) {
   for (auto&& [key, node] : table) {
@@ -106,9 +122,10 @@ void parse_listen(Checker& check, const toml::node& node, ServerConfig& server) 
     if (!text) continue;
     const auto ep = base::Endpoint::parse(*text, kNtpPort);
     if (!ep)
-      check.fail(item, fmt::format("listen entry '{}' is not an IPv4 or [IPv6] address with an "
-                                   "optional :port",
-                                   *text));
+      check.fail(item, with_hint(fmt::format("listen entry '{}' is not an IPv4 or [IPv6] address "
+                                             "with an optional :port",
+                                             *text),
+                                 *text));
     else
       server.listen.push_back(*ep);
   }
@@ -202,7 +219,7 @@ void parse_time(Checker& check, const toml::table& t, clock::Options& o) {
              if (!v) return;
              const auto ep = base::Endpoint::parse(*v, kNtpPort);
              if (!ep)
-               check.fail(n, fmt::format("mirror = \"{}\": expected address[:port]", *v));
+               check.fail(n, with_hint(fmt::format("mirror = \"{}\": expected address[:port]", *v), *v));
              else
                o.mirror = *ep;
            }},
@@ -245,8 +262,10 @@ void parse_metrics(Checker& check, const toml::table& t, MetricsConfig& m) {
                     }
                     const auto ep = base::Endpoint::parse(*v, std::nullopt);
                     if (!ep)
-                      check.fail(n, fmt::format("listen = \"{}\": expected address:port, or \"\" "
-                                                "to switch the endpoint off", *v));
+                      check.fail(n, with_hint(fmt::format("listen = \"{}\": expected address:port, "
+                                                          "or \"\" to switch the endpoint off",
+                                                          *v),
+                                              *v));
                     else
                       m.listen = *ep;
                   }},
@@ -300,7 +319,7 @@ void parse_clients(Checker& check, const toml::table& t, ClientsConfig& c) {
            }},
           {"state_dir",
            [&](const toml::node& n) {
-             if (auto v = check.string(n, "state_dir")) c.state_dir = *v;
+             if (auto v = check.string(n, "state_dir")) c.state_dir = check.resolve(*v);
            }},
       });
 }
@@ -352,7 +371,7 @@ std::optional<std::string> read_named_file(Checker& check, const toml::node& n, 
     return std::nullopt;
   }
   auto text = base::read_file(path);
-  if (!text) check.fail(n, fmt::format("{} = \"{}\": cannot open it", key, path));
+  if (!text) check.fail(n, fmt::format("{} = \"{}\": cannot open it: {}", key, path, std::strerror(errno)));
   return text;
 }
 
@@ -366,10 +385,10 @@ void parse_auth(Checker& check, const toml::table& t, AuthConfig& a, std::vector
            [&](const toml::node& n) {
              const auto v = check.string(n, "keys");
              if (!v || v->empty()) return;
-             a.keys_file = *v;
-             const auto text = read_named_file(check, n, *v, "keys");
+             a.keys_file = check.resolve(*v);
+             const auto text = read_named_file(check, n, a.keys_file, "keys");
              if (!text) return;
-             auth::ParsedKeys parsed = auth::parse_keys_text(*text, *v);
+             auth::ParsedKeys parsed = auth::parse_keys_text(*text, a.keys_file);
              for (const auto& e : parsed.errors) file_errors.push_back({e.file, e.line, e.reason});
              a.keys = std::move(parsed.keys);
            }},
@@ -442,10 +461,10 @@ void parse_access(Checker& check, const toml::table& t, AccessConfig& a,
            [&](const toml::node& n) {
              const auto v = check.string(n, "file");
              if (!v) return;
-             a.file = *v;
-             const auto text = read_named_file(check, n, *v, "file");
+             a.file = check.resolve(*v);
+             const auto text = read_named_file(check, n, a.file, "file");
              if (!text) return;
-             policy::ParsedRules parsed = policy::parse_rules_text(*text, *v);
+             policy::ParsedRules parsed = policy::parse_rules_text(*text, a.file);
              for (const auto& e : parsed.errors) rule_errors.push_back({e.file, e.line, e.reason});
              file_rules = std::move(parsed.rules);
            }},

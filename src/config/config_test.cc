@@ -64,6 +64,17 @@ precision = -22
   EXPECT_EQ(c.time.precision, -22);
 }
 
+TEST(Config, RefusesBareV6WithPortInListen) {
+  const auto r = parse_config("[server]\nlisten = [\"::1:123\"]\n", "l.toml");
+  EXPECT_FALSE(r.config);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].to_string(),
+            "l.toml:2: listen entry '::1:123' is not an IPv4 or [IPv6] address with an optional "
+            ":port: an IPv6 address with a port needs brackets: write [::1]:123 for port 123, or "
+            "[::1:123] for the address alone");
+  EXPECT_TRUE(parse_config("[server]\nlisten = [\"[::1]:123\", \"::1\"]\n", "l.toml").config);
+}
+
 TEST(Config, LocalSourceDefaultsLikeChrony) {
   auto r = parse_config("[time]\nsource = \"local\"\n", "t.toml");
   ASSERT_TRUE(r.config);
@@ -163,7 +174,18 @@ TEST(Config, AccessRulesInlineAndFromAFile) {
   EXPECT_EQ(text[2], path + ":4: 10.0.0.0/8 is already given at b.toml:2");
   const auto missing = parse_config("[access]\nfile = \"/nonexistent/rules\"\n", "c.toml");
   ASSERT_EQ(missing.errors.size(), 1u);
-  EXPECT_EQ(missing.errors[0].to_string(), "c.toml:2: file = \"/nonexistent/rules\": cannot open it");
+  EXPECT_EQ(missing.errors[0].to_string(), "c.toml:2: file = \"/nonexistent/rules\": cannot open it: No such file or directory");
+}
+
+TEST(Config, RelativePathsAreTakenFromTheConfigFilesDirectory) {
+  const auto r = parse_config("[clients]\nstate_dir = \"state\"\n", "/etc/stratad/stratad.toml");
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->clients.state_dir, "/etc/stratad/state");
+  const auto keys = parse_config("[auth]\nkeys = \"../keys/ntp.keys\"\n", "/nonexistent/conf/s.toml");
+  ASSERT_EQ(keys.errors.size(), 1u);
+  EXPECT_EQ(keys.errors[0].to_string(),
+            "/nonexistent/conf/s.toml:2: keys = \"/nonexistent/keys/ntp.keys\": cannot open it: No "
+            "such file or directory");
 }
 
 TEST(Config, AuthKeysTrustedAndControlKey) {

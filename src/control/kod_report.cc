@@ -7,9 +7,12 @@ namespace strata::control {
 
 nlohmann::json kod_effect_json(const std::vector<const clients::Tracker*>& trackers,
                                int64_t now_ns, double min_age_s, size_t limit) {
+  // A client sent nothing since its KoD ("stopped"), or is judged on its rate over the time
+  // it stayed active after the KoD (KoD to its last request), not over the time until now:
+  // one that ignored the KoD at full rate for a while and then went quiet did not slow down.
   struct Judged {
     std::string address;
-    double before, after, age;
+    double before, after, age, quiet;
     bool slowed;
   };
   std::vector<Judged> judged;
@@ -34,9 +37,14 @@ nlohmann::json kod_effect_json(const std::vector<const clients::Tracker*>& track
         continue;
       }
       const double before = (e.count_at_kod - 1) / span;
-      const double after = static_cast<double>(s.count - e.count_at_kod) / age;
-      if (s.count == e.count_at_kod) ++stopped;
-      judged.push_back({s.address.to_string(), before, after, age, after <= before / 2});
+      if (s.count <= e.count_at_kod) {
+        ++stopped;
+        continue;
+      }
+      const double active = std::max(1e-3, static_cast<double>(s.last_ns - e.kod_ns) * 1e-9);
+      const double after = static_cast<double>(s.count - e.count_at_kod) / active;
+      const double quiet = std::max(0.0, static_cast<double>(now_ns - s.last_ns) * 1e-9);
+      judged.push_back({s.address.to_string(), before, after, age, quiet, after <= before / 2});
     }
   }
   const auto slowed = static_cast<uint64_t>(
@@ -59,6 +67,7 @@ nlohmann::json kod_effect_json(const std::vector<const clients::Tracker*>& track
                     {"rate_before", judged[i].before},
                     {"rate_after", judged[i].after},
                     {"since_kod", judged[i].age},
+                    {"quiet_for", judged[i].quiet},
                     {"slowed", judged[i].slowed}});
   return {{"ok", true},
           {"watched", watched},
@@ -66,6 +75,9 @@ nlohmann::json kod_effect_json(const std::vector<const clients::Tracker*>& track
           {"slowed", slowed},
           {"stopped", stopped},
           {"share_slowed", judged.empty() ? 0.0 : static_cast<double>(slowed) / judged.size()},
+          {"share_stopped", judged.size() + stopped == 0
+                                ? 0.0
+                                : static_cast<double>(stopped) / static_cast<double>(judged.size() + stopped)},
           {"median_rate_before", median([](const Judged& j) { return j.before; })},
           {"median_rate_after", median([](const Judged& j) { return j.after; })},
           {"waiting", waiting},

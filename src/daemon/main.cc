@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/command_line.h"
 #include "base/log.h"
 #include "clock/clock_service.h"
 #include "config/config.h"
@@ -35,6 +36,8 @@
 #include "control/top_report.h"
 #include "control/unique_report.h"
 #include "control/report.h"
+#include "daemon/run_as.h"
+#include "io/address_in_use.h"
 #include "io/steering.h"
 #include "io/udp_backend.h"
 #include "server/control_service.h"
@@ -82,7 +85,9 @@ std::optional<config::Config> build_config(const Flags& flags,
     for (const auto& text : flags.listen) {
       const auto ep = base::Endpoint::parse(text, config::kNtpPort);
       if (!ep) {
-        base::log(LogLevel::kError, "--listen {}: expected ADDR[:PORT], IPv6 in brackets", text);
+        const std::string hint = base::endpoint_hint(text);
+        base::log(LogLevel::kError, "--listen {}: {}", text,
+                  hint.empty() ? "expected ADDR[:PORT], IPv6 in brackets" : hint);
         return std::nullopt;
       }
       cfg.server.listen.push_back(*ep);
@@ -100,6 +105,14 @@ std::optional<config::Config> build_config(const Flags& flags,
 std::optional<std::vector<std::vector<int>>> open_sockets(config::ServerConfig& server) {
   std::vector<std::vector<int>> per_worker(server.threads);
   std::vector<base::Endpoint> bound;
+  // Every address first, before any of ours is bound: one that another process serves is
+  // refused (our SO_REUSEPORT sockets would join its group and split its clients).
+  for (const base::Endpoint& ep : server.listen) {
+    if (const std::string e = io::check_address_free(ep, server.socket); !e.empty()) {
+      base::log(LogLevel::kError, "{}", e);
+      return std::nullopt;
+    }
+  }
   for (base::Endpoint ep : server.listen) {
     std::vector<int> fds;
     std::string error;
@@ -349,10 +362,30 @@ class DaemonSources final : public mode6::Sources {
   int poll_ = 6;
 };
 
+// The files stratad needs after the privilege drop, checked as the user it will run as:
+// one message per problem.
+std::vector<std::string> check_files(const Flags& flags, const config::Config& cfg) {
+  std::string error;
+  const auto who = daemon::resolve_run_as(cfg.server.user, error);
+  if (!who) return {error};
+  std::vector<daemon::FileNeed> needs;
+  if (!flags.config_path.empty())
+    needs.push_back({std::filesystem::absolute(flags.config_path).string(), "the config file", false});
+  if (!cfg.access.file.empty()) needs.push_back({cfg.access.file, "[access] file", false});
+  if (!cfg.auth.keys_file.empty()) needs.push_back({cfg.auth.keys_file, "[auth] keys", false});
+  if (!cfg.clients.state_dir.empty())
+    needs.push_back({cfg.clients.state_dir, "[clients] state_dir", true});
+  return daemon::check_files_as(*who, needs);
+}
+
 int run(const Flags& flags) {
   if (flags.verbose) base::set_log_level(LogLevel::kDebug);
   std::optional<config::Config> cfg = build_config(flags);
   if (!cfg) return 1;
+  if (const auto problems = check_files(flags, *cfg); !problems.empty()) {
+    for (const auto& p : problems) base::log(LogLevel::kError, "{}", p);
+    return 1;
+  }
   if (flags.check_config) {
     std::string listen;
     for (const auto& ep : cfg->server.listen) listen += (listen.empty() ? "" : ", ") + ep.to_string();
@@ -371,17 +404,22 @@ int run(const Flags& flags) {
   auto sockets = open_sockets(cfg->server);
   if (!sockets) return 1;
   const unsigned n = cfg->server.threads;
-  if (n > 1) {
-    // One client, one worker: steer each reuseport group by the rate-limit prefix of the
-    // source address (io/steering.h), so per-worker tables see all of a client's requests.
-    for (size_t k = 0; k < cfg->server.listen.size(); ++k) {
-      const base::Family family = cfg->server.listen[k].address.family;
-      const int bits = family == base::Family::kV4 ? cfg->ratelimit.v4_prefix : cfg->ratelimit.v6_prefix;
-      if (const std::string e = io::attach_steering((*sockets)[0][k], family, bits, n); !e.empty()) {
-        base::log(LogLevel::kError, "steering clients to workers on {}: {} (run with --threads 1)",
-                  cfg->server.listen[k].to_string(), e);
-        return 1;
+  // One client, one worker: steer each reuseport group by the rate-limit prefix of the
+  // source address (io/steering.h), so per-worker tables see all of a client's requests. The
+  // program picks among the first n sockets only, so a socket that another process of our
+  // user adds to the group later gets no traffic; with one worker it is attached for that
+  // alone.
+  for (size_t k = 0; k < cfg->server.listen.size(); ++k) {
+    const base::Family family = cfg->server.listen[k].address.family;
+    const int bits = family == base::Family::kV4 ? cfg->ratelimit.v4_prefix : cfg->ratelimit.v6_prefix;
+    if (const std::string e = io::attach_steering((*sockets)[0][k], family, bits, n); !e.empty()) {
+      if (n == 1) {
+        base::log(LogLevel::kWarning, "reuseport program on {}: {}", cfg->server.listen[k].to_string(), e);
+        continue;
       }
+      base::log(LogLevel::kError, "steering clients to workers on {}: {} (run with --threads 1)",
+                cfg->server.listen[k].to_string(), e);
+      return 1;
     }
   }
   control::ControlServer control_server;
@@ -638,7 +676,9 @@ int main(int argc, char** argv) {
                "Without --config it serves UDP 123 on all IPv4 and IPv6 addresses, one worker "
                "per CPU, time from the kernel clock.",
                "stratad"};
-  app.add_option("-c,--config", flags.config_path, "TOML configuration file")->check(CLI::ExistingFile);
+  strata::base::show_defaults(app);
+  // Not CLI::ExistingFile: a missing file is a bad configuration (exit 1, named by the loader).
+  app.add_option("-c,--config", flags.config_path, "TOML configuration file");
   app.add_option("-l,--listen", flags.listen,
                  "address to serve, ADDR[:PORT] or [IPv6][:PORT] (repeatable; replaces the "
                  "config's list)");
@@ -651,6 +691,7 @@ int main(int argc, char** argv) {
   app.add_flag("--check-config", flags.check_config, "validate the configuration and exit");
   app.add_flag("-v,--verbose", flags.verbose, "log debug messages");
   app.set_version_flag("-V,--version", std::string("stratad ") + STRATA_VERSION);
-  CLI11_PARSE(app, argc, argv);
+  // A usage error exits 2, a bad configuration 1 (stratad(8), EXIT STATUS).
+  if (const auto status = strata::base::parse_command_line(app, argc, argv, 2)) return *status;
   return strata::run(flags);
 }

@@ -471,5 +471,33 @@ TEST(Mode6Responder, MrulistNeedsAFreshNonce) {
   EXPECT_EQ(out[0][4], kErrBadValue);
 }
 
+// ntpd's read_mru_list: limit is checked against 1..256 only when frags is absent, so the
+// `limit=1000, frags=32` that ntpq sends after raising its limit is served (it looped on
+// CERR_BADVALUE before).
+TEST(Mode6Responder, MrulistLimitIsCheckedOnlyWithoutFrags) {
+  ResponderSetup s;
+  auto nonce = [&] { return payload(s.ask(request(kRequestNonce), "127.0.0.1")).substr(6, 24); };
+  auto rows = [&](const std::string& params) -> int {
+    s.now_ns += 3'000'000'000;  // refill the per-source token bucket
+    const auto out = s.ask(request(kReadMru, "nonce=" + nonce() + ", " + params), "127.0.0.1");
+    if (out.empty()) return -2;
+    if (out[0][1] & 0x40) return out[0][4] == kErrBadValue ? -1 : -3;
+    const auto m = items(payload(out));
+    int n = 0;
+    while (m.count("addr." + std::to_string(n))) ++n;
+    return n;
+  };
+  EXPECT_EQ(rows("frags=32, limit=1000"), 50);  // above the number of clients (50)
+  EXPECT_EQ(rows("frags=32, limit=10"), 10);    // below it
+  EXPECT_EQ(rows("frags=32"), 50);
+  EXPECT_EQ(rows("limit=10"), 10);
+  EXPECT_EQ(rows("limit=256"), 50);
+  EXPECT_EQ(rows("limit=1000"), -1);  // no frags: 1..256 only
+  EXPECT_EQ(rows("limit=0"), -1);
+  EXPECT_EQ(rows("frags=0, limit=0"), -1);
+  EXPECT_EQ(rows("frags=129"), -1);
+  EXPECT_EQ(rows("frags=128, limit=0"), 50);  // limit 0 with frags: no row limit
+}
+
 }  // namespace
 }  // namespace strata::mode6

@@ -167,11 +167,17 @@ std::vector<std::vector<uint8_t>> Responder::read_mru(const Request& r, const In
     counters_.add(Counter::drop_control_bad);
     return {};
   }
-  if ((q->frags && (*q->frags > kMruFragsLimit || (*q->frags == 0 && !q->limit))) ||
-      (q->limit && (*q->limit == 0 || *q->limit > kMruRowLimit)))
+  // ntpd's read_mru_list, to the letter: limit must be 1..256 only when frags is absent (or
+  // 0); frags at most 128; a zero or absent value means "the most". So `limit=1000` with
+  // frags (what ntpq sends once it has raised its limit) is served, in at most frags
+  // datagrams.
+  const uint32_t frags_asked = q->frags.value_or(0), limit_asked = q->limit.value_or(0);
+  if ((frags_asked == 0 && !(limit_asked > 0 && limit_asked <= kMruRowLimit)) ||
+      frags_asked > kMruFragsLimit)
     return {build_error(r, kErrBadValue, key, leap_)};
-  uint32_t frags = q->frags.value_or(q->limit ? kMruFragsLimit : kClientMaxFrags);
-  if (frags == 0) frags = kMruFragsLimit;
+  MruQuery query = *q;
+  if (limit_asked == 0) query.limit.reset();  // no row limit: frags bounds the answer
+  uint32_t frags = frags_asked == 0 ? kMruFragsLimit : frags_asked;
   frags = std::min(frags, options_.max_frags);
   // A walk starts (no resume points), or the filters changed, or the snapshot is stale.
   if (q->resume.empty() || !have_snapshot_ || !(snapshot_.filter() == q->filter) ||
@@ -185,7 +191,7 @@ std::vector<std::vector<uint8_t>> Responder::read_mru(const Request& r, const In
   }
   snapshot_used_ns_ = in.now_ns;
   const MruResponse resp =
-      write_mru_response(snapshot_, *q, nonces_.make(now, in.peer), now.raw, frags * kMaxData);
+      write_mru_response(snapshot_, query, nonces_.make(now, in.peer), now.raw, frags * kMaxData);
   if (resp.kind == MruResponse::Kind::kUnknownVariable)
     return {build_error(r, kErrUnknownVariable, key, leap_)};
   return build_response(r, system_status(view_), resp.data, key, leap_);

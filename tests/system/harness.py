@@ -101,7 +101,7 @@ class Stratad:
     """A stratad process on loopback with its own config file and control socket."""
 
     def __init__(self, config="", listen=None, threads=2, extra=(), user=None, wait=True,
-                 ratelimit=False):
+                 ratelimit=False, wrapper=()):
         self.dir = tempfile.mkdtemp(prefix="stratad-test-")
         # stratad re-reads its config on reload after dropping root: let it.
         os.chmod(self.dir, 0o755)
@@ -131,7 +131,8 @@ class Stratad:
             args += ["--user", user]
         args += list(extra)
         self.log = []
-        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+        # `wrapper`: a command that execs stratad in place (the same pid), e.g. under seccomp.
+        self.proc = subprocess.Popen(list(wrapper) + args, stderr=subprocess.PIPE, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         if wait:

@@ -394,6 +394,17 @@ class AnalyzeTest(unittest.TestCase):
         self.assertGreater(server["processing_ns"]["p50"], 0)
         self.assertLess(server["processing_ns"]["p50"], 0.1e9)
         self.assertEqual(out["frames"]["truncated"], 0)
+        # Without --port the capture holds no NTP on 123: not silent zeros but the port to try.
+        hint = f"no NTP on UDP port 123; the busiest UDP port was {d.port}"
+        r, out = analyze(path)
+        self.assertEqual(out["requests"]["total"], 0)
+        self.assertIn(hint, out["port_hint"])
+        self.assertIn(f"try --port {d.port}", r.stderr)
+        text = h.run([h.STRATA, "analyze", path]).stdout
+        self.assertIn(f"NOTE         {hint}", text)
+        r = h.run([h.STRATA, "cost", "--capture", path, "--price", "0.1"])
+        self.assertIn(f"try --port {d.port}", r.stderr)
+        self.assertIn(hint, r.stdout)
 
     def test_real_chronyd_is_fingerprinted(self):
         tcpdump = shutil.which("tcpdump")

@@ -79,6 +79,47 @@ class ClientsTest(unittest.TestCase):
                                                                  "kod_sent", "drop_rate_limited")})
         self.assertEqual(seen[1], seen[4])
 
+    def test_kod_effect_tells_stopped_from_slowed(self):
+        # A client that ignores its KoD at full rate and then goes quiet did not slow down (its
+        # rate is taken over its active time after the KoD, not until now); one that sends
+        # nothing after its KoD is "stopped", apart.
+        with h.Stratad(config=LIMITS, ratelimit=True, threads=1) as d:
+            def send(source, count, gap):
+                """count requests, one every `gap` seconds whether answered or not; KoDs seen."""
+                kods = 0
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.bind((source, 0))
+                    start = time.time()
+                    for i in range(count):
+                        s.sendto(h.request(), d.v4)
+                        while True:
+                            left = start + (i + 1) * gap - time.time()
+                            if left <= 0:
+                                break
+                            s.settimeout(left)
+                            try:
+                                kods += h.parse(s.recv(512))["stratum"] == 0
+                            except socket.timeout:
+                                break
+                return kods
+            self.assertGreaterEqual(send("127.0.3.1", 30, 0.05), 1)  # KoD'd early, kept on 1.5 s
+            self.assertEqual(send("127.0.3.2", 2, 1.0), 1)           # KoD'd at its 2nd, then...
+            time.sleep(2.5)                                            # ...both quiet
+            effect = json.loads(h.run([h.STRATA, "clients", "--control", d.control, "--kod-effect",
+                                       "--min-age", "1", "--json"], check=True).stdout)
+            text = h.run([h.STRATA, "clients", "--control", d.control, "--kod-effect", "--min-age", "1"],
+                         check=True).stdout
+        rows = {r["address"]: r for r in effect["clients"]}
+        self.assertIn("127.0.3.1", rows, effect)
+        ignorer = rows["127.0.3.1"]
+        self.assertFalse(ignorer["slowed"], ignorer)
+        self.assertGreater(ignorer["rate_after"], ignorer["rate_before"] / 2, ignorer)
+        self.assertGreater(ignorer["quiet_for"], 2, ignorer)
+        self.assertEqual(effect["slowed"], 0, effect)
+        self.assertNotIn("127.0.3.2", rows, effect)
+        self.assertEqual(effect["stopped"], 1, effect)
+        self.assertIn("stopped (no request since the KoD): 1", text)
+
     def test_clients_sort_and_filter(self):
         with h.Stratad(config=LIMITS, ratelimit=True) as d:
             # 127.0.2.1 sends 5 requests, 127.0.2.2 three, 127.0.2.3 one, over IPv4; ::1 two.

@@ -45,21 +45,38 @@ class CostTest(unittest.TestCase):
         self.assertAlmostEqual(row["usd_per_year"], 12 * aws(gib), places=6)
 
     def test_strata_stats_text_as_sysstats(self):
-        with h.Stratad() as d:
+        # A rate-limited server: many of its replies are KoDs, which are sent and billed.
+        with h.Stratad(ratelimit=True) as d:
             h.run([h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", "10",
                    "--rate", "1000", "--duration", "1"], check=True)
             time.sleep(1.1)  # a whole second since start at least
             text = h.run([h.STRATA, "stats", "--control", d.control], check=True).stdout
             counters = d.counters()
+        self.assertGreaterEqual(counters["kod_sent"], 10)  # one per client: paced to one per 8 s
+        # strata stats text: the replies and bytes stratad counted, nothing inferred.
         r = h.run([h.STRATA, "cost", "--sysstats", "-", "--price", "0.05", "--json"], input=text, check=True)
         out = json.loads(r.stdout)
+        self.assertEqual(out["inputs"]["source"], "strata-stats")
         self.assertEqual(out["inputs"]["received"], counters["received"])
-        self.assertEqual(out["inputs"]["sent"], counters["received"] - counters["bad_format"] -
-                         counters["auth_failed"] - counters["declined"] - counters["restricted"] -
-                         counters["rate_limited"])
-        gib = out["inputs"]["out_pps"] * 76 * MONTH / GIB
+        self.assertEqual(out["inputs"]["sent"], counters["responses_sent"] + counters["control_responses"])
+        secs = out["inputs"]["seconds"]
+        self.assertAlmostEqual(out["inputs"]["out_bytes_per_s"],
+                               (counters["bytes_out_v4"] + counters["bytes_out_v6"]) / secs, places=6)
+        gib = out["inputs"]["out_bytes_per_s"] * MONTH / GIB
         self.assertAlmostEqual(out["gib_per_month_out"], gib, places=6)
         self.assertAlmostEqual(out["providers"][0]["usd_per_month"], 0.05 * gib, places=6)
+        # Only the ntpq labels (what ntpq -c sysstats shows): the replies inferred from the
+        # buckets, KoDs counted, agree with what stratad sent; the KoD-less figure is shown.
+        ntpq_part = text.split("\n\n")[0] + "\n"
+        self.assertNotIn("responses sent", ntpq_part)
+        r = h.run([h.STRATA, "cost", "--sysstats", "-", "--price", "0.05", "--json"], input=ntpq_part, check=True)
+        out = json.loads(r.stdout)
+        self.assertEqual(out["inputs"]["source"], "sysstats")
+        self.assertEqual(out["inputs"]["sent"], counters["responses_sent"])
+        self.assertEqual(out["inputs"]["sent_without_kod"], counters["responses_sent"] - counters["kod_sent"])
+        text_out = h.run([h.STRATA, "cost", "--sysstats", "-", "--price", "0.05"], input=ntpq_part, check=True).stdout
+        self.assertIn("+ KoD responses", text_out)
+        self.assertIn("without the KoDs (as often published)", text_out)
 
     def test_by_hand_and_errors(self):
         r = h.run([h.STRATA, "cost", "--rate", "1000"], check=True)

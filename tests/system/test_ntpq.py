@@ -162,6 +162,45 @@ class NtpqTest(unittest.TestCase):
         _, ordered = self.mrulist("sort=-count")
         counts = [r["count"] for r in ordered]
         self.assertEqual(counts, sorted(counts, reverse=True))
+        # limit= above and below the number of clients, with and without frags=: ntpq sends
+        # "frags=32, limit=N", which ntpd serves for any N (it checks 1..256 only without
+        # frags); stratad looped ntpq with CERR_BADVALUE there before.
+        everyone = sorted(c["address"] for c in table)
+        for args in ("limit=100", "limit=1000", "limit=5000", "frags=4 limit=1000", "frags=2"):
+            _, rows = self.mrulist(args)
+            self.assertEqual(sorted(r["address"] for r in rows), everyone, args)
+
+    def test_mrulist_restrict_bits_are_the_last_requests_as_in_ntpd(self):
+        # ntpd and NTPsec (ntp_monitor.c) keep in each MRU entry the restrict bits of the
+        # source's *last* packet: RES_KOD only when that packet drew a KoD. So `mrulist kod`
+        # lists a source whose last request was KoD'd, not one KoD'd earlier and dropped
+        # since; `strata clients --kod` lists every source sent at least one KoD.
+        config = ('[time]\nsource = "local"\n[ratelimit]\nleak = 0\nmin_spacing = 2\n'
+                  'kod_interval = 60\n')
+        with h.Stratad(listen=["127.0.0.2:123"], user="root", config=config, ratelimit=True,
+                       threads=1) as d:
+            def poll(source, count):
+                with h.socket.socket(h.socket.AF_INET, h.socket.SOCK_DGRAM) as s:
+                    s.bind((source, 0))
+                    s.settimeout(0.3)
+                    kods = 0
+                    for _ in range(count):
+                        s.sendto(h.request(), ("127.0.0.2", 123))
+                        try:
+                            kods += h.parse(s.recv(512))["stratum"] == 0
+                        except h.socket.timeout:
+                            pass
+                    return kods
+            self.assertEqual(poll("127.0.4.1", 3), 1)  # passed, KoD, dropped (KoD paced)
+            self.assertEqual(poll("127.0.4.2", 2), 1)  # passed, KoD
+            def listed(arg):
+                out = self.check(ntpq("mrulist " + arg, host="127.0.0.2"))
+                return {l.split()[-1] for l in out.splitlines() if "127.0.4." in l}
+            self.assertEqual(listed("kod"), {"127.0.4.2"})
+            self.assertEqual(listed("limited"), {"127.0.4.1", "127.0.4.2"})
+            kod = json.loads(h.run([h.STRATA, "clients", "--control", d.control, "--kod", "--json"],
+                                   check=True).stdout)
+            self.assertEqual(sorted(c["address"] for c in kod), ["127.0.4.1", "127.0.4.2"])
 
     @unittest.skipUnless(OWN_NAMESPACE, "needs addresses of our own namespace")
     def test_who_may_query(self):

@@ -5,6 +5,7 @@ query/stats/load, unsynchronised behaviour, config checking, privilege drop and 
 import json
 import os
 import socket
+import tempfile
 import struct
 import sys
 import time
@@ -191,6 +192,22 @@ class ServeTest(unittest.TestCase):
         after = self.d.counters()
         self.assertEqual(self.delta(before, after, "received") + self.delta(before, after, "rx_queue_drops"), 4000)
 
+    def test_load_says_when_the_rate_limiter_answers(self):
+        # The README's quick start: the lab config with the limiter on by default. Many
+        # addresses polling once a second are all answered, with no note.
+        with h.Stratad(config='[time]\nsource = "local"\n', ratelimit=True) as d:
+            r = h.run([h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", "2000",
+                       "--rate", "2000", "--duration", "2", "--json"], check=True)
+            healthy = json.loads(r.stdout)
+            self.assertEqual(healthy["warnings"], [])
+            self.assertGreater(healthy["response_ratio"], 0.99, healthy)
+            self.assertEqual(healthy["kod"], 0)
+            # A few addresses polling 200 times a second: the limiter, and the note says so.
+            r = h.run([h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", "5",
+                       "--rate", "1000", "--duration", "1"], check=True)
+            self.assertIn("note: most requests got no reply: most likely the server's rate limiter", r.stdout)
+            self.assertIn("each of its 5 source addresses sent 200 requests/s", r.stdout)
+
     def test_replies_come_from_the_address_hit(self):
         # A wildcard listener: a request to 127.0.0.3 must be answered from 127.0.0.3.
         with h.Stratad(listen=[f"0.0.0.0:{h.free_port()}"]) as d:
@@ -249,7 +266,104 @@ class LifecycleTest(unittest.TestCase):
             busy.bind(("127.0.0.1", port))  # no SO_REUSEPORT: stratad cannot share it
             r = h.run([h.STRATAD, "--listen", f"127.0.0.1:{port}", "--control", ""], timeout=10)
         self.assertEqual(r.returncode, 1)
-        self.assertIn(f"bind 127.0.0.1:{port}", r.stderr)
+        # Named with the process that holds it (this test).
+        self.assertIn(f"127.0.0.1:{port} is already in use by pid {os.getpid()} (", r.stderr)
+
+    def test_second_instance_on_the_same_address_is_refused(self):
+        # SO_REUSEPORT would let a second stratad join the first one's group silently and
+        # take part of its clients: it must refuse, and say by what the address is served.
+        with h.Stratad(threads=1) as first:
+            for listen in ([f"127.0.0.1:{first.port}"], [f"0.0.0.0:{first.port}"], [f"[::1]:{first.port}"]):
+                r = h.run([h.STRATAD, "--control", ""] + sum((["--listen", l] for l in listen), []) +
+                          (["--user", "nobody"] if h.is_root() else []), timeout=10)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn("is already in use by pid %d (stratad" % first.proc.pid, r.stderr)
+            self.assertIsNotNone(h.exchange(first.v4, h.request()))
+
+    def test_a_socket_joining_the_group_gets_no_traffic(self):
+        # Any process of the same user can still add a socket to the group: the reuseport
+        # program only picks among stratad's own sockets (with one worker as with several).
+        for threads in (1, 2):
+            with h.Stratad(threads=threads) as d:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as joiner:
+                    joiner.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                    joiner.bind(("127.0.0.1", d.port))
+                    joiner.settimeout(0.2)
+                    answered = 0
+                    for i in range(60):  # 60 sources: the kernel's own hash would give it half
+                        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+                            c.bind((f"127.0.{i // 200}.{i % 200 + 1}", 0))
+                            c.settimeout(1)
+                            c.sendto(h.request(), d.v4)
+                            try:
+                                c.recvfrom(100)
+                                answered += 1
+                            except socket.timeout:
+                                pass
+                    self.assertEqual(answered, 60, threads)
+                    with self.assertRaises(socket.timeout):
+                        joiner.recvfrom(100)
+
+    def test_ambiguous_ipv6_listen_is_refused_with_a_hint(self):
+        r = h.run([h.STRATAD, "--listen", "::1:123", "--check-config"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--listen ::1:123: an IPv6 address with a port needs brackets: write [::1]:123", r.stderr)
+        path = os.path.join(tempfile.mkdtemp(), "v6.toml")
+        with open(path, "w") as f:
+            f.write('[server]\nlisten = ["::1:123"]\n')
+        r = h.run([h.STRATAD, "--config", path, "--check-config"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"{path}:2: listen entry '::1:123'", r.stderr)
+        self.assertIn("write [::1]:123 for port 123, or [::1:123] for the address alone", r.stderr)
+
+    def test_exit_statuses(self):
+        # strata: 2 for a usage error; stratad: 2 for a usage error, 1 for a bad configuration.
+        for args, status, text in (
+                ([h.STRATA, "query"], 2, "server is required"),
+                ([h.STRATA, "query", "--bogus", "127.0.0.1"], 2, "--bogus"),
+                ([h.STRATA, "frobnicate"], 2, "unknown command 'frobnicate' (commands: query, stats"),
+                ([h.STRATA], 2, "A subcommand is required"),
+                ([h.STRATA, "--help"], 0, ""),
+                ([h.STRATA, "--version"], 0, ""),
+                ([h.STRATAD, "--bogus"], 2, "--bogus"),
+                ([h.STRATAD, "--threads", "x"], 2, "--threads"),
+                ([h.STRATAD, "--config", "/nope.toml", "--check-config"], 1,
+                 "/nope.toml: cannot open the file: No such file or directory"),
+                ([h.STRATAD, "--help"], 0, "")):
+            r = h.run(args)
+            self.assertEqual(r.returncode, status, (args, r.stdout, r.stderr))
+            self.assertIn(text, r.stderr, args)
+        # Help shows the defaults.
+        self.assertRegex(h.run([h.STRATA, "query", "--help"]).stdout, r"--count INT[^\n]*=1\n")
+
+    def test_files_are_checked_as_the_user_it_will_run_as(self):
+        # A state directory or a keys file the unprivileged user cannot use is an error at
+        # start and in --check-config, not a warning a minute later.
+        h.require(h.is_root(), "needs root to switch users")
+        top = tempfile.mkdtemp(prefix="run-as-")
+        os.chmod(top, 0o755)
+        state = os.path.join(top, "state")
+        os.makedirs(state, mode=0o755)  # root's, not writable by nobody
+        keys = os.path.join(top, "ntp.keys")
+        with open(keys, "w") as f:
+            f.write("1 MD5 sesame\n")
+        os.chmod(keys, 0o600)
+        path = os.path.join(top, "stratad.toml")
+        with open(path, "w") as f:
+            # Relative paths: from the config file's directory, not the working directory.
+            f.write('[clients]\nstate_dir = "state"\n[auth]\nkeys = "ntp.keys"\n')
+        port = h.free_port()
+        for extra in (["--check-config"], []):
+            r = h.run([h.STRATAD, "--config", path, "--user", "nobody", "--listen", f"127.0.0.1:{port}",
+                       "--control", ""] + extra, timeout=10, cwd="/")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(f"[clients] state_dir {state} is not writable by user nobody (uid 65534): "
+                          "Permission denied", r.stderr)
+            self.assertIn(f"[auth] keys {keys} is not readable by user nobody (uid 65534)", r.stderr)
+        os.chmod(state, 0o777)
+        os.chmod(keys, 0o644)
+        r = h.run([h.STRATAD, "--config", path, "--user", "nobody", "--check-config"], cwd="/")
+        self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_drops_root_after_binding(self):
         h.require(h.is_root(), "needs root to test the privilege drop")

@@ -1,20 +1,74 @@
 #!/usr/bin/env python3
 """Running as a systemd service: stratad speaks sd_notify (READY, RELOADING, STOPPING) to
 $NOTIFY_SOCKET as Type=notify requires, the unit in examples/ passes `systemd-analyze
-verify`, and the example pool-server configuration passes --check-config."""
+verify`, stratad really runs under the unit's system-call filter (a seccomp filter built from
+the unit's SystemCallFilter= lines, groups expanded by `systemd-analyze syscall-filter`,
+unlisted calls killing the process as systemd's do) through every feature that makes a system
+call, and the example pool-server configuration passes --check-config. This machine's PID 1
+is not systemd, so `systemd-run` cannot apply the unit itself: the filter is applied here."""
 import os
 import shutil
+import json
 import socket
 import subprocess
 import sys
 import tempfile
+import struct
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
 EXAMPLES = os.path.join(os.environ.get("STRATA_SOURCE", os.path.join(os.path.dirname(__file__), "..", "..")), "examples")
+
+SECCOMP_EXEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seccomp_exec.py")
+
+
+def system_python_has_seccomp():
+    return subprocess.run([h.SYSTEM_PYTHON, "-c", "import seccomp"], capture_output=True).returncode == 0
+
+
+def unit_syscall_allowlist(unit_text, analyze):
+    """The system calls the unit's SystemCallFilter= lines allow, groups expanded the way
+    `systemd-analyze syscall-filter` lists them (allow-list lines only: the unit has no ~)."""
+    names, groups = set(), {}
+
+    def expand(item):
+        if not item.startswith("@"):
+            names.add(item)
+            return
+        if item in groups:
+            return
+        out = subprocess.run([analyze, "syscall-filter", item], capture_output=True, text=True,
+                             check=True).stdout
+        groups[item] = True
+        for line in out.splitlines()[1:]:  # the first line is the group's own name
+            line = line.strip()
+            if line and not line.startswith("#"):
+                expand(line)
+
+    lines = [l.split("=", 1)[1].split() for l in unit_text.splitlines()
+             if l.startswith("SystemCallFilter=")]
+    assert lines, "the unit has no SystemCallFilter="
+    for items in lines:
+        assert not items[0].startswith("~"), "deny-list filters are not modelled here"
+        for item in items:
+            expand(item)
+    return names
+
+
+def mode6_read(address, names=""):
+    """One READVAR (ntpq's rv) from loopback; returns the response data as text or None."""
+    data = names.encode()
+    data += b"\0" * (-len(data) % 4)
+    packet = struct.pack("!BBHHHHH", (2 << 3) | 6, 2, 1, 0, 0, 0, len(names)) + data
+    reply = h.exchange(address, packet, timeout=2)
+    if reply is None:
+        return None
+    count = struct.unpack("!H", reply[10:12])[0]
+    return reply[12:12 + count].decode(errors="replace")
 
 
 class SystemdTest(unittest.TestCase):
@@ -60,8 +114,82 @@ class SystemdTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(problems, [], r.stdout + r.stderr)
 
+    def test_runs_under_the_units_syscall_filter(self):
+        analyze = shutil.which("systemd-analyze")
+        h.require(analyze is not None, "systemd-analyze missing")
+        h.require(system_python_has_seccomp(), "python3-seccomp missing")
+        with open(os.path.join(EXAMPLES, "stratad.service")) as f:
+            allowed = unit_syscall_allowlist(f.read(), analyze)
+        self.assertIn("read", allowed)
+        listing = os.path.join(tempfile.mkdtemp(prefix="unit-filter-"), "allowed")
+        with open(listing, "w") as f:
+            f.write("\n".join(sorted(allowed)) + "\n")
+        sandbox = [h.SYSTEM_PYTHON, SECCOMP_EXEC, listing]
+        # The time a mirroring stratad polls: an unsandboxed one serving the local clock.
+        upstream = h.Stratad()
+        try:
+            for source in ("kernel", "mirror"):
+                with self.subTest(source=source):
+                    self.exercise(source, upstream, sandbox)
+        finally:
+            upstream.stop()
+
+    def exercise(self, source, upstream, sandbox):
+        state = tempfile.mkdtemp(prefix="unit-state-")
+        os.chmod(state, 0o777)  # stratad saves there after dropping root
+        config = f'[time]\nsource = "{source}"\n'
+        if source == "mirror":
+            config += f'mirror = "127.0.0.1:{upstream.port}"\nmirror_interval = 1\n'
+        config += (f'[clients]\nstate_dir = "{state}"\n[ratelimit]\nenabled = true\n'
+                   '[access]\nrules = ["127.0.0.0/8 query"]\n')
+        d = h.Stratad(config=config, wrapper=sandbox, ratelimit=True)
+        try:
+            # Time requests, rate limiting and KoDs, then every control command.
+            h.run([h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", "20",
+                   "--rate", "400", "--duration", "1"], check=True)
+            self.assertIsNotNone(h.exchange(d.v6, h.request()))
+            for args in (["stats"], ["clients"], ["clients", "--count"], ["clients", "--kod-effect"],
+                         ["top"], ["top", "--by", "bytes", "--prefix"]):
+                r = h.run([h.STRATA] + args + ["--control", d.control])
+                self.assertEqual(r.returncode, 0, (args, r.stdout, r.stderr, d.log))
+            # Mode 6: the default variables (tai reads adjtimex), sysstats, sysinfo.
+            rv = mode6_read(d.v4)
+            self.assertIsNotNone(rv, d.log)
+            self.assertIn("tai=", rv)
+            for names in ("ss_uptime,ss_received", "mru_depth,mru_mem"):
+                self.assertIsNotNone(mode6_read(d.v4, names), d.log)
+            # Prometheus, a reload through the control socket and through SIGHUP.
+            with urllib.request.urlopen(d.metrics_url, timeout=5) as r:
+                self.assertTrue(b"\nstrata_received_total " in r.read(), "no counters at /metrics")
+            r = h.run([h.STRATA, "reload", "--control", d.control])
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            d.proc.send_signal(h.signal.SIGHUP)
+            time.sleep(0.5)
+            if source == "mirror":  # polls of the upstream went through
+                time.sleep(1.5)
+                self.assertEqual(json.loads(h.run([h.STRATA, "stats", "--control", d.control,
+                                                   "--json"], check=True).stdout)["time"]["stratum"],
+                                 10, d.log)  # the mirrored daemon's stratum
+            self.assertIsNone(d.proc.poll(), d.log)
+        finally:
+            code = d.stop()
+        # A system call outside the filter kills the process with SIGSYS (-31).
+        self.assertEqual(code, 0, "\n".join(d.log))
+        # The state save at stop went through.
+        self.assertTrue(os.path.exists(os.path.join(state, "unique-sketches.json")), d.log)
+
     def test_example_config_checks(self):
-        r = h.run([h.STRATAD, "--config", os.path.join(EXAMPLES, "pool-server.toml"), "--check-config"])
+        # Its state directory (systemd's StateDirectory= makes it) in a temporary place.
+        work = tempfile.mkdtemp(prefix="example-config-")
+        os.chmod(work, 0o777)
+        with open(os.path.join(EXAMPLES, "pool-server.toml")) as f:
+            text = f.read()
+        self.assertIn('state_dir = "/var/lib/stratad"', text)
+        path = os.path.join(work, "pool-server.toml")
+        with open(path, "w") as f:
+            f.write(text.replace("/var/lib/stratad", work))
+        os.chmod(path, 0o644)
+        r = h.run([h.STRATAD, "--config", path, "--check-config"])
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("configuration OK", r.stdout)
 
