@@ -104,6 +104,13 @@ int gap_bin(double seconds) {
   return gap_bin_ms(static_cast<uint64_t>(std::min(seconds * 1e3, 1e15)));
 }
 
+double ClientRecord::median_interval_s() const {
+  const int bin = median_gap_bin();
+  if (bin < 0) return -1;
+  if (bin == 0 && fast_gap_ms > 0) return fast_gap_ms * 1e-3;
+  return static_cast<double>(uint32_t{1} << bin);
+}
+
 int ClientRecord::median_gap_bin() const {
   int total = 0;
   for (uint8_t g : gaps) total += g;
@@ -263,8 +270,12 @@ void Analysis::apply(const Prepared& p) {
       const double since = std::clamp((p.ts - epoch_s_) * 1e3, 0.0, 4.0e9);
       const auto now_ms = static_cast<uint32_t>(since);
       if (r.requests > 0 && now_ms > r.last_ms) {  // out-of-order frames make no gap
-        uint8_t& bin = r.gaps[static_cast<size_t>(gap_bin_ms(now_ms - r.last_ms))];
+        const uint32_t gap = now_ms - r.last_ms;
+        const int k = gap_bin_ms(gap);
+        uint8_t& bin = r.gaps[static_cast<size_t>(k)];
         if (bin < 255) ++bin;
+        if (k == 0)  // a running mean over the first 255, then a moving one
+          r.fast_gap_ms = static_cast<uint16_t>(std::lround(r.fast_gap_ms + (static_cast<double>(gap) - r.fast_gap_ms) / bin));
       }
       r.last_ms = std::max(r.last_ms, now_ms);
       r.replay |= p.replay;
@@ -440,7 +451,7 @@ std::vector<FastPoller> fast_pollers(std::span<const ClientRecord> clients, doub
     return a->key < b->key;  // one order every run
   };
   std::vector<FastPoller> out;
-  for (const ClientRecord* r : first_n(clients, n, fast, busier)) out.push_back({r->key.address(), r->requests, r->median_gap_bin()});
+  for (const ClientRecord* r : first_n(clients, n, fast, busier)) out.push_back({r->key.address(), r->requests, r->median_gap_bin(), r->median_interval_s()});
   return out;
 }
 

@@ -74,8 +74,13 @@ struct alignas(64) ClientRecord {  // one cache line each
   std::array<uint8_t, kGapBins> gaps{};
   uint8_t replay = 0;          // what-if: kReplayKod | kReplayDropped seen for this client
   ClientClass software = ClientClass::kUnknown;  // of its last request
+  uint16_t fast_gap_ms = 0;    // mean of its gaps in bin 0 (under 1.414 s), ms: the fast pollers'
   // The median gap's bin, or -1 with fewer than two requests.
   int median_gap_bin() const;
+  // The median interval in seconds (-1 with fewer than two requests): in bin 0 the mean of
+  // those gaps (a 0.167 s and a 0.4 s poller differ), else the bin's power of two (bins are a
+  // factor of 2 wide, centred on it: within 41%).
+  double median_interval_s() const;
 };
 static_assert(sizeof(ClientRecord) == 64);
 
@@ -276,6 +281,7 @@ struct FastPoller {
   base::IpAddress address;
   uint32_t requests = 0;
   int bin = 0;
+  double interval_s = 0;  // ClientRecord::median_interval_s
 };
 std::vector<FastPoller> fast_pollers(std::span<const ClientRecord> clients, double seconds, size_t n,
                                      uint64_t& total);

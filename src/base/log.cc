@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 
 namespace strata::base {
@@ -33,8 +35,27 @@ void set_log_level(LogLevel level) { g_level.store(static_cast<int>(level)); }
 
 bool log_enabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
 
+namespace {
+// Outside journald (which stamps each line itself) a line starts with its UTC time, to the
+// millisecond: "2026-12-01T21:40:00.123Z ".
+void append_time(std::string& line) {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  tm utc{};
+  ::gmtime_r(&ts.tv_sec, &utc);
+  char buf[40];
+  const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &utc);
+  line.append(buf, n);
+  std::snprintf(buf, sizeof buf, ".%03ldZ ", ts.tv_nsec / 1'000'000);
+  line.append(buf);
+}
+
+}  // namespace
+
 void log_line(LogLevel level, std::string_view message) {
-  std::string line = prefix(level);
+  std::string line;
+  if (!g_journal) append_time(line);
+  line.append(prefix(level));
   line.append(message);
   line.push_back('\n');
   // One write per line; a short write on stderr is not worth retrying for a log.

@@ -197,14 +197,14 @@ int run_analyze(const AnalyzeOptions& opt) {
   // What-if: the clients the policy would have touched, and those of them polling at 64 s or
   // slower (a good policy touches none).
   uint64_t touched = 0, touched_slow = 0;
-  std::vector<std::pair<base::IpAddress, int>> slow_examples;
+  std::vector<std::pair<base::IpAddress, double>> slow_examples;
   for (const auto& c : clients) {
     if (c.replay == 0) continue;
     ++touched;
     const int bin = c.median_gap_bin();
     if (bin >= analyze::gap_bin(64)) {
       ++touched_slow;
-      if (slow_examples.size() < 10) slow_examples.emplace_back(c.key.address(), bin);
+      if (slow_examples.size() < 10) slow_examples.emplace_back(c.key.address(), c.median_interval_s());
     }
   }
   const double duration = t.duration();
@@ -247,7 +247,7 @@ int run_analyze(const AnalyzeOptions& opt) {
         if (c.requests != 0 || c.replies != 0)
           *f << c.key.address().to_string() << ',' << c.requests << ',' << c.replies << ',' << c.request_bytes
              << ',' << c.reply_bytes << ',' << analyze::class_name(c.software) << ','
-             << (c.median_gap_bin() < 0 ? std::string() : std::to_string(1u << c.median_gap_bin())) << '\n';
+             << (c.median_interval_s() < 0 ? std::string() : fmt::format("{:g}", c.median_interval_s())) << '\n';
     } else {
       return 1;
     }
@@ -323,7 +323,7 @@ int run_analyze(const AnalyzeOptions& opt) {
     j["software"] = jc;
     nlohmann::json jfast = nlohmann::json::array();
     for (const auto& f : fast)
-      jfast.push_back({{"address", f.address.to_string()}, {"requests", f.requests}, {"median_interval_s", 1u << f.bin}});
+      jfast.push_back({{"address", f.address.to_string()}, {"requests", f.requests}, {"median_interval_s", f.interval_s}});
     j["fast_pollers"] = {{"below_s", 64}, {"clients", fast_total}, {"busiest", jfast}};
     j["provider"] = provider.name;
     j["reply_gib_per_month"] = reply_gib_month;
@@ -335,7 +335,7 @@ int run_analyze(const AnalyzeOptions& opt) {
       const auto& r = replay->totals();
       const double saved_gib = static_cast<double>(r.bytes_saved) * month_factor / kGiB;
       nlohmann::json slow = nlohmann::json::array();
-      for (const auto& [a, bin] : slow_examples) slow.push_back({{"address", a.to_string()}, {"median_interval_s", 1u << bin}});
+      for (const auto& [a, seconds] : slow_examples) slow.push_back({{"address", a.to_string()}, {"median_interval_s", seconds}});
       j["what_if"] = {{"policy", opt.policy}, {"requests", r.requests}, {"answered", r.answered},
                       {"kod", r.kod}, {"dropped", r.dropped}, {"dropped_limited", r.dropped_limited},
                       {"dropped_denied", r.dropped_denied}, {"dropped_other", r.dropped_other},
@@ -436,7 +436,7 @@ int run_analyze(const AnalyzeOptions& opt) {
   fmt::print("\nClients polling faster than every 64 s: {}\n", grouped(fast_total));
   for (const auto& f : fast)
     fmt::print("  {:<40} {:>10} requests, about every {}\n", f.address.to_string(), grouped(f.requests),
-               f.bin == 0 ? std::string("second or less") : fmt::format("{} s", 1u << f.bin));
+               fmt::format("{:g} s", f.interval_s));
   if (replay) {
     const auto& r = replay->totals();
     const double saved_gib = static_cast<double>(r.bytes_saved) * month_factor / kGiB;
@@ -452,7 +452,7 @@ int run_analyze(const AnalyzeOptions& opt) {
                fmt::format("${:.2f}", what_if_saving(saved_gib)), provider.name);
     fmt::print("  clients touched {}; of them polling every 64 s or slower: {}{}\n", grouped(touched), grouped(touched_slow),
                touched_slow == 0 ? " (none: good)" : "  <- the policy hurts well-behaved clients");
-    for (const auto& [a, bin] : slow_examples) fmt::print("    {} (about every {} s)\n", a.to_string(), 1u << bin);
+    for (const auto& [a, seconds] : slow_examples) fmt::print("    {} (about every {:g} s)\n", a.to_string(), seconds);
   }
   fmt::print("\nRead in {:.2f} s ({:.1f} million frames/s), reports in {:.2f} s; client table {:.1f} MiB\n", elapsed,
              elapsed > 0 ? static_cast<double>(t.frames) / elapsed / 1e6 : 0,

@@ -13,11 +13,13 @@ namespace {
 constexpr double kWidth = 720, kHeight = 300;
 constexpr double kLeft = 70, kRight = 20, kTop = 36, kBottom = 60;
 
+// Axis and tooltip numbers, never in exponent form ("1e+02" is no label for an operator).
 std::string num(double v) {
   if (v >= 1e6) return fmt::format("{:.1f}M", v / 1e6);
   if (v >= 1e4) return fmt::format("{:.0f}k", v / 1e3);
-  if (v == std::floor(v)) return fmt::format("{:.0f}", v);
-  return fmt::format("{:.2g}", v);
+  if (v >= 100 || std::fabs(v - std::round(v)) < 1e-9) return fmt::format("{:.0f}", v);
+  if (v >= 1) return fmt::format("{:.1f}", v);
+  return fmt::format("{:.2f}", v);
 }
 
 std::string pct(double share) { return fmt::format("{:.2f}%", 100 * share); }

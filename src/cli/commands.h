@@ -12,6 +12,11 @@ namespace strata::cli {
 
 inline constexpr const char* kDefaultControl = "/run/stratad/control.sock";
 
+// Where stratad's control socket is, for the commands that talk to it: --control when given,
+// else the [server] control of --config (stratad's config file), else $STRATA_CONTROL, else
+// kDefaultControl. Empty with `error` set when the config file cannot be read.
+std::string control_path(const std::string& flag, const std::string& config_file, std::string& error);
+
 struct QueryOptions {
   std::string server;       // HOST[:PORT]
   int count = 1;            // requests, one per interval
@@ -41,13 +46,15 @@ struct AnalyzeOptions {
 int run_analyze(const AnalyzeOptions& options);
 
 struct StatsOptions {
-  std::string control = kDefaultControl;
+  std::string control;      // resolved by control_path() before the command runs
+  std::string config_file;  // stratad's config: its [server] control
   bool json = false;
 };
 int run_stats(const StatsOptions& options);
 
 struct ClientsOptions {
-  std::string control = kDefaultControl;
+  std::string control;      // resolved by control_path() before the command runs
+  std::string config_file;  // stratad's config: its [server] control
   std::string sort = "lstint";  // [-]lstint | [-]count | [-]avgint | [-]addr
   size_t limit = 0;             // 0: all
   uint32_t mincount = 0;
@@ -65,7 +72,8 @@ struct ClientsOptions {
 int run_clients(const ClientsOptions& options);
 
 struct TopOptions {
-  std::string control = kDefaultControl;
+  std::string control;      // resolved by control_path() before the command runs
+  std::string config_file;  // stratad's config: its [server] control
   std::string by = "requests";  // requests | bytes
   std::string window = "1m";    // 1m | 1h | 1d
   bool prefix = false;          // IPv4 /24 and IPv6 /48 instead of addresses

@@ -447,9 +447,12 @@ int run_cost(const CostOptions& opt) {
       arithmetic += fmt::format("{}{:.1f} GiB x ${}", arithmetic.empty() ? "" : " + ", l.gib, l.usd_per_gib);
     }
     rows.push_back({{"provider", p.name}, {"title", p.title}, {"billed", p.billed},
-                    {"billed_gib_per_month", gib}, {"free_gib", c.free_gib}, {"bands", bands},
+                    {"billed_gib_per_month", gib}, {"free_gib", c.free_gib},
+                    {"free_allowance_gib", p.free_gib}, {"bands", bands},
                     {"usd_per_month", c.usd}, {"usd_per_year", 12 * c.usd}});
-    text_rows.push_back(fmt::format("{:<14} {:>12.1f} {:>9.0f} {:>12} {:>12}   {}", p.name, gib, c.free_gib,
+    // The free allowance: the part used of it, and all of it ("86.1 of 100").
+    const std::string free = p.free_gib > 0 ? fmt::format("{:.1f} of {:.0f}", c.free_gib, p.free_gib) : "-";
+    text_rows.push_back(fmt::format("{:<14} {:>12.1f} {:>16} {:>12} {:>12}   {}", p.name, gib, free,
                                     money(c.usd), money(12 * c.usd),
                                     arithmetic.empty() ? "within the free allowance" : arithmetic));
   }
@@ -466,7 +469,7 @@ int run_cost(const CostOptions& opt) {
   for (const auto& l : input_lines) fmt::print("  {}\n", l);
   fmt::print("\nTraffic\n  in   {:.1f} GiB/month\n  out  {:.1f} GiB/month\n", in_gib, out_gib);
   fmt::print("\nCost{}\n", opt.price >= 0 ? "" : fmt::format(" (prices of {}, {})", prices->date, prices_name));
-  fmt::print("  {:<14} {:>12} {:>9} {:>12} {:>12}   {}\n", "provider", "billed GiB", "free GiB", "per month",
+  fmt::print("  {:<14} {:>12} {:>16} {:>12} {:>12}   {}\n", "provider", "billed GiB", "free used GiB", "per month",
              "per year", "arithmetic (per month, after the free allowance)");
   for (const auto& r : text_rows) fmt::print("  {}\n", r);
   return 0;

@@ -391,6 +391,10 @@ nlohmann::json LoadRun::report() const {
 // the generator makes each of its addresses poll far faster than any real client.
 nlohmann::json LoadRun::warnings(uint64_t sent, uint64_t kod, uint64_t matched) const {
   nlohmann::json out = nlohmann::json::array();
+  if (opt_.max && (server_.address.is_loopback() || server_.address.is_unspecified()))
+    out.push_back("--max against a server on this host: the generator shares the server's cores, "
+                  "so the rate is a lower bound for the server alone (bench/throughput runs the "
+                  "server and the generator on cores of their own)");
   if (sent == 0) return out;
   const double secs = std::max(1e-9, std::chrono::duration<double>(send_end_ - start_).count());
   const double per_client = static_cast<double>(sent) / secs / std::max(1u, opt_.clients);

@@ -6,6 +6,13 @@
 #include "cli/commands.h"
 #include "cli/cost.h"
 
+namespace {
+constexpr const char* kControlHelp =
+    "stratad's control socket (default: the [server] control of --config, else $STRATA_CONTROL, "
+    "else /run/stratad/control.sock)";
+constexpr const char* kConfigHelp = "stratad's config file: its [server] control is the socket";
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace strata::cli;
   CLI::App app{"strata: query NTP servers, read stratad's statistics and clients, load-test a server.",
@@ -30,13 +37,15 @@ int main(int argc, char** argv) {
 
   StatsOptions s;
   CLI::App* stats = app.add_subcommand("stats", "show stratad's counters (ntpq sysstats labels first)");
-  stats->add_option("--control", s.control, "stratad's control socket");
+  stats->add_option("--control", s.control, kControlHelp);
+  stats->add_option("--config", s.config_file, kConfigHelp);
   stats->add_flag("--json", s.json, "JSON output");
 
   ClientsOptions c;
   CLI::App* clients = app.add_subcommand(
       "clients", "list stratad's clients (ntpq's mrulist, sorted and filtered by the server)");
-  clients->add_option("--control", c.control, "stratad's control socket");
+  clients->add_option("--control", c.control, kControlHelp);
+  clients->add_option("--config", c.config_file, kConfigHelp);
   clients->add_option("--sort", c.sort,
                       "lstint: most recently seen first; count: most requests first; avgint: "
                       "shortest average interval first; addr: by address; a leading - reverses "
@@ -68,17 +77,19 @@ int main(int argc, char** argv) {
       "answered with KoD, P passed by the random leak); m, v = mode and version; drops = "
       "requests dropped by the rate limiter; kods = KoDs sent.");
 
-  std::string reload_control = kDefaultControl;
+  std::string reload_control, reload_config;
   CLI::App* reload = app.add_subcommand(
       "reload", "make stratad re-read its config file: new access rules, rate limits and keys apply "
                 "at once, clients and counters stay (like SIGHUP)");
-  reload->add_option("--control", reload_control, "stratad's control socket");
+  reload->add_option("--control", reload_control, kControlHelp);
+  reload->add_option("--config", reload_config, kConfigHelp);
 
   TopOptions t;
   CLI::App* top = app.add_subcommand(
       "top", "stratad's top talkers in a window, with their share of all traffic (Space-Saving: "
              "a flood of one-packet sources cannot push real top talkers out)");
-  top->add_option("--control", t.control, "stratad's control socket");
+  top->add_option("--control", t.control, kControlHelp);
+  top->add_option("--config", t.config_file, kConfigHelp);
   top->add_option("--by", t.by, "rank by requests or bytes (IP level)")
       ->check(CLI::IsMember({"requests", "bytes"}));
   top->add_option("--window", t.window, "1m, 1h or 1d (UTC-aligned)")->check(CLI::IsMember({"1m", "1h", "1d"}));
@@ -137,7 +148,8 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   analyze->add_option("--html", an.html, "also write the report with its charts as one self-contained HTML page");
   analyze->add_option("--csv", an.csv_dir, "also write clients.csv (every client's counts), "
-                                           "distribution.csv and thresholds.csv into DIR");
+                                           "distribution.csv, intervals.csv and thresholds.csv "
+                                           "into DIR");
 
   CostOptions co;
   CLI::App* cost = app.add_subcommand(
@@ -170,11 +182,18 @@ int main(int argc, char** argv) {
   if (cost->parsed()) return run_cost(co);
   if (analyze->parsed()) return run_analyze(an);
   if (query->parsed()) return run_query(q);
-  if (stats->parsed()) return run_stats(s);
-  if (clients->parsed()) return run_clients(c);
-  if (reload->parsed()) return run_reload(reload_control);
+  // The commands that talk to stratad: find its control socket first.
+  std::string error;
+  const auto resolve = [&](std::string& control, const std::string& config_file) {
+    control = control_path(control, config_file, error);
+    if (!error.empty()) fmt::print(stderr, "strata: {}\n", error);
+    return error.empty();
+  };
+  if (stats->parsed()) return resolve(s.control, s.config_file) ? run_stats(s) : 2;
+  if (clients->parsed()) return resolve(c.control, c.config_file) ? run_clients(c) : 2;
+  if (reload->parsed()) return resolve(reload_control, reload_config) ? run_reload(reload_control) : 2;
   if (merge->parsed()) return run_merge_sketches(sketch_files, merge_json);
-  if (top->parsed()) return run_top(t);
+  if (top->parsed()) return resolve(t.control, t.config_file) ? run_top(t) : 2;
   if (load->parsed()) {
     if (!l.rate && !l.max) {
       fmt::print(stderr, "strata load: give --rate R or --max\n");

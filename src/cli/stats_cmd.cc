@@ -89,7 +89,10 @@ int run_reload(const std::string& control_path) {
     // The daemon's reasons, one per line, come with a refused reload.
     return 1;
   }
-  fmt::print("reloaded: {} access rules, {} keys, rate limiting {}\n", reply.value("rules", 0),
+  const auto changes = reply.value("changes", nlohmann::json::array());
+  if (changes.empty()) fmt::print("reloaded: nothing changed\n");
+  for (const auto& c : changes) fmt::print("{}\n", c.get<std::string>());
+  fmt::print("in force: {} access rules, {} keys, rate limiting {}\n", reply.value("rules", 0),
              reply.value("keys", 0), reply.value("ratelimit", false) ? "on" : "off");
   for (const auto& part : reply.value("needs_restart", nlohmann::json::array()))
     fmt::print("changed, needs a restart (kept as running): {}\n", part.get<std::string>());

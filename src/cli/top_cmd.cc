@@ -1,6 +1,8 @@
 // `strata top`: stratad's top talkers for a window, with their share of all traffic and a
 // "rest" line; --watch refreshes like top(1).
+#include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -45,6 +47,8 @@ int run_top(const TopOptions& opt) {
   const nlohmann::json request{{"command", "top"},       {"by", opt.by},
                                {"window", opt.window},   {"prefix", opt.prefix},
                                {"previous", opt.previous}, {"limit", opt.limit}};
+  const bool tty = ::isatty(STDOUT_FILENO) == 1;
+  uint64_t rounds = 0;
   for (;;) {
     nlohmann::json reply;
     try {
@@ -53,7 +57,15 @@ int run_top(const TopOptions& opt) {
       fmt::print(stderr, "strata top: {}\n", e.what());
       return 2;
     }
-    if (opt.watch) fmt::print("\x1b[H\x1b[2J");  // home and clear, like top(1)
+    // On a terminal: home and clear, like top(1). Into a pipe or file (a log, `tee`): no
+    // escapes, each round after a line with its UTC time; --json stays one object a line.
+    if (opt.watch && !opt.json) {
+      if (tty)
+        fmt::print("\x1b[H\x1b[2J");
+      else
+        fmt::print("{}# {:%Y-%m-%dT%H:%M:%S}Z\n", rounds++ ? "\n" : "",
+                   fmt::gmtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
+    }
     if (opt.json) {
       reply.erase("ok");
       reply.erase("version");

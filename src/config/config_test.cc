@@ -1,4 +1,5 @@
 // Unit tests of configuration parsing: defaults, every key, and errors that name the line.
+#include "config/changes.h"
 #include "config/config.h"
 
 #include <gtest/gtest.h>
@@ -290,6 +291,27 @@ TEST(Config, Sizes) {
   EXPECT_FALSE(parse_size("4 parsecs"));
   EXPECT_FALSE(parse_size("-1"));
   EXPECT_FALSE(parse_size("99999999999999999999"));
+}
+
+TEST(Config, ReloadChangesSayWhatDiffers) {
+  const auto a = parse_config("[access]\nrules = [\"10.0.0.0/8 deny\", \"192.0.2.0/24 nolimit\"]\n", "a.toml");
+  const auto b = parse_config("[ratelimit]\nburst = 4\nkod = false\n[access]\nrules = [\"10.0.0.0/8 ignore\", "
+                              "\"2001:db8::/32 noquery\"]\n",
+                              "b.toml");
+  ASSERT_TRUE(a.config && b.config);
+  EXPECT_EQ(reload_changes(*a.config, *a.config), std::vector<std::string>{});
+  Config after = *b.config;
+  after.auth.keys = {auth::Key{.id = 7}};
+  Config before = *a.config;
+  before.auth.keys = {auth::Key{.id = 3}, auth::Key{.id = 7, .trusted = false}};
+  EXPECT_EQ(reload_changes(before, after),
+            (std::vector<std::string>{"rule changed: 10.0.0.0/8 deny -> 10.0.0.0/8 ignore",
+                                      "rule added: 2001:db8::/32 noquery",
+                                      "rule removed: 192.0.2.0/24 nolimit",
+                                      "[ratelimit] kod on -> off",
+                                      "[ratelimit] burst 8 -> 4",
+                                      "key 7: now trusted",
+                                      "key removed: 3"}));
 }
 
 }  // namespace

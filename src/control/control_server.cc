@@ -2,7 +2,9 @@
 #include "control/control_server.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -13,6 +15,8 @@
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
+
+#include <fmt/format.h>
 
 #include "base/log.h"
 
@@ -64,6 +68,19 @@ bool write_all(int fd, const std::string& data) {
   return true;
 }
 
+}  // namespace
+
+std::string describe_socket_file(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return std::strerror(errno);
+  const passwd* pw = ::getpwuid(st.st_uid);
+  const group* gr = ::getgrgid(st.st_gid);
+  return fmt::format("{}:{} {:04o}", pw ? pw->pw_name : std::to_string(st.st_uid),
+                     gr ? gr->gr_name : std::to_string(st.st_gid), st.st_mode & 07777);
+}
+
+namespace {
+
 int connect_to(const std::string& path, std::string& error) {
   sockaddr_un addr;
   if (!make_address(path, addr, error)) return -1;
@@ -73,8 +90,19 @@ int connect_to(const std::string& path, std::string& error) {
     return -1;
   }
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    error = path + ": " + std::strerror(errno);
+    const int e = errno;
     ::close(fd);
+    if (e == ECONNREFUSED)
+      error = path + ": stratad is not running (nothing listens on the socket: a stratad that "
+                     "stopped or crashed left it)";
+    else if (e == ENOENT)
+      error = path + " does not exist: stratad is not running, or it uses another control "
+                     "socket (--control PATH, --config STRATAD.TOML or $STRATA_CONTROL)";
+    else if (e == EACCES)
+      error = path + ": permission denied: only the socket's owner and group may use it (" +
+              describe_socket_file(path) + ")";
+    else
+      error = path + ": " + std::strerror(e);
     return -1;
   }
   return fd;

@@ -35,6 +35,9 @@ class Responder {
   std::string buffer_;
 };
 
+// "root:root 0660": who may use a control socket file (for messages), or why it cannot be seen.
+std::string describe_socket_file(const std::string& path);
+
 class ControlServer {
  public:
   using Handler = std::function<nlohmann::json(const nlohmann::json& request, Responder& out)>;

@@ -39,9 +39,10 @@ std::vector<SketchEntry> collect_sketches(const std::vector<const clients::Uniqu
     for (int64_t number : {current, current - 1}) {
       for (size_t k = 0; k < kSketchKindCount; ++k) {
         SketchEntry e{w, number * len, k, std::make_shared<clients::Hll>()};
-        bool any = false;
-        for (const auto* c : counters) any |= c->merge_into(w, k, number, *e.sketch);
-        if (any || number == current) out.push_back(std::move(e));
+        for (const auto* c : counters) c->merge_into(w, k, number, *e.sketch);
+        // Both windows always, as strata clients --count promises: an empty previous
+        // window is a count of 0 (no client, or stratad was not running then).
+        out.push_back(std::move(e));
       }
     }
   }

@@ -26,6 +26,7 @@
 #include "base/command_line.h"
 #include "base/log.h"
 #include "clock/clock_service.h"
+#include "config/changes.h"
 #include "config/config.h"
 #include "config/rules.h"
 #include "control/clients_report.h"
@@ -184,7 +185,10 @@ const char* source_text(clock::Source s) {
 // Re-reads the config file and publishes its access rules and rate limits; the client
 // tables, counters and everything else stay. A broken file changes nothing. Parts that need
 // a restart are reported and left as they are.
-nlohmann::json reload(const Flags& flags, const config::Config& running, server::RulesCell& cell) {
+// `applied` is the configuration whose rules are in force (the start's, then each reload's):
+// what changed is said against it.
+nlohmann::json reload(const Flags& flags, const config::Config& running, config::Config& applied,
+                      server::RulesCell& cell) {
   std::vector<std::string> errors;
   if (flags.config_path.empty()) errors.push_back("stratad was started without --config");
   std::optional<config::Config> next;
@@ -204,6 +208,7 @@ nlohmann::json reload(const Flags& flags, const config::Config& running, server:
   if (next->ratelimit.v4_prefix != running.ratelimit.v4_prefix ||
       next->ratelimit.v6_prefix != running.ratelimit.v6_prefix)
     restart.push_back("[ratelimit] v4_prefix/v6_prefix (the sockets steer by them)");
+  const std::vector<std::string> changes = config::reload_changes(applied, *next);
   auto rules = config::make_rules(*next);
   rules->limits.v4_prefix = running.ratelimit.v4_prefix;
   rules->limits.v6_prefix = running.ratelimit.v6_prefix;
@@ -212,11 +217,19 @@ nlohmann::json reload(const Flags& flags, const config::Config& running, server:
   const bool freed = cell.publish(std::move(rules), std::chrono::seconds(2));
   for (const auto& r : restart)
     base::log(LogLevel::kWarning, "reload: {} changed; it takes effect at the next restart", r);
-  base::log(LogLevel::kInfo, "reloaded {}: {} access rules, {} keys, rate limiting {}",
-            flags.config_path, count, keys, next->ratelimit.enabled ? "on" : "off");
+  base::log(LogLevel::kInfo, "reloaded {}: {} access rules, {} keys, rate limiting {}; {}",
+            flags.config_path, count, keys, next->ratelimit.enabled ? "on" : "off",
+            changes.empty() ? std::string("nothing changed") : fmt::format("{} changes", changes.size()));
+  for (const auto& c : changes) base::log(LogLevel::kInfo, "reload: {}", c);
   if (!freed) base::log(LogLevel::kWarning, "reload: a worker did not take the new rules yet");
+  // What a reload applies is remembered; the parts that need a restart stay as running.
+  applied.access = next->access;
+  applied.auth = next->auth;
+  applied.ratelimit = next->ratelimit;
+  applied.ratelimit.v4_prefix = running.ratelimit.v4_prefix;
+  applied.ratelimit.v6_prefix = running.ratelimit.v6_prefix;
   return {{"ok", true}, {"rules", count}, {"keys", keys}, {"ratelimit", next->ratelimit.enabled},
-          {"needs_restart", restart}};
+          {"changes", changes}, {"needs_restart", restart}};
 }
 
 // The workers' sketches and summaries, for the control and metrics threads.
@@ -467,6 +480,10 @@ int run(const Flags& flags) {
   tracker_options = clients::size_for_memory(cfg->clients.memory / n, tracker_options);
   // One reader slot per worker, and one for the control service (mode 6).
   server::RulesCell rules_cell(config::make_rules(*cfg), n + 1);
+  // The configuration in force for reloads to compare with; SIGHUP (main thread) and `strata
+  // reload` (control thread) take turns.
+  config::Config applied = *cfg;
+  std::mutex reload_mutex;
   server::ControlQueue control_queue(n);
   std::vector<std::unique_ptr<clients::Tracker>> trackers;
   std::random_device random;
@@ -567,7 +584,10 @@ int run(const Flags& flags) {
         }
         return control::stream_clients(tables, query, base::now_real(), out);
       }
-      if (command == "reload") return reload(flags, *cfg, rules_cell);
+      if (command == "reload") {
+        std::lock_guard<std::mutex> lock(reload_mutex);
+        return reload(flags, *cfg, applied, rules_cell);
+      }
       if (command == "kod-effect") {
         std::vector<const clients::Tracker*> all;
         for (const auto& t : trackers) all.push_back(t.get());
@@ -598,7 +618,9 @@ int run(const Flags& flags) {
   for (const auto& ep : cfg->server.listen) listen += (listen.empty() ? "" : " ") + ep.to_string();
   base::log(LogLevel::kInfo, "stratad {} serving on {} with {} workers; time source {}; control {}; metrics {}",
             STRATA_VERSION, listen, n, source_text(cfg->time.source),
-            cfg->server.control.empty() ? "off" : cfg->server.control,
+            cfg->server.control.empty()
+                ? "off"
+                : fmt::format("{} ({})", cfg->server.control, control::describe_socket_file(cfg->server.control)),
             metrics_server ? fmt::format("http://{}:{}/metrics", cfg->metrics.listen->address.family ==
                                                                      base::Family::kV6
                                                                  ? "[" + cfg->metrics.listen->address.to_string() + "]"
@@ -642,7 +664,10 @@ int run(const Flags& flags) {
     }
     if (sig == SIGHUP) {
       sd_notify(0, "RELOADING=1");
-      reload(flags, *cfg, rules_cell);
+      {
+        std::lock_guard<std::mutex> lock(reload_mutex);
+        reload(flags, *cfg, applied, rules_cell);
+      }
       sd_notify(0, "READY=1");
       continue;
     }

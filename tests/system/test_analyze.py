@@ -197,10 +197,12 @@ class AnalyzeTest(unittest.TestCase):
     def test_poll_intervals(self):
         # 64 s, 1024 s and 4 s pollers, and a one-off; timestamps carry a little jitter.
         frames, t = [], []
+        # Two pollers faster than a second (one bin: their intervals in seconds still differ).
         for addr, step, n in (("198.51.100.1", 64, 6), ("198.51.100.2", 1024, 4), ("198.51.100.3", 4, 30),
-                              ("198.51.100.4", 0, 1)):
+                              ("198.51.100.4", 0, 1), ("198.51.100.5", 0.167, 20), ("198.51.100.6", 0.4, 20)):
             for i in range(n):
-                t.append((1_800_000_000 + step * i + (0.3 if i % 2 else -0.2), ip_packet(addr, SERVER4, 40000, 123, ntp(3))))
+                jitter = (0.3 if i % 2 else -0.2) if step >= 1 else 0
+                t.append((1_800_000_000 + step * i + jitter, ip_packet(addr, SERVER4, 40000, 123, ntp(3))))
         t.sort()
         path = os.path.join(self.dir, "polls.pcap")
         with open(path, "wb") as f:
@@ -209,10 +211,18 @@ class AnalyzeTest(unittest.TestCase):
                 f.write(struct.pack("=IIII", int(ts), int(round((ts % 1) * 1e6)), len(p), len(p)) + p)
         _, out = analyze(path)
         got = {row["seconds"]: (row["clients"], row["requests"]) for row in out["poll_intervals"]}
-        self.assertEqual(got, {64: (1, 6), 1024: (1, 4), 4: (1, 30)})
-        self.assertEqual(out["fast_pollers"]["clients"], 1)
-        self.assertEqual(out["fast_pollers"]["busiest"][0],
-                         {"address": "198.51.100.3", "requests": 30, "median_interval_s": 4})
+        self.assertEqual(got, {64: (1, 6), 1024: (1, 4), 4: (1, 30), 1: (2, 40)})
+        self.assertEqual(out["fast_pollers"]["clients"], 3)
+        busiest = {f["address"]: f for f in out["fast_pollers"]["busiest"]}
+        self.assertEqual(busiest["198.51.100.3"], {"address": "198.51.100.3", "requests": 30, "median_interval_s": 4})
+        self.assertAlmostEqual(busiest["198.51.100.5"]["median_interval_s"], 0.167, delta=0.002)
+        self.assertAlmostEqual(busiest["198.51.100.6"]["median_interval_s"], 0.4, delta=0.002)
+        csv = os.path.join(self.dir, "polls-csv")
+        h.run([h.STRATA, "analyze", "--csv", csv, path], check=True)
+        with open(os.path.join(csv, "clients.csv")) as f:
+            seconds = {l.split(",")[0]: l.strip().split(",")[-1] for l in f}
+        self.assertEqual((seconds["198.51.100.1"], seconds["198.51.100.5"], seconds["198.51.100.6"],
+                          seconds["198.51.100.4"]), ("64", "0.167", "0.4", ""))
 
     def test_what_if_policy_replays_through_stratads_limiter(self):
         # A well-behaved client every 64 s, and a broken one 10 times a second for a minute.
@@ -267,6 +277,8 @@ class AnalyzeTest(unittest.TestCase):
         with open(page) as f:
             text = f.read()
         self.assertNotIn("<script", text)  # self-contained and inert
+        # Axis labels an operator reads: no exponent forms ("1e+02") anywhere in the page.
+        self.assertNotRegex(text, r">[0-9.]+e[+-][0-9]+<")
         self.assertNotIn("http://", text.replace('xmlns="http://www.w3.org/2000/svg"', ""))
         args = [chromium, "--headless", "--disable-gpu", "--no-first-run", "--dump-dom",
                 "--user-data-dir=" + os.path.join(self.dir, "chromium"), "file://" + page]

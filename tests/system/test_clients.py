@@ -200,10 +200,21 @@ class ClientsTest(unittest.TestCase):
             # A good one: 127.0.3.0/24 is served again, 127.0.6.0/24 is exempt; the client
             # table and the counters carry on.
             with open(d.config_path, "w") as f:
-                f.write(LIMITS + '[access]\nrules = ["127.0.6.0/24 nolimit"]\n')
+                f.write(LIMITS.replace("kod_interval = 60", "kod_interval = 30") +
+                        '[access]\nrules = ["127.0.6.0/24 nolimit", "127.0.4.0/24 deny noquery"]\n')
             r = h.run([h.STRATA, "reload", "--control", d.control])
             self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("reloaded: 1 access rules", r.stdout)
+            # What changed, line by line, then what is in force (then what needs a restart:
+            # this file has no [metrics] port 0 of the harness's).
+            self.assertEqual(r.stdout.splitlines()[:6], [
+                "rule changed: 127.0.4.0/24 deny -> 127.0.4.0/24 deny noquery",
+                "rule added: 127.0.6.0/24 nolimit",
+                "rule removed: 127.0.3.0/24 ignore",
+                "rule removed: 127.0.5.0/24 nolimit",
+                "[ratelimit] kod_interval 60 -> 30",
+                "in force: 2 access rules, 0 keys, rate limiting on"])
+            r = h.run([h.STRATA, "reload", "--control", d.control])
+            self.assertEqual(r.stdout.splitlines()[0], "reloaded: nothing changed")
             self.assertNotEqual(ask("127.0.3.1")["stratum"], 0)
             for _ in range(3):
                 self.assertNotEqual(ask("127.0.6.1")["stratum"], 0)
@@ -223,6 +234,7 @@ class ClientsTest(unittest.TestCase):
                 time.sleep(0.1)
             self.assertIsNone(ask("127.0.5.1"))
             self.assertTrue(any("reloaded" in line for line in d.log), d.log)
+            self.assertTrue(any("reload: rule added: 127.0.5.0/24 ignore" in line for line in d.log), d.log)
 
     def test_unique_counts_save_merge_and_restart(self):
         top = h.tempfile.mkdtemp(prefix="strata-state-")
@@ -257,6 +269,9 @@ class ClientsTest(unittest.TestCase):
             self.assertLess(abs(est - 30000) / 30000, 0.02, est)
             text = h.run([h.STRATA, "clients", "--control", a.control, "--count"], check=True).stdout
             self.assertIn("v4/24", text)
+            # The previous minute, hour and day are shown too, empty as they are here.
+            for window in ("1m", "1h", "1d"):
+                self.assertEqual(sum(1 for l in text.splitlines() if l.startswith(window + " ")), 2, text)
             h.run([h.STRATA, "clients", "--control", a.control, "--save-sketch", sketch_a], check=True)
         self.assertTrue(os.path.exists(os.path.join(state, "unique-sketches.json")))
         # Another server saw 40,000 clients, the first 30,000 of them the same: the fleet's

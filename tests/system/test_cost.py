@@ -81,6 +81,9 @@ class CostTest(unittest.TestCase):
     def test_by_hand_and_errors(self):
         r = h.run([h.STRATA, "cost", "--rate", "1000"], check=True)
         self.assertIn("186.1 GiB/month", r.stdout)  # 1000/s x 76 octets x 30.436875 days
+        # The free allowance: the part used, of all of it.
+        self.assertRegex(r.stdout, r"\n  aws +186\.1 +100\.0 of 100 ")
+        self.assertRegex(r.stdout, r"\n  digitalocean +186\.1 +186\.1 of 1000 ")
         for name in ("aws", "gcp", "azure", "digitalocean", "hetzner", "unmetered"):
             self.assertRegex(r.stdout, rf"\n  {name} ")
         r = h.run([h.STRATA, "cost", "--rate", "1000", "--provider", "nope"])

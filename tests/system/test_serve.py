@@ -7,6 +7,7 @@ import os
 import socket
 import tempfile
 import struct
+import subprocess
 import sys
 import time
 import unittest
@@ -207,6 +208,36 @@ class ServeTest(unittest.TestCase):
                        "--rate", "1000", "--duration", "1"], check=True)
             self.assertIn("note: most requests got no reply: most likely the server's rate limiter", r.stdout)
             self.assertIn("each of its 5 source addresses sent 200 requests/s", r.stdout)
+
+    def test_control_socket_found_and_absence_explained(self):
+        d = h.Stratad()
+        with d:
+            conf = os.path.join(d.dir, "other.toml")
+            with open(conf, "w") as f:
+                f.write(f'[server]\ncontrol = "{d.control}"\n[auth]\nkeys = "/unreadable/keys"\n')
+            # From stratad's config (only [server] control is read), or $STRATA_CONTROL.
+            r = h.run([h.STRATA, "stats", "--config", conf, "--json"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            env = dict(os.environ, STRATA_CONTROL=d.control)
+            for args in (["stats"], ["clients", "--limit", "1"], ["top"], ["reload"]):
+                r = h.run([h.STRATA] + args, env=env)
+                self.assertEqual(r.returncode, 0, (args, r.stderr))
+            self.assertTrue(any(f"control {d.control} (" in l and "0660)" in l for l in d.log), d.log)
+            # --watch into a pipe: rounds with a time line each, no terminal escapes.
+            watch = subprocess.Popen([h.STRATA, "top", "--control", d.control, "--watch", "0.2"],
+                                     stdout=subprocess.PIPE, text=True)
+            time.sleep(1)
+            watch.terminate()
+            out = watch.communicate(timeout=5)[0]
+            self.assertNotIn("\x1b", out)
+            self.assertGreaterEqual(out.count("\n# 20"), 2, out)
+        # Stopped: said so, not "Connection refused".
+        r = h.run([h.STRATA, "stats", "--control", d.control])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("stratad is not running", r.stderr)
+        self.assertNotIn("Connection refused", r.stderr)
+        r = h.run([h.STRATA, "stats", "--control", "/nonexistent/control.sock"])
+        self.assertIn("does not exist: stratad is not running, or it uses another control socket", r.stderr)
 
     def test_replies_come_from_the_address_hit(self):
         # A wildcard listener: a request to 127.0.0.3 must be answered from 127.0.0.3.
