@@ -377,10 +377,8 @@ class DaemonSources final : public mode6::Sources {
 
 // The files stratad needs after the privilege drop, checked as the user it will run as:
 // one message per problem.
-std::vector<std::string> check_files(const Flags& flags, const config::Config& cfg) {
-  std::string error;
-  const auto who = daemon::resolve_run_as(cfg.server.user, error);
-  if (!who) return {error};
+std::vector<std::string> check_files(const Flags& flags, const config::Config& cfg,
+                                     const daemon::RunAs& who) {
   std::vector<daemon::FileNeed> needs;
   if (!flags.config_path.empty())
     needs.push_back({std::filesystem::absolute(flags.config_path).string(), "the config file", false});
@@ -388,14 +386,20 @@ std::vector<std::string> check_files(const Flags& flags, const config::Config& c
   if (!cfg.auth.keys_file.empty()) needs.push_back({cfg.auth.keys_file, "[auth] keys", false});
   if (!cfg.clients.state_dir.empty())
     needs.push_back({cfg.clients.state_dir, "[clients] state_dir", true});
-  return daemon::check_files_as(*who, needs);
+  return daemon::check_files_as(who, needs);
 }
 
 int run(const Flags& flags) {
   if (flags.verbose) base::set_log_level(LogLevel::kDebug);
   std::optional<config::Config> cfg = build_config(flags);
   if (!cfg) return 1;
-  if (const auto problems = check_files(flags, *cfg); !problems.empty()) {
+  std::string user_error;
+  const auto run_as = daemon::resolve_run_as(cfg->server.user, user_error);
+  if (!run_as) {
+    base::log(LogLevel::kError, "{}", user_error);
+    return 1;
+  }
+  if (const auto problems = check_files(flags, *cfg, *run_as); !problems.empty()) {
     for (const auto& p : problems) base::log(LogLevel::kError, "{}", p);
     return 1;
   }
@@ -437,10 +441,17 @@ int run(const Flags& flags) {
   }
   control::ControlServer control_server;
   if (!cfg->server.control.empty()) {
+    const std::filesystem::path dir = std::filesystem::path(cfg->server.control).parent_path();
+    std::error_code ec;
+    const bool dir_existed = dir.empty() || std::filesystem::exists(dir, ec);
     if (const std::string e = control_server.bind(cfg->server.control); !e.empty()) {
       base::log(LogLevel::kError, "{}", e);
       return 1;
     }
+    // A directory stratad made for its socket is the run-as user's, so that the socket file
+    // can be removed at stop after the privilege drop (unlinking needs the directory).
+    if (!dir_existed && run_as->drop && ::chown(dir.c_str(), run_as->uid, run_as->gid) != 0)
+      base::log(LogLevel::kWarning, "chown {}: {}", dir.string(), std::strerror(errno));
   }
   // The metrics endpoint binds now (before the privilege drop); it renders once the workers
   // exist (until then it answers with nothing to report).

@@ -310,9 +310,18 @@ TEST(Mode6Mru, FiltersAndQueryParsing) {
   ASSERT_EQ(q->resume.size(), 2u);
   EXPECT_EQ(q->resume[0].address.to_string(), "10.0.0.5");
   EXPECT_EQ(q->resume[1].last, (uint64_t{1} << 32) | 2);
-  EXPECT_FALSE(parse_mru_query("nonce=a, frags=x"));
-  EXPECT_FALSE(parse_mru_query("nonce=a, addr.0=10.0.0.1:1"));  // no matching last.0
-  EXPECT_FALSE(parse_mru_query("nonce=a, last.99=0x1.2"));
+  // No stricter than ntpd: what does not parse is left at its default (sscanf's way), a
+  // resume point needs addr.N and last.N from 0 on, unknown names are skipped.
+  auto lenient = parse_mru_query("nonce=a, frags=x, mincount=many, bare");
+  ASSERT_TRUE(lenient);
+  EXPECT_FALSE(lenient->frags);
+  EXPECT_EQ(lenient->filter.mincount, 0u);
+  lenient = parse_mru_query("nonce=a, addr.0=10.0.0.1:1");  // no matching last.0
+  ASSERT_TRUE(lenient);
+  EXPECT_TRUE(lenient->resume.empty());
+  lenient = parse_mru_query("nonce=a, addr.0=10.0.0.1:1, last.0=0x1.2, last.1=0x1.3, last.99=0x1.2");
+  ASSERT_TRUE(lenient);
+  EXPECT_EQ(lenient->resume.size(), 1u);
 
   MruSnapshot snap;
   const uint64_t now = uint64_t{3'900'000'200} << 32;

@@ -89,7 +89,7 @@ std::optional<MruQuery> parse_mru_query(std::string_view data) {
     i = j + 1;
     if (item.empty()) continue;
     const size_t eq = item.find('=');
-    if (eq == std::string_view::npos) return std::nullopt;
+    if (eq == std::string_view::npos) continue;  // a bare name: nothing to take from it
     const std::string_view name = trim(item.substr(0, eq)), value = trim(item.substr(eq + 1));
     auto as_u32 = [&](std::optional<uint32_t>& out) {
       const auto v = parse_uint(value);
@@ -127,7 +127,7 @@ std::optional<MruQuery> parse_mru_query(std::string_view data) {
       const std::string_view idx = name.substr(5);
       unsigned n = 0;
       const auto r = std::from_chars(idx.data(), idx.data() + idx.size(), n);
-      if (r.ec != std::errc{} || r.ptr != idx.data() + idx.size() || n >= 16) return std::nullopt;
+      if (r.ec != std::errc{} || r.ptr != idx.data() + idx.size() || n >= 16) continue;
       if (name[0] == 'a') {
         addrs[n] = parse_host(value);
         ok = addrs[n].has_value();
@@ -136,13 +136,17 @@ std::optional<MruQuery> parse_mru_query(std::string_view data) {
         ok = lasts[n].has_value();
       }
     }
-    // Other names (ntpd's random "xyz.N" tags, future parameters) are skipped.
-    if (!ok) return std::nullopt;
+    // Other names (ntpd's random "xyz.N" tags, future parameters) are skipped. A value that
+    // does not parse is ignored, as ntpd's sscanf leaves the parameter at its default: no
+    // check here is stricter than ntpd's (a request it answers, stratad answers).
+    if (!ok) {
+      if (name == "frags") q.frags.reset();
+      if (name == "limit") q.limit.reset();
+      if (name == "recent") q.recent.reset();
+    }
   }
-  for (size_t n = 0; n < 16; ++n) {
-    if (addrs[n].has_value() != lasts[n].has_value()) return std::nullopt;
-    if (addrs[n]) q.resume.push_back({*addrs[n], *lasts[n]});
-  }
+  // Resume points as ntpd counts them: addr.N with last.N from 0 on, up to the first gap.
+  for (size_t n = 0; n < 16 && addrs[n] && lasts[n]; ++n) q.resume.push_back({*addrs[n], *lasts[n]});
   return q;
 }
 

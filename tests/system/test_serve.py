@@ -238,6 +238,24 @@ class ServeTest(unittest.TestCase):
         self.assertNotIn("Connection refused", r.stderr)
         r = h.run([h.STRATA, "stats", "--control", "/nonexistent/control.sock"])
         self.assertIn("does not exist: stratad is not running, or it uses another control socket", r.stderr)
+        # A directory stratad makes for its socket is the run-as user's: the socket file goes
+        # at a clean stop even after the privilege drop.
+        if h.is_root():
+            top = tempfile.mkdtemp(prefix="control-dir-")
+            os.chmod(top, 0o755)
+            sock = os.path.join(top, "run", "control.sock")
+            port = h.free_port()
+            p = subprocess.Popen([h.STRATAD, "--listen", f"127.0.0.1:{port}", "--control", sock,
+                                  "--user", "nobody", "--threads", "1"], stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + 10
+            while time.time() < deadline and not os.path.exists(sock):
+                time.sleep(0.05)
+            self.assertEqual(h.run([h.STRATA, "stats", "--control", sock]).returncode, 0)
+            p.terminate()
+            p.wait(timeout=10)
+            p.stderr.close()
+            self.assertEqual(p.returncode, 0)
+            self.assertFalse(os.path.exists(sock))
 
     def test_replies_come_from_the_address_hit(self):
         # A wildcard listener: a request to 127.0.0.3 must be answered from 127.0.0.3.
@@ -360,7 +378,9 @@ class LifecycleTest(unittest.TestCase):
                 ([h.STRATAD, "--threads", "x"], 2, "--threads"),
                 ([h.STRATAD, "--config", "/nope.toml", "--check-config"], 1,
                  "/nope.toml: cannot open the file: No such file or directory"),
-                ([h.STRATAD, "--help"], 0, "")):
+                ([h.STRATAD, "--help"], 0, ""),
+                ([h.STRATA, "load", "--server", "[::1]:123", "--clients", "10", "--rate", "10"], 2,
+                 "IPv6 loopback is the one address ::1")):
             r = h.run(args)
             self.assertEqual(r.returncode, status, (args, r.stdout, r.stderr))
             self.assertIn(text, r.stderr, args)
