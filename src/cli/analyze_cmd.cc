@@ -403,8 +403,9 @@ int run_analyze(const AnalyzeOptions& opt) {
     fmt::print("  {:<40} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10}\n", "server", "requests", "replies",
                "unanswered", "KoD", "p50", "p99", "p99.9");
     for (const auto& [key, srv] : analysis.servers()) {
+      const auto& times = srv.processing_ns;  // (clang 14 lambdas cannot capture bindings)
       const auto us = [&](double q) {
-        return srv.processing_ns.total() ? fmt::format("{:.1f} us", srv.processing_ns.quantile(q) / 1e3) : std::string("-");
+        return times.total() ? fmt::format("{:.1f} us", times.quantile(q) / 1e3) : std::string("-");
       };
       fmt::print("  {:<40} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10}\n", key.address().to_string(),
                  grouped(srv.requests), grouped(srv.replies), pct(unanswered(srv)),

@@ -65,8 +65,9 @@ std::optional<Prices> parse_prices(std::string_view text, const std::string& nam
   for (auto&& [key, node] : *providers) {
     const toml::table* t = node.as_table();
     const int line = static_cast<int>(node.source().begin.line);
+    const std::string provider_name(key.str());  // (clang 14 lambdas cannot capture bindings)
     auto fail = [&](const std::string& why) {
-      errors.push_back(fmt::format("{}:{}: providers.{}: {}", name, line, key.str(), why));
+      errors.push_back(fmt::format("{}:{}: providers.{}: {}", name, line, provider_name, why));
     };
     if (t == nullptr) {
       fail("not a table");
