@@ -326,8 +326,9 @@ class AnalyzeTest(unittest.TestCase):
         got = {row[0]: (int(row[1]), int(row[2])) for row in rows[1:]}
         self.assertEqual(got, {"198.51.100.1": (1, 1), "198.51.100.2": (2, 2), "198.51.100.3": (6, 6),
                                "2001:db8::7": (3, 3)})
-        for name in ("distribution.csv", "thresholds.csv"):
+        for name in ("distribution.csv", "thresholds.csv", "intervals.csv"):
             self.assertTrue(os.path.getsize(os.path.join(csv, name)) > 0)
+            self.assertIn(name, h.run([h.STRATA, "analyze", "--help"]).stdout)
 
     def test_damaged_tail_is_read_up_to_the_damage(self):
         packets = traffic()

@@ -4,6 +4,7 @@ malformed datagrams counted and never amplified, counters as ntpq users expect, 
 query/stats/load, unsynchronised behaviour, config checking, privilege drop and SIGTERM."""
 import json
 import os
+import re
 import socket
 import tempfile
 import struct
@@ -223,6 +224,11 @@ class ServeTest(unittest.TestCase):
                 r = h.run([h.STRATA] + args, env=env)
                 self.assertEqual(r.returncode, 0, (args, r.stderr))
             self.assertTrue(any(f"control {d.control} (" in l and "0660)" in l for l in d.log), d.log)
+            # Outside journald every line carries its UTC time.
+            self.assertTrue(all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", l) for l in d.log), d.log)
+            # --max on this host: the generator shares the server's cores, and says so.
+            r = h.run([h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--max", "--duration", "0.2"])
+            self.assertIn("--max against a server on this host: the generator shares the server's cores", r.stdout)
             # --watch into a pipe: rounds with a time line each, no terminal escapes.
             watch = subprocess.Popen([h.STRATA, "top", "--control", d.control, "--watch", "0.2"],
                                      stdout=subprocess.PIPE, text=True)
