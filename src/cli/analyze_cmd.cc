@@ -16,6 +16,7 @@
 #include <memory>
 #include <cmath>
 
+#include "control/json_text.h"
 #include "analyze/analysis.h"
 #include "analyze/replay.h"
 #include "config/rules.h"
@@ -354,7 +355,7 @@ int run_analyze(const AnalyzeOptions& opt) {
     }
   }
   if (opt.json) {
-    fmt::print("{}\n", j.dump(2));
+    fmt::print("{}\n", control::json_text(j, 2));
     return status;
   }
 

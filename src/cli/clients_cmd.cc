@@ -5,6 +5,7 @@
 
 #include <cstdio>
 
+#include "control/json_text.h"
 #include "cli/commands.h"
 #include "control/control_server.h"
 #include "control/unique_report.h"
@@ -23,7 +24,7 @@ std::string seconds_text(double s) {
 
 std::string csv_field(const nlohmann::json& v) {
   if (v.is_string()) return v.get<std::string>();  // addresses and flags: no commas or quotes
-  return v.dump();
+  return control::json_text(v);
 }
 
 }  // namespace
@@ -42,7 +43,7 @@ int run_unique(const ClientsOptions& opt) {
   doc.erase("version");  // the control protocol's; the document has format_version
   if (!opt.save_sketch.empty()) {
     std::ofstream out(opt.save_sketch, std::ios::trunc);
-    out << doc.dump() << "\n";
+    out << control::json_text(doc) << "\n";
     if (!out) {
       fmt::print(stderr, "strata clients: cannot write {}\n", opt.save_sketch);
       return 2;
@@ -51,7 +52,7 @@ int run_unique(const ClientsOptions& opt) {
     for (auto& e : doc["sketches"]) e.erase("registers");
   }
   if (opt.json) {
-    fmt::print("{}\n", doc.dump(2));
+    fmt::print("{}\n", control::json_text(doc, 2));
   } else {
     fmt::print("{}", control::sketches_table(doc));
   }
@@ -71,7 +72,7 @@ int run_kod_effect(const ClientsOptions& opt) {
   r.erase("ok");
   r.erase("version");
   if (opt.json) {
-    fmt::print("{}\n", r.dump(2));
+    fmt::print("{}\n", control::json_text(r, 2));
     return 0;
   }
   fmt::print("clients with a first KoD RATE: {} ({} stopped, {} kept sending, {} less than {:.0f} s "
@@ -116,7 +117,7 @@ int run_merge_sketches(const std::vector<std::string>& files, bool json) {
   const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
                             std::chrono::system_clock::now().time_since_epoch()).count();
   const nlohmann::json doc = control::sketches_json(control::merge_sketches(all), json, now_s);
-  if (json) fmt::print("{}\n", doc.dump());
+  if (json) fmt::print("{}\n", control::json_text(doc));
   else fmt::print("{}", control::sketches_table(doc));
   return 0;
 }
@@ -168,7 +169,7 @@ int run_clients(const ClientsOptions& opt) {
             nlohmann::ordered_json obj;
             for (size_t i = 0; i < columns.size(); ++i) obj[columns[i]] = row[i];
             out += rows ? ",\n" : "\n";
-            out += obj.dump();
+            out += control::json_text(obj);
           } else if (opt.csv) {
             for (size_t i = 0; i < columns.size(); ++i) {
               if (i) out += ',';

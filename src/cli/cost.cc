@@ -1,5 +1,6 @@
 // `strata cost` (see cost.h).
 #include "cli/cost.h"
+#include "control/json_text.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -463,7 +464,7 @@ int run_cost(const CostOptions& opt) {
                           {"gib_per_month_in", in_gib},
                           {"gib_per_month_out", out_gib},
                           {"providers", rows}};
-    fmt::print("{}\n", out.dump(2));
+    fmt::print("{}\n", control::json_text(out, 2));
     return 0;
   }
   fmt::print("Inputs\n");

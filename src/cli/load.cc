@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "control/json_text.h"
 #include "cli/commands.h"
 #include "cli/resolve.h"
 #include "io/pktinfo.h"
@@ -500,7 +501,7 @@ int run_load(const LoadOptions& opt) {
   }
   const nlohmann::json r = run.report();
   if (opt.json)
-    fmt::print("{}\n", r.dump(2));
+    fmt::print("{}\n", control::json_text(r, 2));
   else
     run.print_text(r);
   return r["valid"].get<uint64_t>() + r["kod"].get<uint64_t>() > 0 ? 0 : 1;

@@ -8,6 +8,7 @@
 #include <optional>
 #include <thread>
 
+#include "control/json_text.h"
 #include "base/text.h"
 #include "clock/sources.h"
 #include "cli/commands.h"
@@ -139,7 +140,7 @@ int run_query(const QueryOptions& opt) {
       fmt::print("{}\n", o.text);
     std::fflush(stdout);
   }
-  if (opt.json) fmt::print("{}\n", replies.dump(2));
+  if (opt.json) fmt::print("{}\n", control::json_text(replies, 2));
   return valid > 0 ? 0 : 1;
 }
 

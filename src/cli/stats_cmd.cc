@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "control/json_text.h"
 #include "cli/commands.h"
 #include "control/control_server.h"
 #include "stats/counters.h"
@@ -34,7 +35,7 @@ int run_stats(const StatsOptions& opt) {
     return 2;
   }
   if (opt.json) {
-    fmt::print("{}\n", reply.dump(2));
+    fmt::print("{}\n", control::json_text(reply, 2));
     return 0;
   }
   const auto& counters = reply.at("counters");

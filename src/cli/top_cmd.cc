@@ -8,6 +8,7 @@
 #include <chrono>
 #include <thread>
 
+#include "control/json_text.h"
 #include "cli/commands.h"
 #include "control/control_server.h"
 
@@ -69,7 +70,7 @@ int run_top(const TopOptions& opt) {
     if (opt.json) {
       reply.erase("ok");
       reply.erase("version");
-      fmt::print("{}\n", reply.dump());
+      fmt::print("{}\n", control::json_text(reply));
     } else {
       print(reply);
     }

@@ -1,5 +1,6 @@
 // "clients" control command (see clients_report.h).
 #include "control/clients_report.h"
+#include "control/json_text.h"
 
 #include <fmt/format.h>
 
@@ -114,7 +115,7 @@ nlohmann::json stream_clients(const std::vector<const clients::ClientTable*>& ta
     std::sort(rows.begin(), rows.end(), order);
 
   const int64_t now_ns = now.time_since_epoch().count();
-  out.line(nlohmann::json{{"version", kProtocolVersion},
+  out.line(json_text(nlohmann::json{{"version", kProtocolVersion},
                           {"ok", true},
                           {"stream", true},
                           {"columns", client_columns()},
@@ -122,8 +123,7 @@ nlohmann::json stream_clients(const std::vector<const clients::ClientTable*>& ta
                           {"tracked", total},
                           {"capacity", capacity},
                           {"matched", matched},
-                          {"rows", n}}
-               .dump());
+                          {"rows", n}}));
   fmt::memory_buffer line;
   for (size_t i = 0; i < n && out.ok(); ++i) {
     const auto& c = rows[i];

@@ -1,5 +1,6 @@
 // Control socket server and client (see control_server.h).
 #include "control/control_server.h"
+#include "control/json_text.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -203,27 +204,33 @@ void ControlServer::serve_one(int fd) {
   Responder out(fd);
   std::string line;
   nlohmann::json reply;
-  if (!read_line(fd, line, kClientTimeoutMs, kMaxRequest)) {
-    reply = {{"version", kProtocolVersion}, {"ok", false}, {"error", "no request line"}};
-  } else {
-    const nlohmann::json req = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (req.is_discarded() || !req.is_object()) {
-      reply = {{"version", kProtocolVersion}, {"ok", false}, {"error", "request is not a JSON object"}};
-    } else if (req.value("version", kProtocolVersion) != kProtocolVersion) {
-      reply = {{"version", kProtocolVersion},
-               {"ok", false},
-               {"error", fmt::format("unsupported protocol version (this daemon speaks {})",
-                                     kProtocolVersion)}};
+  // Whatever a client sends (a version of the wrong type, a field of the wrong type in any
+  // command, bytes that are not UTF-8), the answer is an error reply, never an exception
+  // out of this thread (which would end the daemon).
+  try {
+    if (!read_line(fd, line, kClientTimeoutMs, kMaxRequest)) {
+      reply = {{"ok", false}, {"error", "no request line"}};
     } else {
-      try {
+      // One request per connection: the first line; what follows it in the same read is
+      // not part of it.
+      line.resize(std::min(line.size(), line.find('\n')));
+      const nlohmann::json req = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      const auto version = req.is_object() ? req.find("version") : req.end();
+      if (req.is_discarded() || !req.is_object()) {
+        reply = {{"ok", false}, {"error", "request is not a JSON object"}};
+      } else if (version != req.end() && !(version->is_number_integer() && *version == kProtocolVersion)) {
+        reply = {{"ok", false},
+                 {"error", fmt::format("unsupported protocol version {} (this daemon speaks {})",
+                                       json_text(*version), kProtocolVersion)}};
+      } else {
         reply = handler_(req, out);
-      } catch (const std::exception& e) {
-        reply = {{"ok", false}, {"error", e.what()}};
       }
-      reply["version"] = kProtocolVersion;
     }
+  } catch (const std::exception& e) {
+    reply = {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
   }
-  out.line(reply.dump());
+  reply["version"] = kProtocolVersion;
+  out.line(json_text(reply));
   out.flush();
 }
 
@@ -234,7 +241,7 @@ nlohmann::json request(const std::string& path, const nlohmann::json& body, int 
   nlohmann::json req = body;
   req["version"] = kProtocolVersion;
   std::string line;
-  const bool ok = write_all(fd, req.dump() + "\n") && read_line(fd, line, timeout_ms, kMaxReply);
+  const bool ok = write_all(fd, control::json_text(req) + "\n") && read_line(fd, line, timeout_ms, kMaxReply);
   ::close(fd);
   if (!ok) throw std::runtime_error("no reply from stratad on " + path);
   nlohmann::json reply = nlohmann::json::parse(line, nullptr, false);
@@ -257,7 +264,7 @@ nlohmann::json request_stream(const std::string& path, const nlohmann::json& bod
   if (fd < 0) throw std::runtime_error("cannot reach stratad's control socket " + error);
   nlohmann::json req = body;
   req["version"] = kProtocolVersion;
-  if (!write_all(fd, req.dump() + "\n")) {
+  if (!write_all(fd, control::json_text(req) + "\n")) {
     ::close(fd);
     throw std::runtime_error("cannot send to stratad on " + path);
   }

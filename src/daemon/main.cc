@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "control/json_text.h"
 #include "base/command_line.h"
 #include "base/log.h"
 #include "clock/clock_service.h"
@@ -262,7 +263,7 @@ void save_sketches(const std::string& path,
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << doc.dump() << "\n";
+    out << control::json_text(doc) << "\n";
     if (!out) {
       base::log(LogLevel::kWarning, "cannot write {}: {}", tmp, std::strerror(errno));
       return;

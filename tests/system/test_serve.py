@@ -263,6 +263,45 @@ class ServeTest(unittest.TestCase):
             self.assertEqual(p.returncode, 0)
             self.assertFalse(os.path.exists(sock))
 
+    def test_control_socket_survives_bad_requests(self):
+        # Found by the security review (issue 12): a version of the wrong type, a field of the
+        # wrong type, a rejected config line with a non-UTF-8 byte each ended stratad.
+        def ask(d, raw):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(5)
+                s.connect(d.control)
+                s.sendall(raw)
+                data = b""
+                while not data.endswith(b"\n"):
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            return json.loads(data.decode())
+        with h.Stratad() as d:
+            for raw in (b'{"version":"1","command":"stats"}\n', b'{"version":null,"command":"stats"}\n',
+                        b'{"command":"kod-effect","min_age":"soon"}\n', b'{"command":"top","limit":"x"}\n',
+                        b'{"command":"clients","limit":[1]}\n', b'{"command":7}\n', b'[1,2]\n', b'\xff\xfe\n'):
+                reply = ask(d, raw)
+                self.assertFalse(reply["ok"], (raw, reply))
+                self.assertIsNone(d.proc.poll(), (raw, d.log))
+            # A request line followed by more bytes in the same read: the first line counts.
+            self.assertTrue(ask(d, b'{"command":"stats"}\n{"command":"more"}\n')["ok"])
+            with open(d.config_path, "wb") as f:
+                f.write(b'[time]\nsource = "local"\n[access]\nrules = ["10.0.0.0/8 \xff"]\n')
+            reply = ask(d, b'{"command":"reload"}\n')
+            self.assertFalse(reply["ok"])
+            self.assertIsNone(d.proc.poll(), d.log)
+            self.assertTrue(ask(d, b'{"command":"stats"}\n')["ok"])
+        # The same for --json output: a capture file name that is not UTF-8.
+        top = tempfile.mkdtemp(prefix="utf8-")
+        name = os.path.join(top.encode(), b"cap\xff.pcap")
+        with open(name, "wb") as f:
+            f.write(struct.pack("=IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+        r = subprocess.run([h.STRATA.encode(), b"analyze", b"--json", name], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("cap\ufffd.pcap", json.loads(r.stdout.decode())["files"][0]["file"])
+
     def test_replies_come_from_the_address_hit(self):
         # A wildcard listener: a request to 127.0.0.3 must be answered from 127.0.0.3.
         with h.Stratad(listen=[f"0.0.0.0:{h.free_port()}"]) as d:
