@@ -133,6 +133,8 @@ ClientTable::Lookup ClientTable::find_or_create(const AddressKey& key, int64_t n
   r.seq = records_[l.slot].seq;
   store(l.slot, r);
   size_.store(index_.size(), std::memory_order_relaxed);
+  // Slots are handed out from 0 upwards (then reused): readers need not look past this.
+  if (l.slot >= used_.load(std::memory_order_relaxed)) used_.store(l.slot + 1, std::memory_order_release);
   return l;
 }
 

@@ -95,9 +95,12 @@ class ClientTable {
   size_t memory_bytes() const;
   // Calls f(const ClientSnapshot&) for every record in use, in no particular order.
   template <class F>
+  // Reads the slots ever used only (they are handed out from 0 upwards), not the whole
+  // capacity: a scan costs the records in use.
   void for_each(F f) const {
     ClientSnapshot s;
-    for (uint32_t i = 0; i < records_.size(); ++i)
+    const uint32_t used = used_.load(std::memory_order_acquire);
+    for (uint32_t i = 0; i < used; ++i)
       if (read(i, s)) f(s);
   }
   // Reads one slot; false when unused (or changing too fast to copy).
@@ -130,6 +133,7 @@ class ClientTable {
   ZeroedArray<Record> records_;
   LruIndex index_;
   std::atomic<size_t> size_{0};
+  std::atomic<uint32_t> used_{0};  // one past the highest slot ever used
   // Local addresses by index: append-only; count published with release.
   std::vector<base::IpAddress> locals_;
   std::atomic<uint16_t> local_count_{0};

@@ -292,6 +292,18 @@ void parse_mode6(Checker& check, const toml::table& t, Mode6Config& m) {
                     if (auto v = check.integer(n, "mrulist_max", 1, 100000000))
                       m.mrulist_max = static_cast<uint32_t>(*v);
                   }},
+                 {"mrulist",
+                  [&](const toml::node& n) {
+                    const auto v = check.string(n, "mrulist");
+                    if (!v) return;
+                    if (*v == "control-key") m.mrulist_query = false;
+                    else if (*v == "query") m.mrulist_query = true;
+                    else check.fail(n, fmt::format("mrulist = \"{}\": expected \"control-key\" or \"query\"", *v));
+                  }},
+                 {"time_keys",
+                  [&](const toml::node& n) {
+                    if (auto v = check.boolean(n, "time_keys")) m.time_keys = *v;
+                  }},
              });
 }
 

@@ -68,6 +68,8 @@ struct Mode6Config {
   double rate = 100;             // requests per second per source
   double burst = 1000;           // requests at once per source
   uint32_t mrulist_max = 100000; // newest client records an mrulist can walk
+  bool mrulist_query = false;    // mrulist for whoever may query; false: the control key only
+  bool time_keys = false;        // trusted time-client keys authorise mode 6 like the control key
   friend bool operator==(const Mode6Config&, const Mode6Config&) = default;
 };
 

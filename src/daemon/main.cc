@@ -555,6 +555,8 @@ int run(const Flags& flags) {
   mode6_options.rate = cfg->mode6.rate;
   mode6_options.burst = cfg->mode6.burst;
   mode6_options.mrulist_max = cfg->mode6.mrulist_max;
+  mode6_options.mrulist = cfg->mode6.mrulist_query ? mode6::MrulistAccess::kQuery : mode6::MrulistAccess::kControlKey;
+  mode6_options.time_keys = cfg->mode6.time_keys;
   std::vector<io::Backend*> backend_list;
   for (auto& b : backends) backend_list.push_back(b.get());
   server::ControlService control_service(control_queue, backend_list, rules_cell, n, mode6_options,

@@ -363,7 +363,15 @@ TEST(Mode6Mru, NoncesAreBoundToAddressPortAndTime) {
 
 class FakeSources : public Sources {
  public:
-  SystemView system() override { return sample_view(); }
+  int oldest_scans = 0;  // calls of the (expensive, in stratad) oldest-record scan
+  SystemView system() override {
+    SystemView v = sample_view();
+    v.mru_oldest_age_s = [this] {
+      ++oldest_scans;
+      return 42.0;
+    };
+    return v;
+  }
   void client_entries(std::vector<MruEntry>& out) override {
     const auto e = entries(50);
     out.insert(out.end(), e.begin(), e.end());
@@ -377,6 +385,7 @@ struct ResponderSetup {
     ResponderOptions o;
     o.burst = 20;
     o.rate = 1;
+    o.mrulist = MrulistAccess::kQuery;  // the mrulist tests read from loopback
     return o;
   }();
   Responder responder{options, sources, counters};
@@ -506,6 +515,75 @@ TEST(Mode6Responder, MrulistLimitIsCheckedOnlyWithoutFrags) {
   EXPECT_EQ(rows("frags=0, limit=0"), -1);
   EXPECT_EQ(rows("frags=129"), -1);
   EXPECT_EQ(rows("frags=128, limit=0"), 50);  // limit 0 with frags: no row limit
+}
+
+// Found by the security review (issue 12, findings 1, 3 and 8).
+TEST(Mode6Responder, SignedRepliesAreNotAmplifiedTowardForgedSources) {
+  ResponderSetup s;
+  // The monitoring host's signed rv, answered in full: far longer than the request.
+  const auto rv = sign(request(kReadVariables), md5_key(1, "control"));
+  auto out = s.ask(rv, "203.0.113.9");
+  ASSERT_FALSE(out.empty());
+  EXPECT_GT(out[0].size(), 5 * rv.size());
+  EXPECT_FALSE(s.ask(rv, "203.0.113.9").empty());  // again from the same host: its own answer
+  // The same packet replayed from forged sources: nothing (its MAC does not cover them).
+  const uint64_t bad_before = s.counters.get(stats::Counter::drop_control_bad);
+  for (const char* forged : {"203.0.113.10", "192.0.2.5", "198.18.0.1"})
+    EXPECT_TRUE(s.ask(rv, forged).empty()) << forged;
+  EXPECT_EQ(s.counters.get(stats::Counter::drop_control_bad), bad_before + 3);
+  // A time-client key does not authorise mode 6 (unless [mode6] time_keys): from a query
+  // prefix its signed request gets no more than its own size.
+  const auto other = sign(request(kReadVariables), md5_key(2, "other"));
+  out = s.ask(other, "192.0.2.9");
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_LE(out[0].size(), other.size());
+  EXPECT_EQ(out[0][4], kErrPermission);
+}
+
+TEST(Mode6Responder, TimeKeysAuthoriseOnlyWhenConfigured) {
+  ResponderSetup s;
+  s.options.time_keys = true;
+  Responder r{s.options, s.sources, s.counters};
+  const auto other = sign(request(kReadVariables), md5_key(2, "other"));
+  const auto out = r.handle({other, {*base::IpAddress::parse("203.0.113.9"), 40000}, {}, s.now_ns}, s.access);
+  ASSERT_FALSE(out.empty());
+  EXPECT_GT(out[0].size(), other.size());
+}
+
+TEST(Mode6Responder, AnUnauthorisedRequestCostsNoMoreThanItsAnswer) {
+  ResponderSetup s;
+  // 31 times the table-scanning name in one packet: scanned once, and not at all for a
+  // source whose answer cannot be sent (the budget is known before the names are looked up).
+  std::string names;
+  for (int i = 0; i < 31; ++i) names += (names.empty() ? "" : ",") + std::string("mru_oldest_age");
+  s.sources.oldest_scans = 0;
+  auto out = s.ask(request(kReadVariables, names), "127.0.0.1");
+  ASSERT_EQ(out.size(), 2u);  // 31 values: two fragments
+  EXPECT_EQ(s.sources.oldest_scans, 1);
+  s.sources.oldest_scans = 0;
+  out = s.ask(request(kReadVariables, "version,version,version,mru_oldest_age"), "192.0.2.7");
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0][4], kErrPermission);
+  EXPECT_EQ(s.sources.oldest_scans, 0);
+}
+
+TEST(Mode6Responder, MrulistIsPrivateByDefault) {
+  ResponderSetup s;
+  s.options.mrulist = MrulistAccess::kControlKey;
+  Responder r{s.options, s.sources, s.counters};
+  auto ask = [&](const std::vector<uint8_t>& req) {
+    s.now_ns += 1'000'000;
+    return r.handle({req, {base::IpAddress::v4(0x7f000001), 40000}, {}, s.now_ns}, s.access);
+  };
+  const std::string nonce = payload(ask(request(kRequestNonce))).substr(6, 24);
+  // From loopback, unsigned: refused (any local user could read every client's address).
+  auto out = ask(request(kReadMru, "nonce=" + nonce + ", frags=32"));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0][4], kErrPermission);
+  // With the control key: the walk.
+  out = ask(sign(request(kReadMru, "nonce=" + nonce + ", frags=32"), md5_key(1, "control")));
+  ASSERT_FALSE(out.empty());
+  EXPECT_TRUE(items(payload(out)).count("addr.0"));
 }
 
 }  // namespace

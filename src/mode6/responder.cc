@@ -2,6 +2,8 @@
 #include "mode6/responder.h"
 
 #include <algorithm>
+#include <memory>
+#include <optional>
 
 namespace strata::mode6 {
 
@@ -11,6 +13,10 @@ namespace {
 
 constexpr int64_t kSnapshotIdleNs = 60'000'000'000;
 constexpr size_t kMaxBuckets = 4096;
+// Signed requests remembered against replay: ntpq sends a few per run, so 65,536 hold hours
+// of monitoring; past a day an entry is forgotten (a replay needs a captured packet anyway).
+constexpr size_t kMaxSeenMacs = 65536;
+constexpr int64_t kSeenMacNs = 86'400'000'000'000;
 constexpr uint32_t kMruRowLimit = 256;   // ntpd's MRU_ROW_LIMIT
 constexpr uint32_t kMruFragsLimit = 128;  // ntpd's MRU_FRAGS_LIMIT
 
@@ -62,6 +68,29 @@ bool Responder::take_token(const base::IpAddress& peer, int64_t now_ns) {
   return true;
 }
 
+bool Responder::replayed(std::span<const uint8_t> mac, const base::IpAddress& peer, int64_t now_ns) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (uint8_t b : mac) h = (h ^ b) * 0x100000001b3ULL;
+  if (seen_macs_.size() >= kMaxSeenMacs) {
+    std::erase_if(seen_macs_, [&](const auto& kv) { return now_ns - kv.second.when_ns > kSeenMacNs; });
+    if (seen_macs_.size() >= kMaxSeenMacs) {  // all recent: forget the older half
+      std::vector<int64_t> times;
+      for (const auto& kv : seen_macs_) times.push_back(kv.second.when_ns);
+      std::nth_element(times.begin(), times.begin() + static_cast<std::ptrdiff_t>(times.size() / 2), times.end());
+      const int64_t median = times[times.size() / 2];
+      std::erase_if(seen_macs_, [&](const auto& kv) { return kv.second.when_ns <= median; });
+    }
+  }
+  auto [it, created] = seen_macs_.try_emplace(h, Seen{peer, now_ns});
+  if (created || now_ns - it->second.when_ns > kSeenMacNs) {
+    it->second = Seen{peer, now_ns};
+    return false;
+  }
+  if (!(it->second.source == peer)) return true;
+  it->second.when_ns = now_ns;
+  return false;
+}
+
 std::vector<std::vector<uint8_t>> Responder::handle(const Incoming& in, const Access& access) {
   counters_.add(Counter::control_requests);
   Request r;
@@ -81,35 +110,57 @@ std::vector<std::vector<uint8_t>> Responder::handle(const Incoming& in, const Ac
     }
   }
   const bool control_key = key != nullptr && access.control_key != 0 && key->id == access.control_key;
+  // What opens mode 6 beyond the access rules: the control key, and a time-client key only
+  // when configured to ([mode6] time_keys).
+  const bool authorised = control_key || (key != nullptr && options_.time_keys && key->trusted);
   const policy::Verdict pv = access.policy.lookup(in.peer.address);
-  if (pv.access == policy::Access::kIgnore || !(pv.query || control_key)) {
+  if (pv.access == policy::Access::kIgnore || !(pv.query || authorised)) {
     counters_.add(Counter::drop_mode_control);
+    return {};
+  }
+  const bool loopback = in.peer.address.is_loopback();
+  // The MAC does not cover the source address: a signed request captured on the way and
+  // sent again from a forged source would draw its long answer to that source. Off loopback
+  // a signed request is answered for the first source that sent it only.
+  if (key != nullptr && !loopback && replayed(r.mac, in.peer.address, in.now_ns)) {
+    counters_.add(Counter::drop_control_bad);
     return {};
   }
   if (!take_token(in.peer.address, in.now_ns)) {
     counters_.add(Counter::drop_control_limited);
     return {};
   }
+  // No amplification: a source off loopback that nothing authorises (a `query` rule
+  // elsewhere, perhaps a forged address in it) gets nothing longer than what it sent. The
+  // budget is known before any work, so a request cannot make stratad compute what it would
+  // not send.
+  const size_t budget = (!authorised && !loopback) ? in.data.size() : SIZE_MAX;
   view_ = sources_.system();
   view_.keys = static_cast<uint32_t>(access.keys.size());
+  if (view_.mru_oldest_age_s) {  // a scan of the client tables: once per request at most
+    auto scan = std::move(view_.mru_oldest_age_s);
+    auto cached = std::make_shared<std::optional<double>>();
+    view_.mru_oldest_age_s = [scan = std::move(scan), cached] {
+      if (!*cached) *cached = scan();
+      return **cached;
+    };
+  }
   leap_ = view_.time.synchronised ? static_cast<uint8_t>(view_.time.leap) : 3;
   std::vector<std::vector<uint8_t>> out;
   if (parsed == ParseResult::kBadFormat) {
     out = {build_error(r, kErrBadFormat, key, leap_)};
   } else {
-    out = dispatch(r, in, key, control_key);
+    out = dispatch(r, in, key, authorised, budget);
   }
-  // No amplification: an unauthenticated source off loopback (a `query` rule elsewhere) gets
-  // nothing longer than what it sent; the 12-octet error says to authenticate.
-  if (key == nullptr && !in.peer.address.is_loopback() && total_size(out) > in.data.size())
-    out = {build_error(r, kErrPermission, nullptr, leap_)};
+  // The 12-octet error says to authenticate.
+  if (total_size(out) > budget) out = {build_error(r, kErrPermission, nullptr, leap_)};
   for (const auto& d : out)
     if (d.size() >= 2 && (d[1] & 0x40) != 0) counters_.add(Counter::control_errors);
   return out;
 }
 
 std::vector<std::vector<uint8_t>> Responder::dispatch(const Request& r, const Incoming& in,
-                                                      const auth::Key* key, bool control_key) {
+                                                      const auth::Key* key, bool control_key, size_t budget) {
   const uint16_t status = system_status(view_);
   switch (r.opcode) {
     case kUnspec:
@@ -121,7 +172,7 @@ std::vector<std::vector<uint8_t>> Responder::dispatch(const Request& r, const In
       return build_response(r, status, "", key, leap_);
     case kReadVariables:
       if (r.association != 0) return {build_error(r, kErrBadAssociation, key, leap_)};
-      return read_variables(r, key);
+      return read_variables(r, key, budget);
     case kReadClock:
       return {build_error(r, kErrBadAssociation, key, leap_)};  // no reference clocks
     case kRequestNonce: {
@@ -130,6 +181,9 @@ std::vector<std::vector<uint8_t>> Responder::dispatch(const Request& r, const In
       return build_response(r, status, w.finish(), key, leap_);
     }
     case kReadMru:
+      // Every client's address: private unless configured otherwise ([mode6] mrulist).
+      if (options_.mrulist == MrulistAccess::kControlKey && !control_key)
+        return {build_error(r, kErrPermission, key, leap_)};
       return read_mru(r, in, key);
     case kWriteVariables:
     case kWriteClock:
@@ -144,7 +198,8 @@ std::vector<std::vector<uint8_t>> Responder::dispatch(const Request& r, const In
   }
 }
 
-std::vector<std::vector<uint8_t>> Responder::read_variables(const Request& r, const auth::Key* key) {
+std::vector<std::vector<uint8_t>> Responder::read_variables(const Request& r, const auth::Key* key,
+                                                            size_t budget) {
   std::vector<std::string_view> names = split_names(data_text(r));
   if (names.empty()) names = default_variables();
   VarWriter w(kClientMaxFrags * kMaxData);
@@ -154,6 +209,7 @@ std::vector<std::vector<uint8_t>> Responder::read_variables(const Request& r, co
     const auto value = variable(bare, view_);
     if (!value) return {build_error(r, kErrUnknownVariable, key, leap_)};
     if (!w.add(bare, *value)) break;  // cannot happen with the names we have
+    if (kHeaderSize + w.text().size() > budget) return {build_error(r, kErrPermission, nullptr, leap_)};
   }
   return build_response(r, system_status(view_), w.finish(), key, leap_);
 }

@@ -20,11 +20,21 @@
 
 namespace strata::mode6 {
 
+// Who may read the client list (READ_MRU: every client's address).
+enum class MrulistAccess : uint8_t {
+  kControlKey,  // only requests signed with the control key (the default: addresses are private)
+  kQuery,       // whoever may query (loopback, `query` rules), as other mode-6 reads
+};
+
 struct ResponderOptions {
   double rate = 100;          // requests per second per source address
   double burst = 1000;        // requests a source may send at once (an mrulist walk)
   size_t mrulist_max = 100000;  // newest client records an mrulist walk can see
   uint32_t max_frags = 128;   // per response (ntpd's MRU_FRAGS_LIMIT)
+  MrulistAccess mrulist = MrulistAccess::kControlKey;
+  // Whether a trusted time-client key (not the control key) authorises mode 6 as the control
+  // key does; off, its MAC is checked and the reply signed, but it opens nothing.
+  bool time_keys = false;
 };
 
 // What the responder reads from the daemon.
@@ -62,9 +72,14 @@ class Responder {
 
  private:
   bool take_token(const base::IpAddress& peer, int64_t now_ns);
+  // A signed request already seen from another source address: a captured packet replayed
+  // with a forged source (its MAC does not cover the address). Remembers this one.
+  bool replayed(std::span<const uint8_t> mac, const base::IpAddress& peer, int64_t now_ns);
   std::vector<std::vector<uint8_t>> dispatch(const Request& r, const Incoming& in,
-                                             const auth::Key* key, bool control_key);
-  std::vector<std::vector<uint8_t>> read_variables(const Request& r, const auth::Key* key);
+                                             const auth::Key* key, bool control_key, size_t budget);
+  // `budget`: the most octets the answer may have (the request's size for an unauthorised
+  // source off loopback); names are looked up only while the answer stays within it.
+  std::vector<std::vector<uint8_t>> read_variables(const Request& r, const auth::Key* key, size_t budget);
   std::vector<std::vector<uint8_t>> read_mru(const Request& r, const Incoming& in,
                                              const auth::Key* key);
 
@@ -83,6 +98,12 @@ class Responder {
     size_t operator()(const base::IpAddress& a) const;
   };
   std::unordered_map<base::IpAddress, Bucket, AddressHash> buckets_;
+  // Signed requests seen, by a hash of their MAC: the first source address and when.
+  struct Seen {
+    base::IpAddress source;
+    int64_t when_ns;
+  };
+  std::unordered_map<uint64_t, Seen> seen_macs_;
   uint8_t leap_ = 3;  // of the view read for the current request
   SystemView view_;
 };

@@ -46,8 +46,10 @@ class NtpqTest(unittest.TestCase):
         cls.keys = os.path.join(cls.keys_dir, "ntp.keys")
         with open(cls.keys, "w") as f:
             f.write(KEYS)
+        # mrulist from whoever may query (the default is the control key only): the walks
+        # below read from loopback unsigned.
         config = ('[time]\nsource = "local"\n[access]\nrules = ["10.9.9.1 query"]\n'
-                  f'[auth]\nkeys = "{cls.keys}"\ncontrol_key = 2\n')
+                  f'[auth]\nkeys = "{cls.keys}"\ncontrol_key = 2\n[mode6]\nmrulist = "query"\n')
         cls.d = h.Stratad(listen=listen, user="root", config=config)
 
     @classmethod
@@ -176,7 +178,7 @@ class NtpqTest(unittest.TestCase):
         # lists a source whose last request was KoD'd, not one KoD'd earlier and dropped
         # since; `strata clients --kod` lists every source sent at least one KoD.
         config = ('[time]\nsource = "local"\n[ratelimit]\nleak = 0\nmin_spacing = 2\n'
-                  'kod_interval = 60\n')
+                  'kod_interval = 60\n[mode6]\nmrulist = "query"\n')
         with h.Stratad(listen=["127.0.0.2:123"], user="root", config=config, ratelimit=True,
                        threads=1) as d:
             def poll(source, count):
@@ -201,6 +203,46 @@ class NtpqTest(unittest.TestCase):
             kod = json.loads(h.run([h.STRATA, "clients", "--control", d.control, "--kod", "--json"],
                                    check=True).stdout)
             self.assertEqual(sorted(c["address"] for c in kod), ["127.0.4.1", "127.0.4.2"])
+
+    def test_mrulist_is_private_by_default(self):
+        # Every client's address: by default only with the control key, even from loopback
+        # (any local user may send mode 6 there; the control socket is root's).
+        with h.Stratad(listen=["127.0.0.3:123"], user="root",
+                       config=f'[time]\nsource = "local"\n[auth]\nkeys = "{self.keys}"\ncontrol_key = 2\n') as d:
+            h.exchange(("127.0.0.3", 123), h.request())
+            r = ntpq("mrulist", host="127.0.0.3")
+            self.assertNotIn("127.0.0.1", r.stdout)
+            self.assertIn("PERMISSION", r.stdout + r.stderr)
+            out = self.check(ntpq("mrulist", host="127.0.0.3", keyid=2, keys=self.keys))
+            self.assertIn("# Collected", out)
+            self.assertIsNotNone(d.counters())
+
+    @unittest.skipUnless(OWN_NAMESPACE, "needs addresses of our own namespace")
+    def test_signed_rv_replayed_from_forged_sources_gets_nothing(self):
+        # The security review's finding 1 (issue 12): the MAC does not cover the source, so a
+        # captured signed `ntpq -c rv` (40 octets) replayed from forged sources drew ~392-octet
+        # answers to each. Now only the first source of a signed request is answered.
+        import hashlib
+        secret = bytes.fromhex("00112233445566778899aabbccddeeff0011223344")
+        header = h.struct.pack("!BBHHHHH", (2 << 3) | 6, 2, 77, 0, 0, 0, 0) + b"\0" * 4  # padded to 8
+        packet = header + h.struct.pack("!I", 2) + hashlib.sha1(secret + header).digest()
+        self.assertEqual(len(packet), 40)
+        def send(source):
+            with h.socket.socket(h.socket.AF_INET, h.socket.SOCK_DGRAM) as s:
+                s.bind((source, 0))
+                s.settimeout(0.5)
+                s.sendto(packet, ("10.9.9.2", 123))
+                got = 0
+                try:
+                    while True:
+                        got += len(s.recv(2048))
+                except h.socket.timeout:
+                    return got
+        first = send("10.9.9.2")
+        self.assertGreater(first, 5 * len(packet))  # the monitoring host's own answer
+        self.assertEqual(send("10.9.9.1"), 0)  # the same packet from another address: nothing
+        self.assertGreater(send("127.0.0.1"), 5 * len(packet))  # loopback cannot be forged from outside
+        self.assertGreater(send("10.9.9.2"), 0)  # and the first source still gets its answer
 
     @unittest.skipUnless(OWN_NAMESPACE, "needs addresses of our own namespace")
     def test_who_may_query(self):
