@@ -673,6 +673,7 @@ int run(const Flags& flags) {
       if (errno == EAGAIN) {
         save_sketches(sketches, trackers);
         report_minute();
+        rules_cell.reclaim();  // rule sets a slow reader held past a reload's wait
       }
       continue;
     }

@@ -3,9 +3,11 @@
 // returned Rules for the whole batch; publish() swaps in a new set and frees the old one
 // once every worker has started a batch since (a grace period, like RCU). Workers blocked
 // in a receive come back within the receive timeout (250 ms), so a reload completes in well
-// under a second; a worker that has stopped makes publish() keep the old set alive instead.
+// under a second. A reader slower than publish()'s wait keeps the old set alive only until it
+// has moved on: every later publish() and reclaim() frees the sets no reader can still hold.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -32,7 +34,7 @@ class RulesCell {
  public:
   RulesCell(std::unique_ptr<const Rules> initial, size_t readers)
       : current_(initial.get()), slots_(readers) {
-    owned_.push_back(std::move(initial));
+    owned_.push_back({std::move(initial), 0});
   }
   RulesCell(const RulesCell&) = delete;
   RulesCell& operator=(const RulesCell&) = delete;
@@ -51,18 +53,38 @@ class RulesCell {
     std::lock_guard<std::mutex> lock(publish_mutex_);
     const Rules* old = current_.load(std::memory_order_relaxed);
     current_.store(next.get(), std::memory_order_release);
-    owned_.push_back(std::move(next));
     const uint64_t g = generation_.fetch_add(1, std::memory_order_acq_rel) + 1;
+    // `old` was current until generation g: freed once every reader has seen g.
+    for (auto& o : owned_)
+      if (o.rules.get() == old) o.retired_at = g;
+    owned_.push_back({std::move(next), 0});
     const auto deadline = std::chrono::steady_clock::now() + timeout;
+    bool all = true;
     for (const Slot& s : slots_) {
       while (s.seen.load(std::memory_order_acquire) < g) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
+        if (std::chrono::steady_clock::now() > deadline) {
+          all = false;
+          break;
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
+      if (!all) break;
     }
-    // Every reader has loaded a newer pointer: nobody can still use `old`.
-    std::erase_if(owned_, [&](const std::unique_ptr<const Rules>& r) { return r.get() == old; });
-    return true;
+    reclaim_locked();
+    return all;
+  }
+
+  // Frees the retired sets no reader can still hold (the main thread calls it now and then,
+  // so a set left by a publish() that timed out does not stay for good).
+  void reclaim() {
+    std::lock_guard<std::mutex> lock(publish_mutex_);
+    reclaim_locked();
+  }
+
+  // Sets held: the current one and those retired but maybe still in a reader's hands.
+  size_t held() {
+    std::lock_guard<std::mutex> lock(publish_mutex_);
+    return owned_.size();
   }
 
   // The set in force (control thread: for reports).
@@ -73,11 +95,21 @@ class RulesCell {
   struct alignas(64) Slot {
     std::atomic<uint64_t> seen{0};
   };
+  struct Owned {
+    std::unique_ptr<const Rules> rules;
+    uint64_t retired_at;  // 0: current; else the generation that replaced it
+  };
+  void reclaim_locked() {
+    uint64_t oldest_seen = UINT64_MAX;
+    for (const Slot& s : slots_) oldest_seen = std::min(oldest_seen, s.seen.load(std::memory_order_acquire));
+    // A reader that has seen generation g loaded the pointer of g or later.
+    std::erase_if(owned_, [&](const Owned& o) { return o.retired_at != 0 && o.retired_at <= oldest_seen; });
+  }
   std::atomic<const Rules*> current_;
   std::atomic<uint64_t> generation_{0};
   std::vector<Slot> slots_;
   std::mutex publish_mutex_;
-  std::vector<std::unique_ptr<const Rules>> owned_;  // the current set and any not yet freed
+  std::vector<Owned> owned_;  // the current set and any not yet freed
 };
 
 }  // namespace strata::server
