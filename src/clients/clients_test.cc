@@ -345,6 +345,35 @@ TEST(PrefixTable, EvictsTheLeastRecentlySeen) {
   EXPECT_FALSE(l.evicted_active);
 }
 
+// Found by the security review (issue 12, finding 9): with more active prefixes than slots,
+// each new one started with a full bucket, and 10,000 forged victims were answered 100%.
+TEST(PrefixTable, AFullTableDoesNotFailOpen) {
+  LimitParams p;
+  p.leak = 0;
+  PrefixTable t(100, 9);
+  uint64_t answered = 0, requests = 0;
+  // 10,000 sources, each polling every 2 s for 60 s (every one over the table's size).
+  for (int64_t round = 0; round < 30; ++round) {
+    for (uint32_t i = 0; i < 10000; ++i) {
+      const int64_t now = round * 2 * kSec + i * (2 * kSec / 10000);
+      auto l = t.find_or_create(AddressKey::from(base::IpAddress::v4(0x0a000000u + i)), p, now);
+      answered += limit(*l.state, p, now, -1, 0) == Verdict::kPass;
+      ++requests;
+    }
+  }
+  // What 100 slots allow: a burst of 8 each, then one per 8 s each.
+  const double allowance = 100 * (8 + 60.0 / 8);
+  EXPECT_LE(static_cast<double>(answered), 1.2 * allowance) << answered << " of " << requests;
+  // A table large enough for everyone changes nothing: each source gets its burst.
+  PrefixTable big(20000, 9);
+  answered = 0;
+  for (uint32_t i = 0; i < 10000; ++i) {
+    auto l = big.find_or_create(AddressKey::from(base::IpAddress::v4(0x0a000000u + i)), p, i);
+    answered += limit(*l.state, p, i, -1, 0) == Verdict::kPass;
+  }
+  EXPECT_EQ(answered, 10000u);
+}
+
 // --- the tracker: table and limiter together ---
 
 TrackerOptions small_tracker() {

@@ -77,18 +77,28 @@ PrefixTable::Lookup PrefixTable::find_or_create(const AddressKey& prefix, const 
     l.state = &records_[slot].state;
     return l;
   }
+  PrefixState start = fresh_state(p, now_ns);
   if (index_.full()) {
     // The least recently seen prefix goes. If it had not yet refilled its bucket, its
-    // limiter state is lost (counted by the caller): the table is too small for the load.
+    // limiter state is lost (counted by the caller): the table is too small for the load,
+    // as under a flood of forged sources. A full bucket for the newcomer would then answer
+    // every one of them (the limiter failing open), so it takes over the state it evicts:
+    // that bucket refilled to now, its request-rate score and its KoD pacing. The table's
+    // budget is then that of its slots, however many sources pass through them.
     const uint32_t oldest = index_.oldest();
     const Record& old = records_[oldest];
     const double idle = static_cast<double>(now_ns - old.state.last_ns) * 1e-9;
     l.evicted_active = idle < p.burst * p.interval_s;
+    if (l.evicted_active) {
+      start.tokens = static_cast<float>(std::min(p.burst, old.state.tokens + std::max(0.0, idle) / p.interval_s));
+      start.score = static_cast<float>(old.state.score * std::exp(-std::max(0.0, idle) / p.score_decay_s));
+      start.last_kod_ns = old.state.last_kod_ns;
+    }
     index_.remove(oldest, hash_key(old.key, seed_));
   }
   slot = index_.insert(hash);
   records_[slot].key = prefix;
-  records_[slot].state = fresh_state(p, now_ns);
+  records_[slot].state = start;
   l.state = &records_[slot].state;
   l.created = true;
   return l;

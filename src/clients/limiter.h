@@ -55,7 +55,8 @@ struct PrefixState {
   float score = 0;  // decayed request rate, requests/s
 };
 
-// A new prefix: a full bucket.
+// A new prefix: a full bucket (unless it replaces an active one in a full table: then it
+// takes over that one's state, see PrefixTable::find_or_create).
 PrefixState fresh_state(const LimitParams& p, int64_t now_ns);
 
 // One request of a prefix at `now_ns`. `address_gap_ns`: time since the same address's
