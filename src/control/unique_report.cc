@@ -71,7 +71,7 @@ nlohmann::json sketches_json(const std::vector<SketchEntry>& entries, bool with_
           {"sketches", std::move(list)}};
 }
 
-std::vector<SketchEntry> parse_sketches(const nlohmann::json& doc) {
+std::vector<SketchEntry> parse_sketches(const nlohmann::json& doc, std::vector<std::string>* skipped) {
   if (!doc.is_object() || doc.value("format", "") != kSketchFormat)
     throw std::runtime_error(fmt::format("not a {} document", kSketchFormat));
   if (doc.value("format_version", 0) != 1 || doc.value("precision", 0) != clients::Hll::kPrecision ||
@@ -79,16 +79,23 @@ std::vector<SketchEntry> parse_sketches(const nlohmann::json& doc) {
     throw std::runtime_error("sketches of another version, precision or hash: cannot merge");
   std::vector<SketchEntry> out;
   const auto& list = doc.at("sketches");
+  if (!list.is_array()) throw std::runtime_error("sketches is not a list");
   for (size_t i = 0; i < list.size(); ++i) {
-    const auto& j = list[i];
-    const auto w = window_from(j.value("window", ""));
-    const auto k = kind_from(j.value("kind", ""));
-    if (!w || !k || !j.contains("start") || !j["start"].is_number_integer())
-      throw std::runtime_error(fmt::format("sketch {}: bad window, kind or start", i + 1));
-    SketchEntry e{*w, j["start"].get<int64_t>(), *k, std::make_shared<clients::Hll>()};
-    if (!e.sketch->from_base64(j.value("registers", "")))
-      throw std::runtime_error(fmt::format("sketch {}: registers missing or malformed", i + 1));
-    out.push_back(std::move(e));
+    try {
+      const auto& j = list[i];
+      if (!j.is_object()) throw std::runtime_error(fmt::format("sketch {}: not an object", i + 1));
+      const auto w = window_from(j.value("window", ""));
+      const auto k = kind_from(j.value("kind", ""));
+      if (!w || !k || !j.contains("start") || !j["start"].is_number_integer())
+        throw std::runtime_error(fmt::format("sketch {}: bad window, kind or start", i + 1));
+      SketchEntry e{*w, j["start"].get<int64_t>(), *k, std::make_shared<clients::Hll>()};
+      if (!e.sketch->from_base64(j.value("registers", "")))
+        throw std::runtime_error(fmt::format("sketch {}: registers missing or malformed", i + 1));
+      out.push_back(std::move(e));
+    } catch (const std::exception& e) {
+      if (skipped == nullptr) throw;
+      skipped->push_back(e.what());
+    }
   }
   return out;
 }

@@ -32,7 +32,10 @@ nlohmann::json sketches_json(const std::vector<SketchEntry>& entries, bool with_
                              int64_t now_s);
 
 // Reads a document with registers. Throws std::runtime_error naming what is wrong.
-std::vector<SketchEntry> parse_sketches(const nlohmann::json& doc);
+// Throws on a document of another format or version. A bad entry throws too, unless
+// `skipped` is given: then it is left out and its reason added there (stratad's own state
+// file, where one damaged entry must not cost the others).
+std::vector<SketchEntry> parse_sketches(const nlohmann::json& doc, std::vector<std::string>* skipped = nullptr);
 
 // Merges entries with the same window, start and kind.
 std::vector<SketchEntry> merge_sketches(const std::vector<SketchEntry>& entries);

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "control/json_text.h"
+#include "base/atomic_file.h"
 #include "base/command_line.h"
 #include "base/log.h"
 #include "clock/clock_service.h"
@@ -260,18 +261,9 @@ void save_sketches(const std::string& path,
   const int64_t now_s = unix_seconds();
   const auto doc =
       control::sketches_json(control::collect_sketches(unique_counters(trackers), now_s), true, now_s);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << control::json_text(doc) << "\n";
-    if (!out) {
-      base::log(LogLevel::kWarning, "cannot write {}: {}", tmp, std::strerror(errno));
-      return;
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) base::log(LogLevel::kWarning, "cannot replace {}: {}", path, ec.message());
+  // A temporary file of a random name (never one planted there), synced, renamed over.
+  if (const std::string e = base::write_file_atomically(path, control::json_text(doc) + "\n"); !e.empty())
+    base::log(LogLevel::kWarning, "saving the unique-client sketches: {}", e);
 }
 
 void load_sketches(const std::string& path, clients::Tracker& into) {
@@ -282,16 +274,23 @@ void load_sketches(const std::string& path, clients::Tracker& into) {
     const auto doc = nlohmann::json::parse(in);
     const int64_t now_s = unix_seconds();
     size_t restored = 0;
-    for (const auto& e : control::parse_sketches(doc)) {
+    std::vector<std::string> skipped;  // one damaged entry costs itself only
+    for (const auto& e : control::parse_sketches(doc, &skipped)) {
       const int64_t len = clients::window_seconds(e.window);
       const int64_t number = e.start / len;
       if (number != now_s / len && number != now_s / len - 1) continue;  // too old to show
       into.unique().restore(e.window, e.kind, number, *e.sketch);
       ++restored;
     }
+    for (const auto& s : skipped) base::log(LogLevel::kWarning, "{}: skipped {}", path, s);
     base::log(LogLevel::kInfo, "restored {} unique-client sketches from {}", restored, path);
   } catch (const std::exception& e) {
-    base::log(LogLevel::kWarning, "ignoring {}: {}", path, e.what());
+    // Kept aside for the operator, not overwritten by the next save.
+    const std::string aside = path + ".damaged";
+    std::error_code ec;
+    std::filesystem::rename(path, aside, ec);
+    base::log(LogLevel::kWarning, "ignoring {}: {}; {}", path, e.what(),
+              ec ? "it stays there (cannot rename it: " + ec.message() + ")" : "kept as " + aside);
   }
 }
 

@@ -294,6 +294,48 @@ class ClientsTest(unittest.TestCase):
             self.assertLess(abs(est - 30000) / 30000, 0.02, est)
             self.assertTrue(any("restored" in line for line in a2.log), a2.log)
 
+    def test_damaged_state_files(self):
+        # Found by the security review (issue 12, finding 10): one malformed entry discarded
+        # the whole file and the next save overwrote it; saves followed a link planted at
+        # the fixed temporary name.
+        top = h.tempfile.mkdtemp(prefix="strata-state-")
+        os.chmod(top, 0o755)
+        state = os.path.join(top, "state")
+        os.makedirs(state)
+        os.chmod(state, 0o777)
+        path = os.path.join(state, "unique-sketches.json")
+        config = f'[time]\nsource = "local"\n[clients]\nstate_dir = "{state}"\n'
+        with h.Stratad(config=config, threads=1) as a:
+            h.run([h.STRATA, "load", "--server", f"127.0.0.1:{a.port}", "--clients", "300",
+                   "--rate", "3000", "--duration", "0.2"], check=True)
+        with open(path) as f:
+            doc = json.load(f)
+        day = [e for e in doc["sketches"] if e["window"] == "1d" and e["kind"] == "v4" and not e["complete"]][0]
+        doc["sketches"].insert(0, {"window": "1d", "kind": "v4", "start": "yesterday", "registers": 7})
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        victim = os.path.join(top, "victim")
+        with open(victim, "w") as f:
+            f.write("precious")
+        os.symlink(victim, path + ".tmp")
+        with h.Stratad(config=config, threads=1) as b:
+            out = json.loads(h.run([h.STRATA, "clients", "--control", b.control, "--count", "--json"],
+                                   check=True).stdout)
+            kept = [e for e in out["sketches"] if e["window"] == "1d" and e["kind"] == "v4" and e["start"] == day["start"]]
+            self.assertEqual(kept[0]["estimate"], day["estimate"])  # the good entries survived
+            self.assertTrue(any("skipped sketch 1: bad window, kind or start" in l for l in b.log), b.log)
+        with open(victim) as f:
+            self.assertEqual(f.read(), "precious")
+        # Garbage: set aside (not overwritten by the next save), and stratad starts fresh.
+        with open(path, "w") as f:
+            f.write("{ not json")
+        with h.Stratad(config=config, threads=1) as c:
+            self.assertTrue(any("kept as " + path + ".damaged" in l for l in c.log), c.log)
+        with open(path + ".damaged") as f:
+            self.assertEqual(f.read(), "{ not json")
+        with open(path) as f:
+            self.assertEqual(json.load(f)["format"], "strata-unique-sketches")
+
     def test_flood_of_sources_stays_in_memory(self):
         # A flood from 1,000,000 distinct sources (127.0.0.1 onwards), one request each in
         # 10 s, against 16 MiB of client memory (209,000 records for the two workers); maxage
@@ -318,6 +360,7 @@ class ClientsTest(unittest.TestCase):
                                     "--limit", "3", "--json"], check=True).stdout)
             unique = json.loads(h.run([h.STRATA, "clients", "--control", d.control, "--count",
                                        "--json"], check=True).stdout)
+            hitter_arrived = clients_json(d, "--prefix", "127.200.0.1/32")[0]["count"]
         clients = stats["clients"]
         self.assertLessEqual(clients["memory_bytes"], 16 << 20)
         self.assertEqual(clients["records"], clients["capacity"])  # full
@@ -338,7 +381,11 @@ class ClientsTest(unittest.TestCase):
         # can drop a few under this load before any socket: count what arrived.)
         day = [e for e in unique["sketches"] if e["window"] == "1d" and e["kind"] == "v4"
                and not e["complete"]][0]
-        arrived = res["received"]  # one request per source: every reply is another source
+        # One request per flood source: every request that arrived, less the hitter's, is
+        # another source. (Not the replies: the limiter's table is far too small for a
+        # million sources in 10 s, and a newcomer takes over the state of the active prefix
+        # it evicts, so it does not answer them all.)
+        arrived = stats["counters"]["received"] - hitter_arrived
         self.assertLess(abs(day["estimate"] - (arrived + 1)) / (arrived + 1), 0.02, (day, arrived))
 
 
