@@ -3,12 +3,18 @@
 
 #include <fcntl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
+#include <fstream>
+#include <iterator>
+#include <thread>
 
 namespace strata::base {
 
@@ -56,6 +62,46 @@ std::string write_file_atomically(const std::string& path, std::string_view data
     ::close(dir);
   }
   return "";
+}
+
+std::optional<std::string> read_settled_file(const std::string& path, std::string& error,
+                                             std::chrono::milliseconds settle,
+                                             std::chrono::milliseconds max_wait) {
+  using Clock = std::chrono::steady_clock;
+  const auto give_up = Clock::now() + max_wait;
+  const auto same = [](const struct stat& a, const struct stat& b) {
+    return a.st_ino == b.st_ino && a.st_size == b.st_size && a.st_mtim.tv_sec == b.st_mtim.tv_sec &&
+           a.st_mtim.tv_nsec == b.st_mtim.tv_nsec;
+  };
+  for (;;) {
+    struct stat before{};
+    if (::stat(path.c_str(), &before) != 0) {
+      error = std::strerror(errno);
+      return std::nullopt;
+    }
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    const double age = static_cast<double>(now.tv_sec - before.st_mtim.tv_sec) +
+                       static_cast<double>(now.tv_nsec - before.st_mtim.tv_nsec) * 1e-9;
+    const double settle_s = std::chrono::duration<double>(settle).count();
+    if (age >= 0 && age < settle_s && Clock::now() < give_up) {  // written a moment ago: wait
+      std::this_thread::sleep_for(std::chrono::duration<double>(std::min(settle_s - age, 0.2)));
+      continue;
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      error = std::strerror(errno);
+      return std::nullopt;
+    }
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    struct stat after{};
+    if (::stat(path.c_str(), &after) == 0 && same(before, after) && static_cast<off_t>(text.size()) == after.st_size)
+      return text;
+    if (Clock::now() >= give_up) {
+      error = "it kept changing while being read (write it elsewhere and rename it over)";
+      return std::nullopt;
+    }
+  }
 }
 
 }  // namespace strata::base

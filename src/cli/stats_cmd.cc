@@ -90,6 +90,8 @@ int run_reload(const std::string& control_path) {
     // The daemon's reasons, one per line, come with a refused reload.
     return 1;
   }
+  for (const auto& w : reply.value("warnings", nlohmann::json::array()))
+    fmt::print(stderr, "warning: {}\n", w.get<std::string>());
   const auto changes = reply.value("changes", nlohmann::json::array());
   if (changes.empty()) fmt::print("reloaded: nothing changed\n");
   for (const auto& c : changes) fmt::print("{}\n", c.get<std::string>());

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <toml++/toml.h>
 
+#include "base/atomic_file.h"
 #include "base/text.h"
 
 #include <algorithm>
@@ -382,8 +383,10 @@ std::optional<std::string> read_named_file(Checker& check, const toml::node& n, 
     check.fail(n, fmt::format("{} = \"{}\": larger than 256 MiB", key, path));
     return std::nullopt;
   }
-  auto text = base::read_file(path);
-  if (!text) check.fail(n, fmt::format("{} = \"{}\": cannot open it: {}", key, path, std::strerror(errno)));
+  // Not a half-written file: one changed a moment ago is read once it has settled.
+  std::string error;
+  auto text = base::read_settled_file(path, error);
+  if (!text) check.fail(n, fmt::format("{} = \"{}\": cannot open it: {}", key, path, error));
   return text;
 }
 
@@ -444,7 +447,7 @@ void parse_auth(Checker& check, const toml::table& t, AuthConfig& a, std::vector
 }
 
 void parse_access(Checker& check, const toml::table& t, AccessConfig& a,
-                  std::vector<Error>& rule_errors) {
+                  std::vector<Error>& rule_errors, std::vector<Error>& warnings, const std::string& name) {
   std::vector<policy::Rule> file_rules;  // after the inline ones, whatever the key order
   walk_table(
       check, t, "access",
@@ -462,6 +465,7 @@ void parse_access(Checker& check, const toml::table& t, AccessConfig& a,
                const int line = static_cast<int>(item.source().begin.line);
                policy::ParsedRules parsed = policy::parse_rules_text(*text, "");
                for (const auto& e : parsed.errors) check.fail(line, e.reason);
+               for (const auto& w : parsed.warnings) warnings.push_back({name, line, w.reason});
                for (auto& r : parsed.rules) {
                  r.file = item.source().path ? std::string(*item.source().path) : "";
                  r.line = line;
@@ -478,6 +482,7 @@ void parse_access(Checker& check, const toml::table& t, AccessConfig& a,
              if (!text) return;
              policy::ParsedRules parsed = policy::parse_rules_text(*text, a.file);
              for (const auto& e : parsed.errors) rule_errors.push_back({e.file, e.line, e.reason});
+             for (const auto& w : parsed.warnings) warnings.push_back({w.file, w.line, w.reason});
              file_rules = std::move(parsed.rules);
            }},
       });
@@ -530,7 +535,7 @@ LoadResult parse_config(std::string_view text, const std::string& name) {
     } else if (key.str() == "metrics" && table) {
       parse_metrics(check, *table, config.metrics);
     } else if (key.str() == "access" && table) {
-      parse_access(check, *table, config.access, rule_errors);
+      parse_access(check, *table, config.access, rule_errors, result.warnings, name);
     } else if (key.str() == "mode6" && table) {
       parse_mode6(check, *table, config.mode6);
     } else if (key.str() == "auth" && table) {

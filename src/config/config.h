@@ -103,6 +103,7 @@ struct Error {
 struct LoadResult {
   std::optional<Config> config;
   std::vector<Error> errors;
+  std::vector<Error> warnings;  // accepted, but said: host bits in a prefix, ...
 };
 
 // The configuration with no file: every default.

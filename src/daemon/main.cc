@@ -71,13 +71,18 @@ unsigned cpus_available() {
 // Config file (or defaults), then command-line overrides. Errors go to `errors` (or the
 // log, when null); nullopt on failure.
 std::optional<config::Config> build_config(const Flags& flags,
-                                           std::vector<std::string>* errors = nullptr) {
+                                           std::vector<std::string>* errors = nullptr,
+                                           std::vector<std::string>* warnings = nullptr) {
   config::Config cfg = config::default_config();
   if (!flags.config_path.empty()) {
     config::LoadResult r = config::load_config(flags.config_path);
     for (const auto& e : r.errors) {
       if (errors != nullptr) errors->push_back(e.to_string());
       else base::log(LogLevel::kError, "{}", e.to_string());
+    }
+    for (const auto& w : r.warnings) {
+      base::log(LogLevel::kWarning, "{}", w.to_string());
+      if (warnings != nullptr) warnings->push_back(w.to_string());
     }
     if (!r.config) return std::nullopt;
     cfg = *r.config;
@@ -194,7 +199,29 @@ nlohmann::json reload(const Flags& flags, const config::Config& running, config:
   std::vector<std::string> errors;
   if (flags.config_path.empty()) errors.push_back("stratad was started without --config");
   std::optional<config::Config> next;
-  if (errors.empty()) next = build_config(flags, &errors);
+  std::vector<std::string> warnings;
+  if (errors.empty()) next = build_config(flags, &errors, &warnings);
+  // An empty file where the rules in force came from a non-empty one is most likely caught
+  // in the middle of a rewrite: refused (a file of comments only means "no rules").
+  if (next) {
+    const auto empty_file = [](const std::string& path) {
+      std::error_code ec;
+      return !path.empty() && std::filesystem::file_size(path, ec) == 0 && !ec;
+    };
+    const auto from_file = [](const config::Config& c) {
+      return std::count_if(c.access.rules.begin(), c.access.rules.end(),
+                           [&](const policy::Rule& r) { return r.file == c.access.file; });
+    };
+    if (next->access.file == applied.access.file && empty_file(next->access.file) && from_file(applied) > 0)
+      errors.push_back(fmt::format("{} is empty where it held {} rules: refused (caught while being "
+                                   "rewritten? a file of comments only means no rules)",
+                                   next->access.file, from_file(applied)));
+    if (next->auth.keys_file == applied.auth.keys_file && empty_file(next->auth.keys_file) &&
+        !applied.auth.keys.empty())
+      errors.push_back(fmt::format("{} is empty where it held {} keys: refused", next->auth.keys_file,
+                                   applied.auth.keys.size()));
+    if (!errors.empty()) next.reset();
+  }
   if (!next) {
     for (const auto& e : errors) base::log(LogLevel::kError, "reload: {}", e);
     base::log(LogLevel::kError, "reload refused: the running configuration stays");
@@ -231,7 +258,7 @@ nlohmann::json reload(const Flags& flags, const config::Config& running, config:
   applied.ratelimit.v4_prefix = running.ratelimit.v4_prefix;
   applied.ratelimit.v6_prefix = running.ratelimit.v6_prefix;
   return {{"ok", true}, {"rules", count}, {"keys", keys}, {"ratelimit", next->ratelimit.enabled},
-          {"changes", changes}, {"needs_restart", restart}};
+          {"changes", changes}, {"warnings", warnings}, {"needs_restart", restart}};
 }
 
 // The workers' sketches and summaries, for the control and metrics threads.

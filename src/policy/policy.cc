@@ -91,6 +91,10 @@ ParsedRules parse_rules_text(std::string_view text, const std::string& name) {
       out.errors.push_back({name, line_no, e});
     } else {
       r.prefix = *cidr;
+      const auto written = base::IpAddress::parse(prefix.substr(0, prefix.find('/')));
+      if (written && !(*written == cidr->address))
+        out.warnings.push_back({name, line_no, fmt::format("'{}' has host bits set: it is {}", prefix,
+                                                           cidr->to_string())});
       out.rules.push_back(std::move(r));
     }
   });

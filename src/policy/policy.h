@@ -54,6 +54,8 @@ std::string parse_actions(std::string_view text, Rule& rule);
 struct ParsedRules {
   std::vector<Rule> rules;
   std::vector<RuleError> errors;
+  // Accepted but probably not meant: a prefix with host bits set ("10.1.2.0/2" is 0.0.0.0/2).
+  std::vector<RuleError> warnings;
 };
 ParsedRules parse_rules_text(std::string_view text, const std::string& name);
 

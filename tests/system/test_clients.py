@@ -294,6 +294,51 @@ class ClientsTest(unittest.TestCase):
             self.assertLess(abs(est - 30000) / 30000, 0.02, est)
             self.assertTrue(any("restored" in line for line in a2.log), a2.log)
 
+    def test_reload_of_a_rules_file_being_rewritten(self):
+        # Found by the security review (issue 12, finding 6): a rules file rewritten in place
+        # was applied half-written (25 of 37 reloads), or empty, silently; host bits in a
+        # prefix passed unsaid.
+        top = h.tempfile.mkdtemp(prefix="strata-rules-")
+        os.chmod(top, 0o755)
+        rules = os.path.join(top, "access.rules")
+        lines = [f"10.{i // 250}.{i % 250}.0/24 deny\n" for i in range(200)]
+        with open(rules, "w") as f:
+            f.writelines(lines + ["127.0.3.0/24 ignore\n", "10.250.2.0/8 noquery\n"])
+        os.chmod(rules, 0o644)
+        config = LIMITS + f'[access]\nfile = "{rules}"\n'
+        with h.Stratad(config=config, ratelimit=True) as d:
+            self.assertTrue(any("'10.250.2.0/8' has host bits set: it is 10.0.0.0/8" in l for l in d.log), d.log)
+            r = h.run([h.STRATAD, "--config", d.config_path, "--check-config"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("has host bits set", r.stderr)
+            # Emptied (the first step of a rewrite in place): refused, the rules stay.
+            open(rules, "w").close()
+            r = h.run([h.STRATA, "reload", "--control", d.control])
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(f"{rules} is empty where it held 202 rules: refused", r.stderr)
+            # Rewritten line by line over 1.5 s while reloads come every 0.2 s: each reload
+            # that applies anything applies the whole file.
+            applied = []
+            def rewrite():
+                with open(rules, "w") as f:
+                    for i, line in enumerate(lines):
+                        f.write(line)
+                        f.flush()
+                        if i % 20 == 19:
+                            time.sleep(0.15)
+            writer = h.threading.Thread(target=rewrite)
+            writer.start()
+            while writer.is_alive():
+                r = h.run([h.STRATA, "reload", "--control", d.control], timeout=30)
+                for line in r.stdout.splitlines():
+                    if line.startswith("in force: "):
+                        applied.append(int(line.split()[2]))
+                time.sleep(0.2)
+            writer.join()
+            r = h.run([h.STRATA, "reload", "--control", d.control], check=True)
+            self.assertIn("in force: 200 access rules", r.stdout)
+            self.assertTrue(all(n in (200, 202) for n in applied), applied)
+
     def test_damaged_state_files(self):
         # Found by the security review (issue 12, finding 10): one malformed entry discarded
         # the whole file and the next save overwrote it; saves followed a link planted at
