@@ -131,7 +131,13 @@ Cost tiered_cost(const Provider& p, double gib) {
   return c;
 }
 
-std::optional<double> parse_period(std::string_view text) {
+namespace {
+
+// A count or a period as ntpq prints them: a finite number, not negative ("nan", "inf" and
+// "-5" are no counts).
+bool plausible(double v) { return std::isfinite(v) && v >= 0; }
+
+std::optional<double> period_of(std::string_view text) {
   std::string s(text);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.erase(0, 1);
@@ -147,11 +153,22 @@ std::optional<double> parse_period(std::string_view text) {
   }
   int h = 0, m = 0, sec = 0;
   char extra = 0;
-  if (std::sscanf(s.c_str(), "%d:%d:%d%c", &h, &m, &sec, &extra) == 3) return days * 86400 + h * 3600 + m * 60 + sec;
+  if (std::sscanf(s.c_str(), "%d:%d:%d%c", &h, &m, &sec, &extra) == 3) {
+    if (h < 0 || m < 0 || m > 59 || sec < 0 || sec > 60) return std::nullopt;
+    return days * 86400 + h * 3600 + m * 60 + sec;
+  }
   char* end = nullptr;
   const double plain = std::strtod(s.c_str(), &end);
   if (!s.empty() && end == s.c_str() + s.size() && days == 0) return plain;
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<double> parse_period(std::string_view text) {
+  const auto p = period_of(text);
+  if (!p || !plausible(*p)) return std::nullopt;
+  return p;
 }
 
 std::optional<Sysstats> parse_sysstats(std::string_view text, std::string& error) {
@@ -190,6 +207,10 @@ std::optional<Sysstats> parse_sysstats(std::string_view text, std::string& error
     try {
       out = std::stod(first[label]);
     } catch (...) {
+      error = fmt::format("'{}: {}' is not a count", label, first[label]);
+      return false;
+    }
+    if (!plausible(out)) {
       error = fmt::format("'{}: {}' is not a count", label, first[label]);
       return false;
     }

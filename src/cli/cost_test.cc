@@ -77,6 +77,23 @@ TEST(Cost, SysstatsFromBothNtpqs) {
   EXPECT_NE(error.find("not a count"), std::string::npos);
 }
 
+// Found by the security review (issue 12, finding 11): nan, inf and negative values passed.
+TEST(Cost, SysstatsRefusesImplausibleNumbers) {
+  std::string error;
+  for (const char* bad : {"uptime: nan\npackets received: 5\n", "uptime: -5\npackets received: 5\n",
+                          "uptime: inf\npackets received: 5\n", "uptime: 10\npackets received: nan\n",
+                          "uptime: 10\npackets received: -3\n", "uptime: 10\npackets received: 1e400\n",
+                          "uptime: 10\npackets received: 5\nKoD responses: inf\n",
+                          "uptime: 00:99:00\npackets received: 5\n"}) {
+    error.clear();
+    EXPECT_FALSE(parse_sysstats(bad, error)) << bad;
+    EXPECT_FALSE(error.empty()) << bad;
+  }
+  EXPECT_FALSE(parse_period("nan"));
+  EXPECT_FALSE(parse_period("-1"));
+  EXPECT_TRUE(parse_sysstats("uptime: 10\npackets received: 5\n", error));
+}
+
 TEST(Cost, BytesPerMonth) {
   Traffic t;
   t.in_pps = 1000;

@@ -144,7 +144,14 @@ void parse_server(Checker& check, const toml::table& t, ServerConfig& s) {
            }},
           {"control",
            [&](const toml::node& n) {
-             if (auto v = check.string(n, "control")) s.control = *v;
+             if (auto v = check.string(n, "control")) {
+               // A unix socket's path holds 107 octets (sockaddr_un): longer fails at bind.
+               if (v->size() > 107)
+                 check.fail(n, fmt::format("control = \"{}\" is {} octets: a unix socket path holds "
+                                           "at most 107", *v, v->size()));
+               else
+                 s.control = *v;
+             }
            }},
           {"user",
            [&](const toml::node& n) {

@@ -293,6 +293,21 @@ TEST(Config, Sizes) {
   EXPECT_FALSE(parse_size("99999999999999999999"));
 }
 
+TEST(Config, ControlPathMustFitAUnixSocket) {
+  const std::string long_path = "/run/" + std::string(110, 'x');
+  const auto r = parse_config("[server]\ncontrol = \"" + long_path + "\"\n", "c.toml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].reason.find("a unix socket path holds at most 107"), std::string::npos);
+  EXPECT_TRUE(parse_config("[server]\ncontrol = \"/run/" + std::string(100, 'x') + "\"\n", "c.toml").config);
+}
+
+TEST(Config, HostBitsInAPrefixAreWarnedAbout) {
+  const auto r = parse_config("[access]\nrules = [\"10.1.2.0/8 deny\", \"192.0.2.0/24 ignore\"]\n", "w.toml");
+  ASSERT_TRUE(r.config);
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_EQ(r.warnings[0].to_string(), "w.toml:2: '10.1.2.0/8' has host bits set: it is 10.0.0.0/8");
+}
+
 TEST(Config, ReloadChangesSayWhatDiffers) {
   const auto a = parse_config("[access]\nrules = [\"10.0.0.0/8 deny\", \"192.0.2.0/24 nolimit\"]\n", "a.toml");
   const auto b = parse_config("[ratelimit]\nburst = 4\nkod = false\n[access]\nrules = [\"10.0.0.0/8 ignore\", "

@@ -102,7 +102,14 @@ std::optional<config::Config> build_config(const Flags& flags,
     }
   }
   if (flags.threads) cfg.server.threads = *flags.threads;
-  if (flags.control) cfg.server.control = *flags.control;
+  if (flags.control) {
+    if (flags.control->size() > 107) {  // sockaddr_un's sun_path
+      base::log(LogLevel::kError, "--control {}: {} octets, a unix socket path holds at most 107",
+                *flags.control, flags.control->size());
+      return std::nullopt;
+    }
+    cfg.server.control = *flags.control;
+  }
   if (flags.user) cfg.server.user = *flags.user;
   if (cfg.server.threads == 0) cfg.server.threads = cpus_available();
   return cfg;
@@ -424,6 +431,14 @@ int run(const Flags& flags) {
   const auto run_as = daemon::resolve_run_as(cfg->server.user, user_error);
   if (!run_as) {
     base::log(LogLevel::kError, "{}", user_error);
+    return 1;
+  }
+  // The client memory must exist: tables are sized from it at start (a "1TiB" ended in
+  // std::bad_alloc after --check-config had passed it).
+  const uint64_t physical = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  if (physical > 0 && cfg->clients.memory > physical) {
+    base::log(LogLevel::kError, "[clients] memory = {:.1f} GiB is more than this machine's {:.1f} GiB",
+              static_cast<double>(cfg->clients.memory) / (1ull << 30), static_cast<double>(physical) / (1ull << 30));
     return 1;
   }
   if (const auto problems = check_files(flags, *cfg, *run_as); !problems.empty()) {
@@ -759,5 +774,11 @@ int main(int argc, char** argv) {
   app.set_version_flag("-V,--version", std::string("stratad ") + STRATA_VERSION);
   // A usage error exits 2, a bad configuration 1 (stratad(8), EXIT STATUS).
   if (const auto status = strata::base::parse_command_line(app, argc, argv, 2)) return *status;
-  return strata::run(flags);
+  try {
+    return strata::run(flags);
+  } catch (const std::bad_alloc&) {
+    strata::base::log(strata::base::LogLevel::kError,
+                      "out of memory at start: lower [clients] memory (or add memory)");
+    return 1;
+  }
 }

@@ -429,6 +429,17 @@ class LifecycleTest(unittest.TestCase):
             r = h.run(args)
             self.assertEqual(r.returncode, status, (args, r.stdout, r.stderr))
             self.assertIn(text, r.stderr, args)
+        # More client memory than the machine has: refused at once (it ended in bad_alloc).
+        path = os.path.join(tempfile.mkdtemp(), "big.toml")
+        with open(path, "w") as f:
+            f.write('[clients]\nmemory = "1TiB"\n')
+        for extra in (["--check-config"], ["--listen", "127.0.0.1:0", "--control", ""]):
+            r = h.run([h.STRATAD, "--config", path] + extra, timeout=30)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("[clients] memory = 1024.0 GiB is more than this machine's", r.stderr)
+        r = h.run([h.STRATAD, "--control", "/run/" + "x" * 110, "--check-config"])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("a unix socket path holds at most 107", r.stderr)
         # Help shows the defaults.
         self.assertRegex(h.run([h.STRATA, "query", "--help"]).stdout, r"--count INT[^\n]*=1\n")
 
