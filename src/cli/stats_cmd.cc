@@ -84,7 +84,8 @@ int run_stats(const StatsOptions& opt) {
 int run_reload(const std::string& control_path) {
   nlohmann::json reply;
   try {
-    reply = control::request(control_path, {{"command", "reload"}});
+    // A reload may wait for a rules file that was just written to settle (up to 5 s).
+    reply = control::request(control_path, {{"command", "reload"}}, 30000);
   } catch (const std::exception& e) {
     fmt::print(stderr, "strata reload: {}\n", e.what());
     // The daemon's reasons, one per line, come with a refused reload.

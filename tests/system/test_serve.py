@@ -293,6 +293,34 @@ class ServeTest(unittest.TestCase):
             self.assertFalse(reply["ok"])
             self.assertIsNone(d.proc.poll(), d.log)
             self.assertTrue(ask(d, b'{"command":"stats"}\n')["ok"])
+            # A client sending a byte a second (issue 12, finding 7) holds the control thread
+            # 2 s at most, and never delays a stop.
+            slow = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            slow.connect(d.control)
+            def drip():
+                try:
+                    for b in b'{"command":"stats"' * 10:
+                        slow.send(bytes([b]))
+                        time.sleep(0.3)
+                except OSError:
+                    pass
+            dripper = h.threading.Thread(target=drip)
+            dripper.start()
+            time.sleep(0.2)
+            started = time.time()
+            r = h.run([h.STRATA, "stats", "--control", d.control], timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertLess(time.time() - started, 4.5)  # (generous: a loaded 2-core machine)
+            slow2 = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            slow2.connect(d.control)
+            slow2.send(b"{")
+            time.sleep(0.1)
+            started = time.time()
+            self.assertEqual(d.stop(), 0)
+            self.assertLess(time.time() - started, 5)
+            slow.close()
+            slow2.close()
+            dripper.join()
         # The same for --json output: a capture file name that is not UTF-8.
         top = tempfile.mkdtemp(prefix="utf8-")
         name = os.path.join(top.encode(), b"cap\xff.pcap")
