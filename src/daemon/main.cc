@@ -382,6 +382,11 @@ class DaemonSources final : public mode6::Sources {
   }
 
   void client_entries(std::vector<mode6::MruEntry>& out) override {
+    for_each_client([&](const mode6::MruEntry& e) { out.push_back(e); });
+  }
+
+  // Streamed from the tables (seqlock reads): an mrulist walk keeps only what it selects.
+  void for_each_client(const std::function<void(const mode6::MruEntry&)>& visit) override {
     for (const auto& t : trackers_) {
       t->table().for_each([&](const clients::ClientSnapshot& c) {
         mode6::MruEntry e;
@@ -395,7 +400,7 @@ class DaemonSources final : public mode6::Sources {
         e.restrict = static_cast<uint16_t>(((c.flags & clients::kFlagLimited) ? mode6::kResLimited : 0) |
                                            ((c.flags & clients::kFlagKod) ? mode6::kResKod : 0) |
                                            ((c.flags & clients::kFlagDenied) ? mode6::kResNoServe : 0));
-        out.push_back(e);
+        visit(e);
       });
     }
   }

@@ -372,7 +372,9 @@ class FakeSources : public Sources {
     };
     return v;
   }
+  int scans = 0;  // client-table scans (snapshot builds)
   void client_entries(std::vector<MruEntry>& out) override {
+    ++scans;
     const auto e = entries(50);
     out.insert(out.end(), e.begin(), e.end());
   }
@@ -584,6 +586,50 @@ TEST(Mode6Responder, MrulistIsPrivateByDefault) {
   out = ask(sign(request(kReadMru, "nonce=" + nonce + ", frags=32"), md5_key(1, "control")));
   ASSERT_FALSE(out.empty());
   EXPECT_TRUE(items(payload(out)).count("addr.0"));
+}
+
+// Found by the security review (issue 12, finding 5): a walk start copied every record, and
+// alternating filters forced a rebuild each time.
+TEST(Mode6Mru, StreamedBuildKeepsOnlyTheNewest) {
+  const auto all = entries(1000);
+  MruSnapshot copied, streamed;
+  MruFilter f;
+  f.mincount = 2;
+  const uint64_t now = uint64_t{3'900'001'000} << 32;
+  copied.build(all, f, now, 100);
+  streamed.build([&](const std::function<void(const MruEntry&)>& visit) { for (const auto& e : all) visit(e); },
+                 f, now, 100);
+  ASSERT_EQ(streamed.entries().size(), 100u);
+  ASSERT_EQ(copied.entries().size(), streamed.entries().size());
+  for (size_t i = 0; i < copied.entries().size(); ++i) {
+    EXPECT_EQ(copied.entries()[i].address, streamed.entries()[i].address);
+    EXPECT_EQ(copied.entries()[i].last, streamed.entries()[i].last);
+  }
+}
+
+TEST(Mode6Responder, SnapshotBuildsAreSharedAndBounded) {
+  ResponderSetup s;
+  s.options.burst = 1000;  // the per-source bucket out of the way: only builds are limited
+  Responder r{s.options, s.sources, s.counters};
+  auto ask = [&](const std::vector<uint8_t>& req) {
+    s.now_ns += 1'000'000;
+    return r.handle({req, {base::IpAddress::v4(0x7f000001), 40000}, {}, s.now_ns}, s.access);
+  };
+  auto walk = [&](const std::string& filter) {
+    s.now_ns += 50'000'000;  // 50 ms between requests
+    const std::string nonce = payload(ask(request(kRequestNonce))).substr(6, 24);
+    return ask(request(kReadMru, "nonce=" + nonce + ", frags=32" + filter));
+  };
+  s.sources.scans = 0;
+  EXPECT_FALSE(walk("").empty());
+  EXPECT_FALSE(walk("").empty());  // within a second, the same filters: shared
+  EXPECT_EQ(s.sources.scans, 1);
+  // Alternating filters: a build each, but no more than the budget (4 at once, 2/s).
+  int answered = 0;
+  for (int i = 0; i < 8; ++i) answered += !walk(i % 2 ? ", mincount=2" : ", mincount=3").empty();
+  EXPECT_LE(s.sources.scans, 1 + 4 + 1);
+  EXPECT_LT(answered, 8);
+  EXPECT_GT(s.counters.get(stats::Counter::drop_control_limited), 0u);
 }
 
 }  // namespace

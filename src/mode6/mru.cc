@@ -225,6 +225,28 @@ void MruSnapshot::build(std::vector<MruEntry> entries, const MruFilter& filter, 
   filter_ = filter;
 }
 
+void MruSnapshot::build(const std::function<void(const std::function<void(const MruEntry&)>&)>& scan,
+                        const MruFilter& filter, uint64_t now, size_t max_entries) {
+  // A min-heap on the order of the walk: its top is the oldest kept, replaced by anything
+  // newer once the heap holds max_entries.
+  std::vector<MruEntry> heap;
+  const auto newer_first = [](const MruEntry& a, const MruEntry& b) { return before(b, a); };
+  scan([&](const MruEntry& e) {
+    if (max_entries == 0 || !passes(e, filter, now)) return;
+    if (heap.size() < max_entries) {
+      heap.push_back(e);
+      std::push_heap(heap.begin(), heap.end(), newer_first);
+    } else if (before(heap.front(), e)) {
+      std::pop_heap(heap.begin(), heap.end(), newer_first);
+      heap.back() = e;
+      std::push_heap(heap.begin(), heap.end(), newer_first);
+    }
+  });
+  std::sort(heap.begin(), heap.end(), before);
+  entries_ = std::move(heap);
+  filter_ = filter;
+}
+
 std::optional<size_t> MruSnapshot::resume_after(const std::vector<MruQuery::Resume>& points) const {
   for (const auto& p : points) {
     auto it = std::lower_bound(entries_.begin(), entries_.end(), p.last,

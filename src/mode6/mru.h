@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -90,6 +91,10 @@ class MruSnapshot {
   // oldest first.
   void build(std::vector<MruEntry> entries, const MruFilter& filter, uint64_t now,
              size_t max_entries);
+  // The same from a stream of entries (`scan` calls its argument once per client): only the
+  // newest `max_entries` that pass are ever held, however many clients there are.
+  void build(const std::function<void(const std::function<void(const MruEntry&)>&)>& scan,
+             const MruFilter& filter, uint64_t now, size_t max_entries);
   const std::vector<MruEntry>& entries() const { return entries_; }
   const MruFilter& filter() const { return filter_; }
   // Index after the first resume point found (entry with that address and exactly that last

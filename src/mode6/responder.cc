@@ -12,6 +12,9 @@ using stats::Counter;
 namespace {
 
 constexpr int64_t kSnapshotIdleNs = 60'000'000'000;
+constexpr int64_t kSnapshotShareNs = 1'000'000'000;  // walks starting within 1 s share a snapshot
+constexpr double kBuildRate = 2;                     // snapshot builds per second, in the long run
+constexpr double kBuildBurst = 4;
 constexpr size_t kMaxBuckets = 4096;
 // Signed requests remembered against replay: ntpq sends a few per run, so 65,536 hold hours
 // of monitoring; past a day an entry is forgotten (a replay needs a captured packet anyway).
@@ -235,15 +238,26 @@ std::vector<std::vector<uint8_t>> Responder::read_mru(const Request& r, const In
   if (limit_asked == 0) query.limit.reset();  // no row limit: frags bounds the answer
   uint32_t frags = frags_asked == 0 ? kMruFragsLimit : frags_asked;
   frags = std::min(frags, options_.max_frags);
-  // A walk starts (no resume points), or the filters changed, or the snapshot is stale.
-  if (q->resume.empty() || !have_snapshot_ || !(snapshot_.filter() == q->filter) ||
-      in.now_ns - snapshot_used_ns_ > kSnapshotIdleNs) {
-    std::vector<MruEntry> entries;
-    sources_.client_entries(entries);
-    size_t max = options_.mrulist_max;
-    if (q->recent) max = std::min<size_t>(max, *q->recent);
-    snapshot_.build(std::move(entries), q->filter, now.raw, max);
+  // A walk starts (no resume points), or the filters changed, or the snapshot is stale. A
+  // walk starting within a second of the last build, with its filters, shares that snapshot;
+  // builds (a scan of every client) are held to a few per second whatever the requests.
+  size_t max = options_.mrulist_max;
+  if (q->recent) max = std::min<size_t>(max, *q->recent);
+  const bool same = have_snapshot_ && snapshot_.filter() == q->filter && snapshot_max_ == max;
+  const bool fresh = same && in.now_ns - snapshot_built_ns_ < kSnapshotShareNs;
+  if ((q->resume.empty() && !fresh) || !same || in.now_ns - snapshot_used_ns_ > kSnapshotIdleNs) {
+    build_tokens_ = std::min(kBuildBurst, build_tokens_ + std::max<int64_t>(0, in.now_ns - build_refill_ns_) * 1e-9 * kBuildRate);
+    build_refill_ns_ = in.now_ns;
+    if (build_tokens_ < 1) {
+      counters_.add(Counter::drop_control_limited);
+      return {};
+    }
+    build_tokens_ -= 1;
+    snapshot_.build([&](const std::function<void(const MruEntry&)>& visit) { sources_.for_each_client(visit); },
+                    q->filter, now.raw, max);
     have_snapshot_ = true;
+    snapshot_built_ns_ = in.now_ns;
+    snapshot_max_ = max;
   }
   snapshot_used_ns_ = in.now_ns;
   const MruResponse resp =

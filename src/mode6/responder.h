@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -44,6 +45,12 @@ class Sources {
   virtual SystemView system() = 0;
   // Every client record of every worker.
   virtual void client_entries(std::vector<MruEntry>& out) = 0;
+  // The same, one at a time (no copy of them all): the daemon streams its tables.
+  virtual void for_each_client(const std::function<void(const MruEntry&)>& visit) {
+    std::vector<MruEntry> all;
+    client_entries(all);
+    for (const auto& e : all) visit(e);
+  }
 };
 
 // The rules in force for one request.
@@ -90,6 +97,10 @@ class Responder {
   MruSnapshot snapshot_;
   bool have_snapshot_ = false;
   int64_t snapshot_used_ns_ = 0;
+  int64_t snapshot_built_ns_ = 0;
+  size_t snapshot_max_ = 0;
+  double build_tokens_ = 4;  // snapshot builds allowed now (kBuildBurst)
+  int64_t build_refill_ns_ = 0;
   struct Bucket {
     double tokens;
     int64_t last_ns;
