@@ -44,42 +44,31 @@ bool make_address(const std::string& path, sockaddr_un& addr, std::string& error
   return true;
 }
 
-// Reads until a newline or EOF within the deadline. False on timeout/error/oversize.
-bool read_line(int fd, std::string& out, int timeout_ms, size_t max_size) {
+// Reads until a newline or EOF. `timeout_ms` bounds each wait (a client reading a long reply)
+// or, with `total`, the whole line (the server's read of a request: a client sending a byte a
+// second held the control thread for minutes). A readable `wake_fd` (stop) ends the wait at
+// once, so SIGTERM never waits for a slow client. False on timeout, error, stop or oversize.
+bool read_line(int fd, std::string& out, int timeout_ms, size_t max_size, int wake_fd = -1,
+               bool total = false) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   char buf[4096];
   for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0) return false;
+    int wait = timeout_ms;
+    if (total) {
+      wait = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  deadline - std::chrono::steady_clock::now()).count());
+      if (wait <= 0) return false;
+    }
+    pollfd p[2] = {{fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    const int ready = ::poll(p, wake_fd >= 0 ? 2 : 1, wait);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0 || (wake_fd >= 0 && p[1].revents)) return false;
     const ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return !out.empty();
     out.append(buf, static_cast<size_t>(n));
     if (out.find('\n') != std::string::npos) return true;
     if (out.size() > max_size) return false;
-  }
-}
-
-// The server's read of one request line: 2 s in all, not per byte (a client sending a byte a
-// second held the control thread for minutes), and given up at once when `wake_fd` (stop)
-// fires, so SIGTERM never waits for a slow client.
-bool read_request(int fd, int wake_fd, std::string& out) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kClientTimeoutMs);
-  char buf[4096];
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (left <= 0) return false;
-    pollfd p[2] = {{fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
-    if (::poll(p, 2, static_cast<int>(left)) <= 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    if (p[1].revents) return false;
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return !out.empty();
-    out.append(buf, static_cast<size_t>(n));
-    if (out.find('\n') != std::string::npos) return true;
-    if (out.size() > kMaxRequest) return false;
   }
 }
 
@@ -233,7 +222,7 @@ void ControlServer::serve_one(int fd) {
   // command, bytes that are not UTF-8), the answer is an error reply, never an exception
   // out of this thread (which would end the daemon).
   try {
-    if (!read_request(fd, wake_fd_, line)) {
+    if (!read_line(fd, line, kClientTimeoutMs, kMaxRequest, wake_fd_, /*total=*/true)) {
       reply = {{"ok", false}, {"error", "no request line"}};
     } else {
       // One request per connection: the first line; what follows it in the same read is
