@@ -12,9 +12,9 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fstream>
-#include <iterator>
 #include <thread>
+
+#include "base/text.h"
 
 namespace strata::base {
 
@@ -88,14 +88,13 @@ std::optional<std::string> read_settled_file(const std::string& path, std::strin
       std::this_thread::sleep_for(std::chrono::duration<double>(std::min(settle_s - age, 0.2)));
       continue;
     }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    auto text = read_file(path);
+    if (!text) {
       error = std::strerror(errno);
       return std::nullopt;
     }
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     struct stat after{};
-    if (::stat(path.c_str(), &after) == 0 && same(before, after) && static_cast<off_t>(text.size()) == after.st_size)
+    if (::stat(path.c_str(), &after) == 0 && same(before, after) && static_cast<off_t>(text->size()) == after.st_size)
       return text;
     if (Clock::now() >= give_up) {
       error = "it kept changing while being read (write it elsewhere and rename it over)";

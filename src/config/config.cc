@@ -145,10 +145,10 @@ void parse_server(Checker& check, const toml::table& t, ServerConfig& s) {
           {"control",
            [&](const toml::node& n) {
              if (auto v = check.string(n, "control")) {
-               // A unix socket's path holds 107 octets (sockaddr_un): longer fails at bind.
-               if (v->size() > 107)
+               // Longer than a unix socket's path holds fails at bind: say so now.
+               if (v->size() > kMaxControlPath)
                  check.fail(n, fmt::format("control = \"{}\" is {} octets: a unix socket path holds "
-                                           "at most 107", *v, v->size()));
+                                           "at most {}", *v, v->size(), kMaxControlPath));
                else
                  s.control = *v;
              }

@@ -19,6 +19,8 @@ namespace strata::config {
 
 inline constexpr uint16_t kNtpPort = 123;
 inline constexpr const char* kDefaultControlPath = "/run/stratad/control.sock";
+// The longest control socket path: sockaddr_un's sun_path (108) less its terminating NUL.
+inline constexpr size_t kMaxControlPath = 107;
 
 struct ServerConfig {
   // Default: UDP 123 on every IPv4 and IPv6 address.

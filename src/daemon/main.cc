@@ -4,7 +4,6 @@
 #include <grp.h>
 #include <sys/timex.h>
 #include <sys/utsname.h>
-#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <unistd.h>
@@ -23,7 +22,6 @@
 #include <thread>
 #include <vector>
 
-#include "control/json_text.h"
 #include "base/atomic_file.h"
 #include "base/command_line.h"
 #include "base/log.h"
@@ -32,6 +30,7 @@
 #include "config/config.h"
 #include "config/rules.h"
 #include "control/clients_report.h"
+#include "control/json_text.h"
 #include "control/control_server.h"
 #include "control/kod_report.h"
 #include "control/metrics.h"
@@ -103,9 +102,9 @@ std::optional<config::Config> build_config(const Flags& flags,
   }
   if (flags.threads) cfg.server.threads = *flags.threads;
   if (flags.control) {
-    if (flags.control->size() > 107) {  // sockaddr_un's sun_path
-      base::log(LogLevel::kError, "--control {}: {} octets, a unix socket path holds at most 107",
-                *flags.control, flags.control->size());
+    if (flags.control->size() > config::kMaxControlPath) {
+      base::log(LogLevel::kError, "--control {}: {} octets, a unix socket path holds at most {}",
+                *flags.control, flags.control->size(), config::kMaxControlPath);
       return std::nullopt;
     }
     cfg.server.control = *flags.control;
@@ -158,32 +157,26 @@ std::optional<std::vector<std::vector<int>>> open_sockets(config::ServerConfig& 
   return per_worker;
 }
 
-// Drops root for the configured user (default: stratad if it exists, else nobody).
-bool drop_privileges(const std::string& wanted) {
+// Drops root for the user resolved at start (daemon::resolve_run_as: the configured one,
+// else stratad if it exists, else nobody).
+bool drop_privileges(const daemon::RunAs& who, const std::string& wanted) {
   if (::geteuid() != 0) {
     if (!wanted.empty()) base::log(LogLevel::kWarning, "not root: --user {} ignored", wanted);
     return true;
   }
-  std::string name = wanted;
-  if (name.empty()) name = ::getpwnam("stratad") ? "stratad" : "nobody";
-  const passwd* pw = ::getpwnam(name.c_str());
-  if (pw == nullptr) {
-    base::log(LogLevel::kError, "user '{}' does not exist", name);
-    return false;
-  }
-  if (pw->pw_uid == 0) {
-    base::log(LogLevel::kWarning, "running as root (user '{}')", name);
+  if (!who.drop) {
+    base::log(LogLevel::kWarning, "running as root (user '{}')", who.name);
     return true;
   }
-  if (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0) {
-    base::log(LogLevel::kError, "cannot switch to user '{}': {}", name, std::strerror(errno));
+  if (::setgroups(0, nullptr) != 0 || ::setgid(who.gid) != 0 || ::setuid(who.uid) != 0) {
+    base::log(LogLevel::kError, "cannot switch to user '{}': {}", who.name, std::strerror(errno));
     return false;
   }
   if (::setuid(0) == 0) {  // must be impossible now
     base::log(LogLevel::kError, "privilege drop failed: could regain root");
     return false;
   }
-  base::log(LogLevel::kInfo, "running as user {} (uid {})", name, pw->pw_uid);
+  base::log(LogLevel::kInfo, "running as user {} (uid {})", who.name, who.uid);
   return true;
 }
 
@@ -519,7 +512,7 @@ int run(const Flags& flags) {
   }
   clock::TimeStateCell time_cell;
   clock::ClockService clock_service(cfg->time, time_cell);
-  if (!drop_privileges(cfg->server.user)) return 1;
+  if (!drop_privileges(*run_as, cfg->server.user)) return 1;
   clock_service.start();
 
   std::vector<std::unique_ptr<server::WorkerStats>> stats;

@@ -217,12 +217,8 @@ bool passes(const MruEntry& e, const MruFilter& f, uint64_t now) {
 
 void MruSnapshot::build(std::vector<MruEntry> entries, const MruFilter& filter, uint64_t now,
                         size_t max_entries) {
-  std::erase_if(entries, [&](const MruEntry& e) { return !passes(e, filter, now); });
-  std::sort(entries.begin(), entries.end(), before);
-  if (entries.size() > max_entries)
-    entries.erase(entries.begin(), entries.end() - static_cast<std::ptrdiff_t>(max_entries));
-  entries_ = std::move(entries);
-  filter_ = filter;
+  build([&](const std::function<void(const MruEntry&)>& visit) { for (const auto& e : entries) visit(e); },
+        filter, now, max_entries);
 }
 
 void MruSnapshot::build(const std::function<void(const std::function<void(const MruEntry&)>&)>& scan,
