@@ -3,9 +3,11 @@
 // table). Chained hashing with 32-bit slot numbers and a power-of-two bucket array, and an
 // intrusive doubly linked list from newest to oldest: 12 octets of links per slot plus at
 // most 4 of buckets. Allocates only in the constructor, in zero-filled pages that become
-// resident as slots are used; single-threaded (one worker owns it).
+// resident as slots are used; single-threaded (one worker owns it), except size(), which
+// any thread may read (the stats snapshot): one writer, so relaxed loads and stores suffice.
 #pragma once
 
+#include <atomic>
 #include <bit>
 #include <cstdint>
 
@@ -23,8 +25,8 @@ class LruIndex {
         mask_(static_cast<uint32_t>(buckets_.size() - 1)) {}
 
   uint32_t capacity() const { return static_cast<uint32_t>(links_.size()); }
-  uint32_t size() const { return size_; }
-  bool full() const { return size_ == capacity(); }
+  uint32_t size() const { return size_.load(std::memory_order_relaxed); }
+  bool full() const { return size() == capacity(); }
   uint32_t newest() const { return head_; }
   uint32_t oldest() const { return tail_; }
   uint32_t older(uint32_t slot) const { return links_[slot].older; }
@@ -58,7 +60,7 @@ class LruIndex {
     if (head_ != kNone) links_[head_].newer = s;
     head_ = s;
     if (tail_ == kNone) tail_ = s;
-    ++size_;
+    size_.store(size() + 1, std::memory_order_relaxed);
     return s;
   }
 
@@ -82,7 +84,7 @@ class LruIndex {
     unlink_order(slot);
     links_[slot].chain = free_ == kNone ? 0 : free_ + 1;
     free_ = slot;
-    --size_;
+    size_.store(size() - 1, std::memory_order_relaxed);
   }
 
  private:
@@ -107,7 +109,7 @@ class LruIndex {
   uint32_t tail_ = kNone;
   uint32_t free_ = kNone;
   uint32_t unused_ = 0;
-  uint32_t size_ = 0;
+  std::atomic<uint32_t> size_{0};
 };
 
 }  // namespace strata::clients

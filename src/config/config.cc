@@ -157,6 +157,15 @@ void parse_server(Checker& check, const toml::table& t, ServerConfig& s) {
            [&](const toml::node& n) {
              if (auto v = check.string(n, "user")) s.user = *v;
            }},
+          {"seccomp",
+           [&](const toml::node& n) {
+             const auto v = check.string(n, "seccomp");
+             if (!v) return;
+             if (*v == "kill") s.seccomp = Seccomp::kKill;
+             else if (*v == "log") s.seccomp = Seccomp::kLog;
+             else if (*v == "off") s.seccomp = Seccomp::kOff;
+             else check.fail(n, fmt::format("seccomp = \"{}\": expected \"kill\", \"log\" or \"off\"", *v));
+           }},
           {"batch",
            [&](const toml::node& n) {
              if (auto v = check.integer(n, "batch", 1, 1024)) s.batch = static_cast<size_t>(*v);
@@ -340,6 +349,10 @@ void parse_clients(Checker& check, const toml::table& t, ClientsConfig& c) {
           {"state_dir",
            [&](const toml::node& n) {
              if (auto v = check.string(n, "state_dir")) c.state_dir = check.resolve(*v);
+           }},
+          {"save_interval",
+           [&](const toml::node& n) {
+             if (auto v = check.number(n, "save_interval", 1, 86400)) c.save_interval = *v;
            }},
       });
 }

@@ -22,6 +22,13 @@ inline constexpr const char* kDefaultControlPath = "/run/stratad/control.sock";
 // The longest control socket path: sockaddr_un's sun_path (108) less its terminating NUL.
 inline constexpr size_t kMaxControlPath = 107;
 
+// [server] seccomp: what the system-call filter does with a call it does not allow.
+enum class Seccomp {
+  kKill,  // stop the process (SIGSYS), naming the call on stderr
+  kLog,   // allow it, and let the kernel log it (audit log / kernel log)
+  kOff,   // no filter
+};
+
 struct ServerConfig {
   // Default: UDP 123 on every IPv4 and IPv6 address.
   std::vector<base::Endpoint> listen;
@@ -34,6 +41,7 @@ struct ServerConfig {
   // dropping. Queueing costs no accuracy: T2 is the kernel's receive timestamp.
   static constexpr int kDefaultReceiveBuffer = 4 << 20;
   unsigned busy_poll_us = 0;      // keep polling this long after a batch before sleeping
+  Seccomp seccomp = Seccomp::kKill;  // the filter installed once start-up is done
   io::SocketOptions socket;
   friend bool operator==(const ServerConfig&, const ServerConfig&) = default;
 };
@@ -45,6 +53,7 @@ struct ClientsConfig {
   uint32_t mindepth = 600;  // the newest this many records are never evicted
   double maxage = 64;       // records seen within this many seconds are never evicted
   std::string state_dir;    // "": none; else unique-client sketches are kept there
+  double save_interval = 60;  // seconds between saves to state_dir (and one at stop)
   friend bool operator==(const ClientsConfig&, const ClientsConfig&) = default;
 };
 

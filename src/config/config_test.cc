@@ -189,6 +189,27 @@ TEST(Config, RelativePathsAreTakenFromTheConfigFilesDirectory) {
             "such file or directory");
 }
 
+TEST(Config, Seccomp) {
+  EXPECT_EQ(parse_config("", "s.toml").config->server.seccomp, Seccomp::kKill);
+  EXPECT_EQ(parse_config("[server]\nseccomp = \"log\"\n", "s.toml").config->server.seccomp, Seccomp::kLog);
+  EXPECT_EQ(parse_config("[server]\nseccomp = \"off\"\n", "s.toml").config->server.seccomp, Seccomp::kOff);
+  const auto bad = parse_config("[server]\nseccomp = \"trap\"\n", "s.toml");
+  ASSERT_EQ(bad.errors.size(), 1u);
+  EXPECT_EQ(bad.errors[0].to_string(),
+            "s.toml:2: seccomp = \"trap\": expected \"kill\", \"log\" or \"off\"");
+}
+
+TEST(Config, StateSaveInterval) {
+  const auto r = parse_config("[clients]\nsave_interval = 2.5\n", "s.toml");
+  ASSERT_TRUE(r.config);
+  EXPECT_DOUBLE_EQ(r.config->clients.save_interval, 2.5);
+  EXPECT_DOUBLE_EQ(parse_config("", "s.toml").config->clients.save_interval, 60);
+  const auto bad = parse_config("[clients]\nsave_interval = 0\n", "s.toml");
+  ASSERT_EQ(bad.errors.size(), 1u);
+  EXPECT_NE(bad.errors[0].to_string().find("s.toml:2: save_interval"), std::string::npos)
+      << bad.errors[0].to_string();
+}
+
 TEST(Config, AuthKeysTrustedAndControlKey) {
   const std::string path = ::testing::TempDir() + "/ntp.keys";
   {

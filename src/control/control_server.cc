@@ -157,7 +157,7 @@ std::string ControlServer::bind(const std::string& path) {
   const mode_t old = ::umask(0117);  // socket file mode 0660
   const int rc = ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   ::umask(old);
-  if (rc != 0 || ::listen(listen_fd_, 16) != 0) {
+  if (rc != 0 || ::listen(listen_fd_, kBacklog) != 0) {
     const std::string e = "bind " + path + ": " + std::strerror(errno);
     ::close(listen_fd_);
     listen_fd_ = -1;
@@ -170,14 +170,16 @@ std::string ControlServer::bind(const std::string& path) {
 
 void ControlServer::start(Handler handler) {
   handler_ = std::move(handler);
-  thread_ = std::thread([this] { run(); });
+  for (unsigned i = 0; i < kServingThreads; ++i) threads_.emplace_back([this] { run(); });
 }
 
 void ControlServer::stop() {
-  if (!thread_.joinable()) return;
+  if (threads_.empty()) return;
+  // The eventfd stays readable (nobody reads it): every thread, waiting or serving, sees it.
   const uint64_t one = 1;
   [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
-  thread_.join();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
   if (!path_.empty()) ::unlink(path_.c_str());  // may fail after dropping root; harmless
 }
 
@@ -190,6 +192,7 @@ void ControlServer::run() {
       return;
     }
     if (fds[1].revents) return;
+    // Every waiting thread wakes for a connection; one gets it, the others EAGAIN.
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
     serve_one(fd);

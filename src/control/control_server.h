@@ -1,7 +1,7 @@
 // The control socket: a unix stream socket where each connection sends one JSON request line
 // ({"version":1,"command":"stats"}) and gets one JSON response line. File permissions guard
 // it (root-only by default). Bound by the daemon before it drops root; served by the control
-// thread, one short connection at a time.
+// threads, several clients at once (kServingThreads), each with deadlines.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace strata::control {
 
@@ -50,7 +51,16 @@ class ControlServer {
   // Creates the socket at `path` (its directory too, if missing); replaces a stale socket
   // file but refuses to take over one that a running daemon answers. Empty string on success.
   std::string bind(const std::string& path);
-  // Serves requests on a thread of its own until stop().
+  // Clients served at once, each by a thread of its own (made at start, none later): a slow
+  // or stalled client holds one of them for at most its deadlines (kClientTimeoutMs for the
+  // request line, the send timeout per write of the reply) while the others keep serving.
+  // More waiting connections queue in the listen backlog (kBacklog); past that, connect()
+  // fails at once (EAGAIN), which the client reports.
+  static constexpr unsigned kServingThreads = 4;
+  static constexpr int kBacklog = 64;
+
+  // Serves requests on kServingThreads threads until stop(). The handler runs on any of
+  // them, concurrently: it must be thread-safe.
   void start(Handler handler);
   void stop();
 
@@ -62,7 +72,7 @@ class ControlServer {
   int listen_fd_ = -1;
   int wake_fd_ = -1;
   Handler handler_;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 // One request from a client: connects, sends, reads the reply. Throws std::runtime_error

@@ -2,10 +2,14 @@
 #include "control/metrics_server.h"
 
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include "base/ntp_time.h"
 
 namespace strata::control {
 
@@ -23,43 +27,80 @@ MHD_Result respond(MHD_Connection* c, unsigned status, const std::string& body, 
 MHD_Result handle(void* cls, MHD_Connection* c, const char* url, const char* method,
                   const char* /*version*/, const char* /*upload*/, size_t* upload_size,
                   void** /*state*/) {
-  auto* render = static_cast<MetricsServer::Render*>(cls);
+  auto* cache = static_cast<MetricsServer::Cache*>(cls);
   if (*upload_size != 0) return MHD_NO;  // requests carry no body
   if (std::strcmp(method, "GET") != 0 && std::strcmp(method, "HEAD") != 0)
     return respond(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n", "text/plain");
   if (std::strcmp(url, "/metrics") != 0)
     return respond(c, MHD_HTTP_NOT_FOUND, "stratad serves /metrics only\n", "text/plain");
-  return respond(c, MHD_HTTP_OK, (*render)(), "text/plain; version=0.0.4; charset=utf-8");
+  // One rendering per kRenderEveryS however many scrapes come.
+  const int64_t now_ns = base::now_mono().count();
+  if (!cache->valid || now_ns - cache->rendered_ns >= static_cast<int64_t>(MetricsServer::kRenderEveryS * 1e9)) {
+    cache->text = cache->render();
+    cache->rendered_ns = now_ns;
+    cache->valid = true;
+  }
+  return respond(c, MHD_HTTP_OK, cache->text, "text/plain; version=0.0.4; charset=utf-8");
 }
 
 }  // namespace
 
 MetricsServer::~MetricsServer() { stop(); }
 
-std::string MetricsServer::start(const base::Endpoint& listen, Render render) {
-  render_ = std::move(render);
+std::string MetricsServer::bind(const base::Endpoint& listen) {
+  where_ = listen.to_string();
+  const auto fail = [&](const char* what) {
+    const std::string e = "metrics: cannot listen on " + where_ + ": " + what + std::strerror(errno);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    return e;
+  };
+  const bool v6 = listen.address.family == base::Family::kV6;
+  fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd_ < 0) return fail("socket: ");
+  const int one = 1;
+  ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (v6) ::setsockopt(fd_, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   sockaddr_storage ss{};
-  listen.to_sockaddr(ss);
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-  if (listen.address.family == base::Family::kV6) flags |= MHD_USE_IPv6;
+  const socklen_t len = listen.to_sockaddr(ss);
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) return fail("");
+  if (::listen(fd_, 64) != 0) return fail("listen: ");
+  sockaddr_storage bound{};
+  socklen_t bound_len = sizeof bound;
+  ::getsockname(fd_, reinterpret_cast<sockaddr*>(&bound), &bound_len);
+  port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                   : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  return "";
+}
+
+std::string MetricsServer::start(Render render) {
+  if (fd_ < 0) return "metrics: not bound";
+  cache_.render = std::move(render);
+  const unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
   errno = 0;
-  daemon_ = MHD_start_daemon(flags, listen.port, nullptr, nullptr, &handle, &render_,
-                             MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&ss),
-                             MHD_OPTION_CONNECTION_LIMIT, 16u,
-                             MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+  daemon_ = MHD_start_daemon(flags, 0, nullptr, nullptr, &handle, &cache_,
+                             MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(fd_),
+                             MHD_OPTION_CONNECTION_LIMIT, kMaxConnections,
+                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, kMaxPerAddress,
+                             MHD_OPTION_CONNECTION_TIMEOUT, kIdleTimeoutS,
                              MHD_OPTION_END);
   if (daemon_ == nullptr)
-    return "metrics: cannot listen on " + listen.to_string() + ": " +
+    return "metrics: cannot serve on " + where_ + ": " +
            (errno != 0 ? std::strerror(errno) : "libmicrohttpd refused");
-  port_ = listen.port;
-  if (const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT))
-    port_ = info->port;
+  fd_ = -1;  // MHD closes it at stop
   return "";
+}
+
+std::string MetricsServer::start(const base::Endpoint& listen, Render render) {
+  if (std::string e = bind(listen); !e.empty()) return e;
+  return start(std::move(render));
 }
 
 void MetricsServer::stop() {
   if (daemon_ != nullptr) MHD_stop_daemon(daemon_);
   daemon_ = nullptr;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
 }
 
 }  // namespace strata::control

@@ -3,7 +3,15 @@
 // tests/system/test_prometheus.py.)
 #include "control/metrics.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "control/metrics_server.h"
 
 namespace strata::control {
 namespace {
@@ -39,6 +47,53 @@ TEST(Metrics, MarkdownListsEveryMetric) {
   for (const auto& c : stats::kCounterInfo)
     EXPECT_NE(md.find("`strata_" + std::string(c.name) + "_total`"), std::string::npos);
   EXPECT_NE(md.find("`strata_unique_clients` | gauge"), std::string::npos);
+}
+
+// One HTTP/1.0 GET to 127.0.0.1:port; the whole reply.
+std::string http_get(uint16_t port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string reply;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    const std::string req = "GET " + path + " HTTP/1.0\r\n\r\n";
+    if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[4096];
+      for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) reply.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  return reply;
+}
+
+TEST(MetricsServer, ScrapesShareOneRenderingAndOtherPathsAre404) {
+  MetricsServer server;
+  std::atomic<int> renders{0};
+  ASSERT_EQ(server.bind(base::Endpoint{base::IpAddress::v4(0x7f000001), 0}), "");
+  ASSERT_NE(server.port(), 0);
+  ASSERT_EQ(server.start([&] { return "strata_renders " + std::to_string(++renders) + "\n"; }), "");
+  const int scrapes = 20;
+  for (int i = 0; i < scrapes; ++i) {
+    const std::string r = http_get(server.port(), "/metrics");
+    ASSERT_EQ(r.rfind("HTTP/1.", 0), 0u) << r;
+    EXPECT_NE(r.find(" 200 "), std::string::npos) << r;
+    EXPECT_NE(r.find("strata_renders "), std::string::npos) << r;
+  }
+  // Back to back, the scrapes reuse a rendering (one per 0.2 s at most).
+  EXPECT_GE(renders.load(), 1);
+  EXPECT_LT(renders.load(), scrapes);
+  EXPECT_NE(http_get(server.port(), "/other").find(" 404 "), std::string::npos);
+  server.stop();
+}
+
+TEST(MetricsServer, ABindFailureNamesTheAddress) {
+  MetricsServer first, second;
+  ASSERT_EQ(first.bind(base::Endpoint{base::IpAddress::v4(0x7f000001), 0}), "");
+  const std::string e = second.bind(base::Endpoint{base::IpAddress::v4(0x7f000001), first.port()});
+  EXPECT_NE(e.find("metrics: cannot listen on 127.0.0.1:"), std::string::npos) << e;
+  EXPECT_NE(e.find("Address already in use"), std::string::npos) << e;
 }
 
 }  // namespace

@@ -12,7 +12,9 @@
 #include <systemd/sd-daemon.h>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -39,6 +41,7 @@
 #include "control/unique_report.h"
 #include "control/report.h"
 #include "daemon/run_as.h"
+#include "daemon/sandbox.h"
 #include "io/address_in_use.h"
 #include "io/steering.h"
 #include "io/udp_backend.h"
@@ -159,14 +162,24 @@ std::optional<std::vector<std::vector<int>>> open_sockets(config::ServerConfig& 
 
 // Drops root for the user resolved at start (daemon::resolve_run_as: the configured one,
 // else stratad if it exists, else nobody).
+// Switches to the run-as user and clears every capability (a stratad that systemd starts as
+// its own user with CAP_NET_BIND_SERVICE keeps none after binding). Before any other thread
+// starts: capabilities are per thread.
 bool drop_privileges(const daemon::RunAs& who, const std::string& wanted) {
+  const auto drop_capabilities = [] {
+    if (const std::string e = daemon::drop_capabilities(); !e.empty()) {
+      base::log(LogLevel::kError, "{}", e);
+      return false;
+    }
+    return true;
+  };
   if (::geteuid() != 0) {
     if (!wanted.empty()) base::log(LogLevel::kWarning, "not root: --user {} ignored", wanted);
-    return true;
+    return drop_capabilities();
   }
   if (!who.drop) {
-    base::log(LogLevel::kWarning, "running as root (user '{}')", who.name);
-    return true;
+    base::log(LogLevel::kWarning, "running as root (user '{}'), without capabilities", who.name);
+    return drop_capabilities();
   }
   if (::setgroups(0, nullptr) != 0 || ::setgid(who.gid) != 0 || ::setuid(who.uid) != 0) {
     base::log(LogLevel::kError, "cannot switch to user '{}': {}", who.name, std::strerror(errno));
@@ -177,7 +190,16 @@ bool drop_privileges(const daemon::RunAs& who, const std::string& wanted) {
     return false;
   }
   base::log(LogLevel::kInfo, "running as user {} (uid {})", who.name, who.uid);
-  return true;
+  return drop_capabilities();
+}
+
+const char* seccomp_text(config::Seccomp s) {
+  switch (s) {
+    case config::Seccomp::kKill: return "kill";
+    case config::Seccomp::kLog: return "log";
+    case config::Seccomp::kOff: return "off";
+  }
+  return "?";
 }
 
 const char* source_text(clock::Source s) {
@@ -493,19 +515,12 @@ int run(const Flags& flags) {
     if (!dir_existed && run_as->drop && ::chown(dir.c_str(), run_as->uid, run_as->gid) != 0)
       base::log(LogLevel::kWarning, "chown {}: {}", dir.string(), std::strerror(errno));
   }
-  // The metrics endpoint binds now (before the privilege drop); it renders once the workers
-  // exist (until then it answers with nothing to report).
-  // (Declared before the server so that they outlive its thread on every return path.)
-  std::function<std::string()> metrics_render;
-  std::mutex metrics_mutex;
+  // The metrics endpoint binds now (before the privilege drop) and serves once the workers
+  // exist (after the drop: every thread starts without privileges).
   std::unique_ptr<control::MetricsServer> metrics_server;
   if (cfg->metrics.listen) {
     metrics_server = std::make_unique<control::MetricsServer>();
-    const std::string e = metrics_server->start(*cfg->metrics.listen, [&] {
-      std::lock_guard<std::mutex> lock(metrics_mutex);
-      return metrics_render ? metrics_render() : std::string();
-    });
-    if (!e.empty()) {
+    if (const std::string e = metrics_server->bind(*cfg->metrics.listen); !e.empty()) {
       base::log(LogLevel::kError, "{}", e);
       return 1;
     }
@@ -601,9 +616,10 @@ int run(const Flags& flags) {
   server::ControlService control_service(control_queue, backend_list, rules_cell, n, mode6_options,
                                          mode6_sources, stats.back()->counters);
   control_service.start();
+  // From here a failure to start stops the threads already running before stratad exits.
+  std::string startup_error;
   if (metrics_server) {
-    std::lock_guard<std::mutex> lock(metrics_mutex);
-    metrics_render = [&] {
+    startup_error = metrics_server->start([&] {
       control::MetricsInput in;
       in.stats = snapshot();
       const auto tops = top_talkers(trackers);
@@ -621,7 +637,7 @@ int run(const Flags& flags) {
         in.top.push_back(std::move(share));
       }
       return control::metrics_text(in);
-    };
+    });
   }
   if (!cfg->server.control.empty()) {
     control_server.start([&](const nlohmann::json& req, control::Responder& out) -> nlohmann::json {
@@ -667,9 +683,13 @@ int run(const Flags& flags) {
     });
   }
 
+  // Every thread runs and no privilege is left: from now on only the calls serving needs.
+  if (startup_error.empty()) startup_error = daemon::install_seccomp(cfg->server.seccomp);
+  if (!startup_error.empty()) base::log(LogLevel::kError, "{}", startup_error);
   std::string listen;
   for (const auto& ep : cfg->server.listen) listen += (listen.empty() ? "" : " ") + ep.to_string();
-  base::log(LogLevel::kInfo, "stratad {} serving on {} with {} workers; time source {}; control {}; metrics {}",
+  if (startup_error.empty())
+    base::log(LogLevel::kInfo, "stratad {} serving on {} with {} workers; time source {}; control {}; metrics {}; seccomp {}",
             STRATA_VERSION, listen, n, source_text(cfg->time.source),
             cfg->server.control.empty()
                 ? "off"
@@ -679,7 +699,8 @@ int run(const Flags& flags) {
                                                                  ? "[" + cfg->metrics.listen->address.to_string() + "]"
                                                                  : cfg->metrics.listen->address.to_string(),
                                          metrics_server->port())
-                           : std::string("off"));
+                           : std::string("off"),
+            seccomp_text(cfg->server.seccomp));
 
   const std::string sketches = sketch_path(*cfg);
   // Once a minute, what went wrong in it: one line per kind at most, however large a flood.
@@ -703,16 +724,31 @@ int run(const Flags& flags) {
   };
   // systemd (Type=notify): ready once every socket is bound and every worker runs. A no-op
   // without $NOTIFY_SOCKET.
-  sd_notifyf(0, "READY=1\nSTATUS=serving on %s with %u workers", listen.c_str(), n);
-  for (;;) {
-    // Wakes every minute to save the sketches (when a state directory is set).
-    const timespec minute{60, 0};
-    const int sig = sigtimedwait(&signals, nullptr, &minute);
+  if (startup_error.empty())
+    sd_notifyf(0, "READY=1\nSTATUS=serving on %s with %u workers", listen.c_str(), n);
+  // Two ticks: every minute (the warnings, reclaiming rule sets) and every save_interval (the
+  // sketches, when a state directory is set).
+  const auto save_every = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(cfg->clients.save_interval));
+  auto next_minute = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  auto next_save = std::chrono::steady_clock::now() + save_every;
+  while (startup_error.empty()) {
+    const auto wait = std::max(std::chrono::steady_clock::duration::zero(),
+                               std::min(next_minute, next_save) - std::chrono::steady_clock::now());
+    const auto wait_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
+    const timespec until_tick{static_cast<time_t>(wait_ns / 1'000'000'000), static_cast<long>(wait_ns % 1'000'000'000)};
+    const int sig = sigtimedwait(&signals, nullptr, &until_tick);
     if (sig < 0) {
-      if (errno == EAGAIN) {
+      if (errno != EAGAIN) continue;  // EINTR
+      const auto now_tick = std::chrono::steady_clock::now();
+      if (now_tick >= next_save) {
         save_sketches(sketches, trackers);
+        next_save = now_tick + save_every;
+      }
+      if (now_tick >= next_minute) {
         report_minute();
         rules_cell.reclaim();  // rule sets a slow reader held past a reload's wait
+        next_minute = now_tick + std::chrono::minutes(1);
       }
       continue;
     }
@@ -743,7 +779,7 @@ int run(const Flags& flags) {
     sent += ws->counters.get(stats::Counter::responses_sent);
   }
   base::log(LogLevel::kInfo, "stopped: {} packets received, {} replies sent", received, sent);
-  return 0;
+  return startup_error.empty() ? 0 : 1;
 }
 
 }  // namespace

@@ -20,11 +20,13 @@ SOURCE = os.environ.get("STRATA_SOURCE",
 BUILD = os.environ.get("STRATA_BUILD", os.path.join(SOURCE, "build"))
 STRATAD = os.path.join(BUILD, "stratad")
 STRATA = os.path.join(BUILD, "strata")
-CHRONYD = os.path.join(BUILD, "peers", "chrony", "usr", "sbin", "chronyd")
+# The unpacked peers: the sanitizer trees (build/asan, build/tsan) use the main tree's.
+PEERS = os.environ.get("STRATA_PEERS", os.path.join(BUILD, "peers"))
+CHRONYD = os.path.join(PEERS, "chrony", "usr", "sbin", "chronyd")
 # NTPsec's ntpq, unpacked by ./setup; a Python script that needs Debian's python3-ntp.
-NTPQ = os.path.join(BUILD, "peers", "ntpsec", "usr", "bin", "ntpq")
+NTPQ = os.path.join(PEERS, "ntpsec", "usr", "bin", "ntpq")
 # systemd-timesyncd, unpacked by ./setup (it runs with Debian's libsystemd-shared).
-TIMESYNCD = os.path.join(BUILD, "peers", "timesyncd", "lib", "systemd", "systemd-timesyncd")
+TIMESYNCD = os.path.join(PEERS, "timesyncd", "lib", "systemd", "systemd-timesyncd")
 SYSTEM_PYTHON = "/usr/bin/python3"
 NTP_UNIX_OFFSET = 2208988800
 
@@ -101,7 +103,7 @@ class Stratad:
     """A stratad process on loopback with its own config file and control socket."""
 
     def __init__(self, config="", listen=None, threads=2, extra=(), user=None, wait=True,
-                 ratelimit=False, wrapper=()):
+                 ratelimit=False, wrapper=(), env=None):
         self.dir = tempfile.mkdtemp(prefix="stratad-test-")
         # stratad re-reads its config on reload after dropping root: let it.
         os.chmod(self.dir, 0o755)
@@ -132,7 +134,8 @@ class Stratad:
         args += list(extra)
         self.log = []
         # `wrapper`: a command that execs stratad in place (the same pid), e.g. under seccomp.
-        self.proc = subprocess.Popen(list(wrapper) + args, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(list(wrapper) + args, stderr=subprocess.PIPE, text=True,
+                                     env=env)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         if wait:
@@ -187,6 +190,9 @@ class Stratad:
                 raise AssertionError("stratad did not stop on signal")
         self._reader.join(timeout=2)
         self.proc.stderr.close()
+        if self.proc.returncode not in (0, -sig):
+            # Died before it was stopped (a crash, SIGSYS from the filter): show why.
+            sys.stderr.write(f"stratad exited with {self.proc.returncode}:\n" + "\n".join(self.log) + "\n")
         return self.proc.returncode
 
     def __enter__(self):
@@ -194,6 +200,14 @@ class Stratad:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def env_without_leak_check():
+    """The environment with LeakSanitizer's check at exit turned off (in the ASan tree): it stops
+    the process's threads with ptrace, which a system-call filter rightly refuses."""
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+    return env
 
 
 def random_bytes(rng, n):

@@ -15,7 +15,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-PEERS = os.path.join(h.BUILD, "peers", "prometheus", "usr", "bin")
+PEERS = os.path.join(h.PEERS, "prometheus", "usr", "bin")
 PROMETHEUS = os.path.join(PEERS, "prometheus")
 PROMTOOL = os.path.join(PEERS, "promtool")
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -330,6 +331,51 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("cap\ufffd.pcap", json.loads(r.stdout.decode())["files"][0]["file"])
 
+    def test_stalled_clients_do_not_block_the_control_plane_or_scrapes(self):
+        # Finding 7: one client that connects and sends nothing used to hold the only control
+        # thread for its 2 s deadline (and 16 idle HTTP connections locked /metrics out).
+        with h.Stratad() as d:
+            idle = []
+            for _ in range(3):  # fewer than the serving threads: one stays free
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(d.control)
+                idle.append(s)
+            r = h.run([h.STRATA, "stats", "--control", d.control, "--json"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            # Answered while all three still wait for their deadline: served at once, not
+            # after them (a serial server would have answered them first, with an error).
+            for s in idle:
+                s.setblocking(False)
+                with self.assertRaises(BlockingIOError):
+                    s.recv(1)
+                s.close()
+            # 20 connections from one address that never send a request: /metrics still
+            # answers another address (at most 4 per address, 64 in all).
+            port = int(urllib.parse.urlparse(d.metrics_url).port)
+            hogs = []
+            for _ in range(20):
+                c = socket.create_connection(("127.0.0.1", port), timeout=5)
+                c.send(b"GET /metr")  # a request line that never ends
+                hogs.append(c)
+            time.sleep(0.3)  # the server has taken (or refused) them
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            probe.settimeout(5)
+            probe.bind(("127.0.0.2", 0))
+            probe.connect(("127.0.0.1", port))
+            probe.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            reply = b""
+            while True:
+                chunk = probe.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+            probe.close()
+            self.assertTrue(reply.startswith(b"HTTP/1.0 200") or reply.startswith(b"HTTP/1.1 200"),
+                            reply[:200])
+            self.assertIn(b"\nstrata_received_total ", reply)
+            for c in hogs:
+                c.close()
+
     def test_replies_come_from_the_address_hit(self):
         # A wildcard listener: a request to 127.0.0.3 must be answered from 127.0.0.3.
         with h.Stratad(listen=[f"0.0.0.0:{h.free_port()}"]) as d:
@@ -509,6 +555,32 @@ class LifecycleTest(unittest.TestCase):
             self.assertEqual(set(uids), {"65534"}, status)
             self.assertIsNotNone(h.exchange(d.v4, h.request()))
             self.assertTrue(any("running as user nobody" in l for l in d.log))
+
+    def test_serves_under_its_seccomp_filter_without_capabilities(self):
+        def status(d):
+            with open(f"/proc/{d.proc.pid}/status") as f:
+                return dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+
+        # The default: every thread filtered, no_new_privs, no capability left, the user set.
+        with h.Stratad() as d:
+            s = status(d)
+            self.assertEqual(s["Seccomp"].strip(), "2", s)
+            self.assertEqual(s["NoNewPrivs"].strip(), "1", s)
+            for caps in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+                self.assertEqual(int(s[caps], 16), 0, (caps, s))
+            if h.is_root():
+                self.assertEqual(set(s["Uid"].split()), {"65534"}, s)
+            for task in os.listdir(f"/proc/{d.proc.pid}/task"):  # every thread, not only main
+                with open(f"/proc/{d.proc.pid}/task/{task}/status") as f:
+                    self.assertIn("Seccomp:\t2", f.read(), task)
+            self.assertTrue(any(l.endswith("; seccomp kill") for l in d.log), d.log)
+            self.assertIsNotNone(h.exchange(d.v4, h.request()))
+        # Off: no filter (an operator hunting a missing call); log: filtered, nothing killed.
+        for mode, expected in (("off", "0"), ("log", "2")):
+            with h.Stratad(config=f'[server]\nseccomp = "{mode}"\n[time]\nsource = "local"\n') as d:
+                self.assertEqual(status(d)["Seccomp"].strip(), expected, mode)
+                self.assertIsNotNone(h.exchange(d.v4, h.request()))
+            self.assertEqual(d.proc.returncode, 0, d.log)
 
 
 if __name__ == "__main__":
