@@ -53,8 +53,9 @@ constexpr const char* kAllowed[] = {
     "getegid",
 #ifdef STRATA_SANITIZER_RUNTIME
     // Only in the sanitizer trees: LeakSanitizer stops the threads with ptrace from a helper
-    // task at exit; a report runs llvm-symbolizer (fork, exec, pipes) and reads /proc.
-    "ptrace", "wait4", "waitid", "fork", "vfork", "clone3", "execve", "pipe", "dup", "dup2",
+    // task at exit, finding them with getdents (not getdents64) in /proc/self/task; a report
+    // runs llvm-symbolizer (fork, exec, pipes) and reads /proc.
+    "getdents", "ptrace", "wait4", "waitid", "fork", "vfork", "clone3", "execve", "pipe", "dup", "dup2",
     "dup3", "prctl", "getppid", "setrlimit", "kill", "personality", "mincore", "sched_getparam",
     "sched_getscheduler", "getpgid", "getsid", "arch_prctl",
 #endif

@@ -18,7 +18,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-SECONDS = 8
+SECONDS = int(os.environ.get("STRATA_SOAK_SECONDS", "8"))  # bench/soak: 60
 
 
 def mode6(address, opcode, data=b"", sequence=1, timeout=1.0, collect=0.0, sock=None):

@@ -13,6 +13,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
+TRACEROUTE = "Possible traceroute"
+
 
 class TsharkTest(unittest.TestCase):
     def test_replies_dissect_cleanly(self):
@@ -53,11 +55,16 @@ class TsharkTest(unittest.TestCase):
                 self.assertEqual(r[2], "4", r)      # server mode
                 self.assertEqual(r[3], "10", r)     # stratum
                 self.assertEqual(r[4], "0", r)      # no leap warning
-                self.assertEqual(r[5:], ["", ""], r)  # not malformed, no expert info
+                # Not malformed, no expert info about NTP. Wireshark's IP layer calls any UDP
+                # datagram with a port in 33434-33534 a "possible traceroute": an ephemeral
+                # port lands there now and then, which says nothing about the packet.
+                expert = [e for e in r[6].split(",") if e and TRACEROUTE not in e]
+                self.assertEqual((r[5], expert), ("", []), r)
             verbose = h.run(["tshark", *decode, "-V"], check=True).stdout
             self.assertEqual(verbose.count("Network Time Protocol (NTP Version"), 12)
             self.assertNotIn("Malformed", verbose)
-            self.assertNotIn("Expert Info", verbose)
+            self.assertEqual([l for l in verbose.splitlines()
+                              if "Expert Info" in l and TRACEROUTE not in l], [])
             expert = h.run(["tshark", *decode, "-q", "-z", "expert"], check=True).stdout
             self.assertNotIn("Warn", expert)
             self.assertNotIn("Error", expert)
