@@ -10,11 +10,9 @@
 
 namespace strata::cli {
 
-inline constexpr const char* kDefaultControl = "/run/stratad/control.sock";
-
 // Where stratad's control socket is, for the commands that talk to it: --control when given,
 // else the [server] control of --config (stratad's config file), else $STRATA_CONTROL, else
-// kDefaultControl. Empty with `error` set when the config file cannot be read.
+// config::kDefaultControlPath (stratad's default). Empty with `error` set when the config file cannot be read.
 std::string control_path(const std::string& flag, const std::string& config_file, std::string& error);
 
 struct QueryOptions {

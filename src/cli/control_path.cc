@@ -29,7 +29,7 @@ std::string control_path(const std::string& flag, const std::string& config_file
     }
   }
   if (const char* env = std::getenv("STRATA_CONTROL"); env != nullptr && *env != '\0') return env;
-  return kDefaultControl;
+  return config::kDefaultControlPath;
 }
 
 }  // namespace strata::cli

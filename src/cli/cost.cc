@@ -137,6 +137,14 @@ namespace {
 // "-5" are no counts).
 bool plausible(double v) { return std::isfinite(v) && v >= 0; }
 
+// The input line for bytes measured by a live stratad (its counters or its sysstats).
+std::string measured_bytes_line(const Traffic& t, bool l2) {
+  return fmt::format("bytes              measured at the IP level: {:.1f} per packet in, {:.1f} out{}",
+                     t.in_pps > 0 && t.in_bytes_per_s ? *t.in_bytes_per_s / t.in_pps : 0,
+                     t.out_pps > 0 && t.out_bytes_per_s ? *t.out_bytes_per_s / t.out_pps : 0,
+                     l2 ? " (+14 Ethernet)" : "");
+}
+
 std::optional<double> period_of(std::string_view text) {
   std::string s(text);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
@@ -322,10 +330,7 @@ int run_cost(const CostOptions& opt) {
     input_lines.push_back(fmt::format("packets received   {} ({:.1f}/s), IPv6 {:.1f}%", thousands(get("received")),
                                       t.in_pps, 100 * t.v6_share));
     input_lines.push_back(fmt::format("packets sent       {} ({:.1f}/s), as counted", thousands(get("responses_sent") + get("control_responses")), t.out_pps));
-    input_lines.push_back(fmt::format("bytes              measured at the IP level: {:.1f} per packet in, {:.1f} out{}",
-                                      t.in_pps > 0 ? *t.in_bytes_per_s / t.in_pps : 0,
-                                      t.out_pps > 0 ? *t.out_bytes_per_s / t.out_pps : 0,
-                                      opt.l2 ? " (+14 Ethernet)" : ""));
+    input_lines.push_back(measured_bytes_line(t, opt.l2));
     inputs = {{"source", "control"}, {"seconds", secs}, {"received", get("received")},
               {"sent", get("responses_sent") + get("control_responses")},
               {"in_bytes_per_s", *t.in_bytes_per_s}, {"out_bytes_per_s", *t.out_bytes_per_s}};
@@ -368,10 +373,7 @@ int run_cost(const CostOptions& opt) {
                                         thousands(sent), t.out_pps, thousands(*s->responses_sent),
                                         thousands(s->control_responses.value_or(0))));
       if (t.in_bytes_per_s)
-        input_lines.push_back(fmt::format("bytes              measured at the IP level: {:.1f} per packet in, {:.1f} out{}",
-                                          t.in_pps > 0 ? *t.in_bytes_per_s / t.in_pps : 0,
-                                          t.out_pps > 0 ? *t.out_bytes_per_s / t.out_pps : 0,
-                                          opt.l2 ? " (+14 Ethernet)" : ""));
+        input_lines.push_back(measured_bytes_line(t, opt.l2));
     } else {
       sent = sysstats_replies(*s);
       const double without = sysstats_replies_without_kod(*s);
