@@ -161,9 +161,10 @@ std::optional<double> period_of(std::string_view text) {
   }
   int h = 0, m = 0, sec = 0;
   char extra = 0;
-  if (std::sscanf(s.c_str(), "%d:%d:%d%c", &h, &m, &sec, &extra) == 3) {
+  // At most 9 digits of hours (more would overflow an int in sscanf: found by fuzz_sysstats).
+  if (std::sscanf(s.c_str(), "%9d:%2d:%2d%c", &h, &m, &sec, &extra) == 3) {
     if (h < 0 || m < 0 || m > 59 || sec < 0 || sec > 60) return std::nullopt;
-    return days * 86400 + h * 3600 + m * 60 + sec;
+    return days * 86400 + h * 3600.0 + m * 60.0 + sec;  // in double: "2222222222:00:00" fits
   }
   char* end = nullptr;
   const double plain = std::strtod(s.c_str(), &end);

@@ -28,6 +28,8 @@ TEST(Cost, PeriodsInEveryNtpqFormat) {
   EXPECT_EQ(*parse_period("02:03:04"), 7384);
   EXPECT_EQ(*parse_period("1D 02:03:04"), 86400 + 7384);
   EXPECT_EQ(*parse_period(" 12D 00:00:01 "), 12 * 86400 + 1);
+  EXPECT_EQ(*parse_period("999999999:00:00"), 999999999.0 * 3600);  // no int overflow
+  EXPECT_FALSE(parse_period("0D 2222222222222222:00:00"));  // more hours than it reads
   EXPECT_FALSE(parse_period("soon"));
   EXPECT_FALSE(parse_period("1D x"));
 }
