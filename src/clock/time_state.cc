@@ -5,6 +5,15 @@
 
 namespace strata::clock {
 
+const char* source_name(Source s) {
+  switch (s) {
+    case Source::kKernel: return "kernel";
+    case Source::kMirror: return "mirror";
+    case Source::kLocal: return "local";
+  }
+  return "?";
+}
+
 wire::ServerInfo server_info(const TimeState& state, base::RealTime now) {
   wire::ServerInfo info;
   const double age = std::max(0.0, std::chrono::duration<double>(now - state.as_of).count());

@@ -16,6 +16,9 @@ namespace strata::clock {
 
 enum class Source : uint8_t { kKernel, kMirror, kLocal };
 
+// "kernel", "mirror", "local": as the config file names them.
+const char* source_name(Source s);
+
 struct TimeState {
   bool synchronised = false;
   Source source = Source::kLocal;

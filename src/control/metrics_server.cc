@@ -91,11 +91,6 @@ std::string MetricsServer::start(Render render) {
   return "";
 }
 
-std::string MetricsServer::start(const base::Endpoint& listen, Render render) {
-  if (std::string e = bind(listen); !e.empty()) return e;
-  return start(std::move(render));
-}
-
 void MetricsServer::stop() {
   if (daemon_ != nullptr) MHD_stop_daemon(daemon_);
   daemon_ = nullptr;

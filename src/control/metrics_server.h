@@ -35,8 +35,6 @@ class MetricsServer {
   std::string bind(const base::Endpoint& listen);
   // Starts the serving thread on the bound socket. "" or why not.
   std::string start(Render render);
-  // bind() then start().
-  std::string start(const base::Endpoint& listen, Render render);
   void stop();
   uint16_t port() const { return port_; }  // the bound port (useful with port 0)
 

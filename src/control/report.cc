@@ -7,17 +7,6 @@
 
 namespace strata::control {
 
-namespace {
-const char* source_name(clock::Source s) {
-  switch (s) {
-    case clock::Source::kKernel: return "kernel";
-    case clock::Source::kMirror: return "mirror";
-    case clock::Source::kLocal: return "local";
-  }
-  return "?";
-}
-}  // namespace
-
 nlohmann::json histogram_json(const stats::HistogramCounts& h) {
   nlohmann::json buckets = nlohmann::json::array();
   for (size_t i = 0; i < h.buckets.size(); ++i)
@@ -55,7 +44,7 @@ nlohmann::json stats_json(const StatsSnapshot& s, base::RealTime now) {
     counters[std::string(stats::kCounterInfo[i].name)] = s.counters[i];
   const wire::ServerInfo served = clock::server_info(s.time, now);
   nlohmann::json time = {
-      {"source", source_name(s.time.source)},
+      {"source", clock::source_name(s.time.source)},
       {"synchronised", s.time.synchronised},
       {"leap", static_cast<int>(served.leap)},
       {"stratum", served.stratum},

@@ -160,11 +160,10 @@ std::optional<std::vector<std::vector<int>>> open_sockets(config::ServerConfig& 
   return per_worker;
 }
 
-// Drops root for the user resolved at start (daemon::resolve_run_as: the configured one,
-// else stratad if it exists, else nobody).
-// Switches to the run-as user and clears every capability (a stratad that systemd starts as
-// its own user with CAP_NET_BIND_SERVICE keeps none after binding). Before any other thread
-// starts: capabilities are per thread.
+// Switches to the user resolved at start (daemon::resolve_run_as: the configured one, else
+// stratad if it exists, else nobody) and clears every capability (a stratad that systemd
+// starts as its own user with CAP_NET_BIND_SERVICE keeps none after binding). Before any
+// other thread starts: capabilities are per thread.
 bool drop_privileges(const daemon::RunAs& who, const std::string& wanted) {
   const auto drop_capabilities = [] {
     if (const std::string e = daemon::drop_capabilities(); !e.empty()) {
@@ -198,15 +197,6 @@ const char* seccomp_text(config::Seccomp s) {
     case config::Seccomp::kKill: return "kill";
     case config::Seccomp::kLog: return "log";
     case config::Seccomp::kOff: return "off";
-  }
-  return "?";
-}
-
-const char* source_text(clock::Source s) {
-  switch (s) {
-    case clock::Source::kKernel: return "kernel";
-    case clock::Source::kMirror: return "mirror";
-    case clock::Source::kLocal: return "local";
   }
   return "?";
 }
@@ -469,7 +459,7 @@ int run(const Flags& flags) {
     std::string listen;
     for (const auto& ep : cfg->server.listen) listen += (listen.empty() ? "" : ", ") + ep.to_string();
     fmt::print("configuration OK: listen {}; {} threads; time source {}\n", listen,
-               cfg->server.threads, source_text(cfg->time.source));
+               cfg->server.threads, clock::source_name(cfg->time.source));
     return 0;
   }
 
@@ -690,7 +680,7 @@ int run(const Flags& flags) {
   for (const auto& ep : cfg->server.listen) listen += (listen.empty() ? "" : " ") + ep.to_string();
   if (startup_error.empty())
     base::log(LogLevel::kInfo, "stratad {} serving on {} with {} workers; time source {}; control {}; metrics {}; seccomp {}",
-            STRATA_VERSION, listen, n, source_text(cfg->time.source),
+            STRATA_VERSION, listen, n, clock::source_name(cfg->time.source),
             cfg->server.control.empty()
                 ? "off"
                 : fmt::format("{} ({})", cfg->server.control, control::describe_socket_file(cfg->server.control)),

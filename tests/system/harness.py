@@ -202,6 +202,48 @@ class Stratad:
         self.stop()
 
 
+def state_dir(prefix="stratad-state-"):
+    """A directory stratad may write in after dropping root (its `[clients] state_dir`, mode
+    0777), named "state" inside a fresh directory (0755, readable by that user) where the test
+    may keep other files: os.path.dirname() of the result."""
+    top = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(top, 0o755)
+    state = os.path.join(top, "state")
+    os.mkdir(state)
+    os.chmod(state, 0o777)
+    return state
+
+
+def mode6(address, opcode, data=b"", sequence=1, timeout=1.0, collect=0.0, sock=None):
+    """One mode-6 request (raw, independent of the C++ codec); returns the replies' data as
+    text, several for a fragmented answer, [] when none came. A nonce is bound to the address
+    and port it was given to: pass the same `sock` for the request that uses it."""
+    data += b"\0" * (-len(data) % 4)
+    packet = struct.pack("!BBHHHHH", (2 << 3) | 6, opcode, sequence, 0, 0, 0, len(data)) + data
+    out = []
+    s = sock or socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET,
+                              socket.SOCK_DGRAM)
+    try:
+        s.settimeout(timeout)
+        s.sendto(packet, address)
+        end = time.time() + max(timeout, collect)
+        while time.time() < end:
+            try:
+                reply = s.recv(65536)
+            except socket.timeout:
+                break
+            if struct.unpack("!H", reply[2:4])[0] != sequence:
+                continue  # a late answer to an earlier try
+            count = struct.unpack("!H", reply[10:12])[0]
+            out.append(reply[12:12 + count].decode(errors="replace"))
+            if not reply[1] & 0x20:  # no More bit: the last fragment
+                break
+    finally:
+        if sock is None:
+            s.close()
+    return out
+
+
 def env_without_leak_check():
     """The environment with LeakSanitizer's check at exit turned off (in the ASan tree): it stops
     the process's threads with ptrace, which a system-call filter rightly refuses."""

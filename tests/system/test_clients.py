@@ -237,11 +237,8 @@ class ClientsTest(unittest.TestCase):
             self.assertTrue(any("reload: rule added: 127.0.5.0/24 ignore" in line for line in d.log), d.log)
 
     def test_unique_counts_save_merge_and_restart(self):
-        top = h.tempfile.mkdtemp(prefix="strata-state-")
-        os.chmod(top, 0o755)
-        state = os.path.join(top, "state")
-        os.makedirs(state)
-        os.chmod(state, 0o777)  # stratad writes it after dropping root
+        state = h.state_dir(prefix="strata-state-")  # stratad writes it after dropping root
+        top = os.path.dirname(state)
         config = f'[time]\nsource = "local"\n[clients]\nstate_dir = "{state}"\n'
 
         def load(d, n):
@@ -345,11 +342,8 @@ class ClientsTest(unittest.TestCase):
         # Found by the security review (issue 12, finding 10): one malformed entry discarded
         # the whole file and the next save overwrote it; saves followed a link planted at
         # the fixed temporary name.
-        top = h.tempfile.mkdtemp(prefix="strata-state-")
-        os.chmod(top, 0o755)
-        state = os.path.join(top, "state")
-        os.makedirs(state)
-        os.chmod(state, 0o777)
+        state = h.state_dir(prefix="strata-state-")  # stratad writes it after dropping root
+        top = os.path.dirname(state)
         path = os.path.join(state, "unique-sketches.json")
         config = f'[time]\nsource = "local"\n[clients]\nstate_dir = "{state}"\n'
         with h.Stratad(config=config, threads=1) as a:

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
@@ -21,41 +20,10 @@ import harness as h  # noqa: E402
 SECONDS = int(os.environ.get("STRATA_SOAK_SECONDS", "8"))  # bench/soak: 60
 
 
-def mode6(address, opcode, data=b"", sequence=1, timeout=1.0, collect=0.0, sock=None):
-    """One mode-6 request; returns the replies' data (several for a fragmented answer). A
-    nonce is bound to the address and port it was given to: pass the same `sock` for both."""
-    data += b"\0" * (-len(data) % 4)
-    packet = struct.pack("!BBHHHHH", (2 << 3) | 6, opcode, sequence, 0, 0, 0, len(data)) + data
-    out = []
-    s = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.settimeout(timeout)
-        s.sendto(packet, address)
-        end = time.time() + max(timeout, collect)
-        while time.time() < end:
-            try:
-                reply = s.recv(65536)
-            except socket.timeout:
-                break
-            if struct.unpack("!H", reply[2:4])[0] != sequence:
-                continue  # a late answer to an earlier try
-            count = struct.unpack("!H", reply[10:12])[0]
-            out.append(reply[12:12 + count].decode(errors="replace"))
-            if not reply[1] & 0x20:  # no More bit: the last fragment
-                break
-    finally:
-        if sock is None:
-            s.close()
-    return out
-
-
 class ConcurrencyTest(unittest.TestCase):
     def test_everything_at_once(self):
-        work = h.tempfile.mkdtemp(prefix="concurrency-")
-        os.chmod(work, 0o755)
-        state = os.path.join(work, "state")
-        os.mkdir(state)
-        os.chmod(state, 0o777)  # stratad saves there after dropping root
+        state = h.state_dir(prefix="concurrency-")
+        work = os.path.dirname(state)
         rules = os.path.join(work, "rules")
         rule_sets = ["10.0.0.0/8 deny\n127.0.0.0/8 allow query\n",
                      "192.0.2.0/24 deny\n127.0.0.0/8 allow query\n"]
@@ -108,17 +76,17 @@ class ConcurrencyTest(unittest.TestCase):
             raise AssertionError(f"{what}: no answer in 3 tries; counters {d.counters()}")
 
         def mode6_reads():
-            answered("READVAR", lambda: any("version=" in t for t in mode6(d.v4, 2, timeout=2)))
-            answered("READSTAT", lambda: mode6(d.v4, 1, timeout=2))
+            answered("READVAR", lambda: any("version=" in t for t in h.mode6(d.v4, 2, timeout=2)))
+            answered("READSTAT", lambda: h.mode6(d.v4, 1, timeout=2))
             time.sleep(0.05)
 
         def walk():
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                nonce = mode6(d.v4, 12, timeout=2, sock=s)  # REQ_NONCE
+                nonce = h.mode6(d.v4, 12, timeout=2, sock=s)  # REQ_NONCE
                 if not nonce or "nonce=" not in nonce[0]:
                     return None
                 request = (nonce[0].strip().rstrip(",") + ", frags=8").encode()
-                frags = mode6(d.v4, 10, request, sequence=2, timeout=2, collect=0.5, sock=s)
+                frags = h.mode6(d.v4, 10, request, sequence=2, timeout=2, collect=0.5, sock=s)
                 return any("addr." in f for f in frags)  # READ_MRU's first answer
 
         def mrulist():

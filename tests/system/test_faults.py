@@ -22,19 +22,13 @@ KILLS = int(os.environ.get("STRATA_SOAK_KILLS", "5"))
 RULE_LINES = int(os.environ.get("STRATA_SOAK_RULE_LINES", "100000"))
 
 
-def state_dir():
-    d = tempfile.mkdtemp(prefix="faults-state-")
-    os.chmod(d, 0o777)  # stratad saves there after dropping root
-    return d
-
-
 def config_with_state(d, extra=""):
     return f'[time]\nsource = "local"\n[clients]\nstate_dir = "{d}"\nsave_interval = 1\n' + extra
 
 
 class StateFaultTest(unittest.TestCase):
     def test_kill_9_during_saves(self):
-        d = state_dir()
+        d = h.state_dir(prefix="faults-")
         path = os.path.join(d, "unique-sketches.json")
         rng = random.Random(12)
         outcomes = {"restored": 0, "set aside": 0, "first start": 0}
@@ -77,7 +71,7 @@ class StateFaultTest(unittest.TestCase):
         }
         for name, content in cases.items():
             with self.subTest(case=name):
-                d = state_dir()
+                d = h.state_dir(prefix="faults-")
                 path = os.path.join(d, "unique-sketches.json")
                 with open(path, "wb") as f:
                     f.write(content)

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import struct
 import time
 import unittest
 import urllib.request
@@ -61,14 +60,8 @@ def unit_syscall_allowlist(unit_text, analyze):
 
 def mode6_read(address, names=""):
     """One READVAR (ntpq's rv) from loopback; returns the response data as text or None."""
-    data = names.encode()
-    data += b"\0" * (-len(data) % 4)
-    packet = struct.pack("!BBHHHHH", (2 << 3) | 6, 2, 1, 0, 0, 0, len(names)) + data
-    reply = h.exchange(address, packet, timeout=2)
-    if reply is None:
-        return None
-    count = struct.unpack("!H", reply[10:12])[0]
-    return reply[12:12 + count].decode(errors="replace")
+    replies = h.mode6(address, 2, names.encode(), timeout=2)
+    return replies[0] if replies else None
 
 
 class SystemdTest(unittest.TestCase):
@@ -135,8 +128,7 @@ class SystemdTest(unittest.TestCase):
             upstream.stop()
 
     def exercise(self, source, upstream, sandbox):
-        state = tempfile.mkdtemp(prefix="unit-state-")
-        os.chmod(state, 0o777)  # stratad saves there after dropping root
+        state = h.state_dir(prefix="unit-state-")
         config = f'[time]\nsource = "{source}"\n'
         if source == "mirror":
             config += f'mirror = "127.0.0.1:{upstream.port}"\nmirror_interval = 1\n'
