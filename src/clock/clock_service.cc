@@ -1,6 +1,8 @@
 // The clock thread (see clock_service.h).
 #include "clock/clock_service.h"
 
+#include <fmt/format.h>
+
 #include "base/log.h"
 
 namespace strata::clock {
@@ -83,32 +85,66 @@ TimeState ClockService::poll_mirror(base::RealTime now) {
                             std::chrono::duration<double>(options_.mirror_interval / 2)));
   const auto sample = mirror_->poll(wait);
   const base::Nanos mono = base::now_mono();
-  if (sample) {
-    last_good_ = state_from_mirror(*sample, precision_);
-    if (!have_good_) base::log(LogLevel::kInfo, "mirror {} answers", options_.mirror.to_string());
+  std::string error = sample ? mirror_reply_problem(*sample) : mirror_->last_error();
+  const bool had_good = have_good_;
+  const base::Nanos previous_good = last_good_mono_;
+  TimeState s;
+  if (error.empty()) {
+    s = state_from_mirror(*sample, precision_);
+    last_good_ = s;
     have_good_ = true;
     last_good_mono_ = mono;
-    std::lock_guard lock(mu_);
-    last_error_.clear();
-    return last_good_;
-  }
-  {
-    std::lock_guard lock(mu_);
-    if (last_error_ != mirror_->last_error())
-      mirror_warnings_.log(LogLevel::kWarning, "mirror {}: {}", options_.mirror.to_string(),
-                           mirror_->last_error());
-    last_error_ = mirror_->last_error();
-  }
-  TimeState s = last_good_;
-  s.source = Source::kMirror;
-  const double silent = std::chrono::duration<double>(mono - last_good_mono_).count();
-  if (!have_good_ || silent > options_.mirror_timeout) {
-    s.synchronised = false;
-    if (!have_good_) {
-      s.precision = precision_;
-      s.as_of = now;
+    if (!s.synchronised) {
+      error = sample->reply.leap == wire::Leap::kUnsynchronised || sample->reply.stratum >= 16
+                  ? fmt::format("the server is unsynchronised (LI {}, stratum {})",
+                                static_cast<int>(sample->reply.leap), sample->reply.stratum)
+                  : fmt::format("root distance {:.3f} s (our clock is that far from the server's)",
+                                s.root_delay / 2 + s.root_dispersion);
+    }
+  } else {
+    // No usable reply: the last good state, its dispersion growing at PHI from when it was
+    // taken, until mirror_timeout has passed without one.
+    s = last_good_;
+    s.source = Source::kMirror;
+    const double silent = std::chrono::duration<double>(mono - last_good_mono_).count();
+    if (!have_good_ || silent > options_.mirror_timeout) {
+      s.synchronised = false;
+      if (!have_good_) {
+        s.precision = precision_;
+        s.as_of = now;
+      }
     }
   }
+  // One line when the replies change between synchronised and not (and why), none per poll;
+  // a flapping server goes through the limiter.
+  const int state = s.synchronised ? 1 : 0;
+  if (state != announced_) {
+    const std::string who = options_.mirror.to_string();
+    if (s.synchronised) {
+      if (!had_good)
+        mirror_warnings_.log(LogLevel::kInfo, "mirror {} answers: stratum {}, replies are synchronised",
+                             who, s.stratum);
+      else
+        mirror_warnings_.log(LogLevel::kInfo,
+                             "mirror {} answers again after {:.1f} s without a usable reply: "
+                             "stratum {}, replies are synchronised",
+                             who, std::chrono::duration<double>(mono - previous_good).count(),
+                             s.stratum);
+    } else {
+      const std::string why =
+          !error.empty() && have_good_ && last_good_mono_ != mono
+              ? fmt::format("no usable reply for {:.1f} s (last: {})",
+                            std::chrono::duration<double>(mono - last_good_mono_).count(), error)
+              : error;
+      mirror_warnings_.log(LogLevel::kWarning, "mirror {}: {}; {}", who, why,
+                           options_.unsynchronised == UnsyncAction::kDrop
+                               ? "requests are dropped until it answers"
+                               : "replies are unsynchronised (LI 3, stratum 16) until it answers");
+    }
+    announced_ = state;
+  }
+  std::lock_guard lock(mu_);
+  last_error_ = error;
   return s;
 }
 

@@ -49,11 +49,12 @@ class ClockService {
   TimeState last_good_{};
   bool have_good_ = false;
   base::Nanos last_good_mono_{};
+  int announced_ = -1;  // what the log last said: -1 nothing yet, 0 unsync, 1 sync
   uint64_t updates_ = 0;
 
   mutable std::mutex mu_;  // guards the fields below (control thread reads them)
   std::string last_error_;
-  base::LogLimiter mirror_warnings_{3, std::chrono::seconds(60)};  // a flapping mirror
+  base::LogLimiter mirror_warnings_{6, std::chrono::seconds(60)};  // a flapping mirror's changes
   std::condition_variable cv_;
   bool stopping_ = false;
   std::thread thread_;

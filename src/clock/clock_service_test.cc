@@ -33,6 +33,8 @@ class FakeServer {
   }
   base::Endpoint endpoint() const { return endpoint_; }
   std::atomic<bool> answer{true};
+  std::atomic<bool> kiss{false};     // answer with a KoD RATE
+  std::atomic<bool> unmatched{false};  // answer with a wrong origin timestamp
 
  private:
   void run() {
@@ -53,8 +55,13 @@ class FakeServer {
       info.root_dispersion = base::NtpShort::from_seconds(0.008);
       uint8_t out[48];
       const auto now = base::to_ntp(base::now_real());
+      if (kiss) {
+        info.stratum = 0;
+        info.reference_id = 0x52415445;
+      }
       wire::build_reply(req, info, now, 0, out);
       wire::stamp_transmit(out, now);
+      if (unmatched) out[24] ^= 0xFF;  // the origin timestamp
       ::sendto(fd_, out, sizeof out, 0, reinterpret_cast<sockaddr*>(&from), len);
     }
   }
@@ -92,6 +99,36 @@ TEST(ClockService, MirrorFollowsServerThenTimesOut) {
   server.answer = true;
   service.refresh();
   EXPECT_TRUE(cell.load().synchronised);
+}
+
+TEST(ClockService, MirrorKissOfDeathAndUnmatchedRepliesAreNotUsed) {
+  FakeServer server;
+  Options o;
+  o.source = Source::kMirror;
+  o.mirror = server.endpoint();
+  o.mirror_interval = 0.1;
+  o.mirror_timeout = 1.0;
+  TimeStateCell cell;
+  ClockService service(o, cell);
+  service.refresh();
+  ASSERT_TRUE(cell.load().synchronised);
+  server.kiss = true;
+  service.refresh();
+  // A KoD is no time: the last good state stays (stratum 3, not 0 or 16) until the timeout.
+  EXPECT_TRUE(cell.load().synchronised);
+  EXPECT_EQ(cell.load().stratum, 3);
+  EXPECT_EQ(service.describe(), "kiss-o'-death RATE");
+  server.kiss = false;
+  server.unmatched = true;
+  service.refresh();
+  EXPECT_EQ(service.describe(), "no reply to our request (1 datagram that does not answer it)");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  service.refresh();
+  EXPECT_FALSE(cell.load().synchronised);
+  server.unmatched = false;
+  service.refresh();
+  EXPECT_TRUE(cell.load().synchronised);
+  EXPECT_EQ(service.describe(), "");
 }
 
 TEST(ClockService, MirrorWithNothingListeningIsUnsynchronised) {

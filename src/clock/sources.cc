@@ -11,6 +11,8 @@
 #include <cstring>
 #include <random>
 
+#include <fmt/format.h>
+
 #include "base/net.h"
 
 namespace strata::clock {
@@ -115,11 +117,33 @@ TimeState state_from_mirror(const NtpSample& m, int8_t precision) {
   s.reference = r.reference;
   s.as_of = m.received;
   s.dispersion_rate = kPhi;
-  s.synchronised = r.leap != wire::Leap::kUnsynchronised && r.stratum >= 1 && r.stratum <= 15;
   const OffsetDelay od = offset_delay(m);
   s.root_delay = r.root_delay.to_seconds();
   s.root_dispersion = r.root_dispersion.to_seconds() + std::fabs(od.offset) + od.delay / 2;
+  s.synchronised = r.leap != wire::Leap::kUnsynchronised && r.stratum >= 1 && r.stratum <= 15 &&
+                   s.root_delay / 2 + s.root_dispersion < kMaxRootDistance;
+  // Never more than the 16.16 field holds (a system clock days away from the server's).
+  s.root_dispersion = std::min(s.root_dispersion, kMaxRootDistance * 2);
   return s;
+}
+
+std::string mirror_reply_problem(const NtpSample& m) {
+  const wire::Header& r = m.reply;
+  if (r.stratum == 0) {
+    std::string code;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      const char c = static_cast<char>((r.reference_id >> shift) & 0xFF);
+      code += (c >= 0x20 && c < 0x7F) ? c : '?';
+    }
+    return "kiss-o'-death " + code;
+  }
+  if (r.version < wire::kMinVersion || r.version > wire::kMaxVersion) return fmt::format("reply of version {}", r.version);
+  if (r.receive.raw == 0 || r.transmit.raw == 0) return "reply with a zero timestamp";
+  if (base::ntp_diff_seconds(r.transmit, r.receive) < 0) return "reply sent before it was received";
+  if (r.root_delay.to_seconds() >= kMaxRootDistance || r.root_dispersion.to_seconds() >= kMaxRootDistance)
+    return fmt::format("root delay {:.3f} s, root dispersion {:.3f} s", r.root_delay.to_seconds(),
+                       r.root_dispersion.to_seconds());
+  return {};
 }
 
 OffsetDelay offset_delay(const NtpSample& m) {
@@ -193,11 +217,16 @@ std::optional<NtpSample> NtpClient::poll(base::Nanos timeout) {
     return std::nullopt;
   }
   const base::Nanos deadline = base::now_mono() + timeout;
+  uint64_t unmatched = 0;  // datagrams that came but do not answer this request
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
                                                                             base::now_mono());
     if (left.count() <= 0) {
-      last_error_ = "no reply";
+      last_error_ = unmatched == 0 ? std::string("no reply")
+                                   : fmt::format("no reply to our request ({} datagram{} that "
+                                                 "{} not answer it)",
+                                                 unmatched, unmatched == 1 ? "" : "s",
+                                                 unmatched == 1 ? "does" : "do");
       return std::nullopt;
     }
     pollfd pfd{fd_, POLLIN, 0};
@@ -212,9 +241,15 @@ std::optional<NtpSample> NtpClient::poll(base::Nanos timeout) {
       }
       continue;
     }
-    if (static_cast<size_t>(n) < wire::kHeaderSize) continue;
+    if (static_cast<size_t>(n) < wire::kHeaderSize) {
+      ++unmatched;
+      continue;
+    }
     const wire::Header h = wire::decode_header({buf, static_cast<size_t>(n)});
-    if (h.origin != cookie || h.mode != wire::Mode::kServer) continue;
+    if (h.origin != cookie || h.mode != wire::Mode::kServer) {
+      ++unmatched;
+      continue;
+    }
     sample.reply = h;
     sample.length = static_cast<size_t>(n);
     if (key_ != nullptr) {

@@ -85,8 +85,21 @@ struct OffsetDelay {
 };
 OffsetDelay offset_delay(const NtpSample& sample);
 
-// A valid reply -> time state: the mirrored server's stratum, refid, leap, root delay and
+// Root distance (root delay / 2 + root dispersion) at or beyond which time is not served as
+// synchronised: MAXDISP of RFC 5905, the bound chrony's test 7 applies to a reply.
+inline constexpr double kMaxRootDistance = 16.0;
+
+// Why a reply of the mirrored server (already matched to our request: origin, mode 4, 48
+// octets) cannot be used; empty when it can. A kiss-o'-death, a version other than 1-4, a
+// zero receive or transmit timestamp, a transmit before the receive, a root delay or
+// dispersion of 16 s or more. A reply that says the server is unsynchronised (LI 3, stratum
+// 16 or more) is usable: it is the server's true state, served at once.
+std::string mirror_reply_problem(const NtpSample& sample);
+
+// A usable reply -> time state: the mirrored server's stratum, refid, leap, root delay and
 // reference time; root dispersion = its root dispersion + |offset| + delay/2, growing at PHI.
+// Unsynchronised when the server says so, or when that root distance reaches 16 s (our
+// system clock is that far from the server's).
 TimeState state_from_mirror(const NtpSample& sample, int8_t precision);
 
 // Reads the kernel clock status (adjtimex with modes 0: changes nothing).
@@ -104,7 +117,9 @@ class NtpClient {
   NtpClient& operator=(const NtpClient&) = delete;
 
   // Sends one request and waits up to `timeout` for a matching reply (origin timestamp equal
-  // to our random transmit timestamp, mode 4, at least 48 octets). nullopt on no reply.
+  // to our random transmit timestamp, mode 4, at least 48 octets). nullopt on no reply;
+  // last_error() then says why ("no reply", a socket error, or that only datagrams that do
+  // not answer our request came).
   std::optional<NtpSample> poll(base::Nanos timeout);
   const std::string& last_error() const { return last_error_; }
 

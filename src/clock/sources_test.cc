@@ -101,6 +101,49 @@ TEST(MirrorSource, UnsynchronisedServer) {
   EXPECT_FALSE(state_from_mirror(mirror_sample(16, wire::Leap::kNone, 0), -20).synchronised);
   EXPECT_FALSE(state_from_mirror(mirror_sample(0, wire::Leap::kNone, 0), -20).synchronised);
   EXPECT_FALSE(state_from_mirror(mirror_sample(3, wire::Leap::kUnsynchronised, 0), -20).synchronised);
+  // Usable replies: the server's own unsynchronised state is served, not refused.
+  EXPECT_EQ(mirror_reply_problem(mirror_sample(16, wire::Leap::kNone, 0)), "");
+  EXPECT_EQ(mirror_reply_problem(mirror_sample(3, wire::Leap::kUnsynchronised, 0)), "");
+}
+
+TEST(MirrorSource, OurClockFarFromTheServersIsUnsynchronised) {
+  // 15.9 s away: root distance 0.005 + 0.02 + 15.9 + ... < 16: still served.
+  EXPECT_TRUE(state_from_mirror(mirror_sample(2, wire::Leap::kNone, 15.9), -20).synchronised);
+  const TimeState far = state_from_mirror(mirror_sample(2, wire::Leap::kNone, 16), -20);
+  EXPECT_FALSE(far.synchronised);
+  // A day away: the dispersion is capped so that it fits the 16.16 field.
+  const TimeState day = state_from_mirror(mirror_sample(2, wire::Leap::kNone, 86400), -20);
+  EXPECT_FALSE(day.synchronised);
+  EXPECT_LE(day.root_dispersion, 2 * kMaxRootDistance);
+}
+
+TEST(MirrorSource, RefusesKissOfDeathAndMalformedReplies) {
+  NtpSample kod = mirror_sample(0, wire::Leap::kUnsynchronised, 0);
+  kod.reply.reference_id = 0x52415445;  // RATE
+  EXPECT_EQ(mirror_reply_problem(kod), "kiss-o'-death RATE");
+  kod.reply.reference_id = 0x00FF4142;
+  EXPECT_EQ(mirror_reply_problem(kod), "kiss-o'-death ??AB");
+  NtpSample v = mirror_sample(2, wire::Leap::kNone, 0);
+  v.reply.version = 0;
+  EXPECT_EQ(mirror_reply_problem(v), "reply of version 0");
+  v.reply.version = 7;
+  EXPECT_EQ(mirror_reply_problem(v), "reply of version 7");
+  NtpSample z = mirror_sample(2, wire::Leap::kNone, 0);
+  z.reply.transmit = {};
+  EXPECT_EQ(mirror_reply_problem(z), "reply with a zero timestamp");
+  z = mirror_sample(2, wire::Leap::kNone, 0);
+  z.reply.receive = {};
+  EXPECT_EQ(mirror_reply_problem(z), "reply with a zero timestamp");
+  NtpSample back = mirror_sample(2, wire::Leap::kNone, 0);
+  back.reply.transmit = base::to_ntp(at(999));
+  EXPECT_EQ(mirror_reply_problem(back), "reply sent before it was received");
+  NtpSample big = mirror_sample(2, wire::Leap::kNone, 0);
+  big.reply.root_dispersion = base::NtpShort::from_seconds(16);
+  EXPECT_NE(mirror_reply_problem(big).find("root dispersion 16.000 s"), std::string::npos);
+  big = mirror_sample(2, wire::Leap::kNone, 0);
+  big.reply.root_delay = base::NtpShort::from_seconds(20);
+  EXPECT_NE(mirror_reply_problem(big).find("root delay 20.000 s"), std::string::npos);
+  EXPECT_EQ(mirror_reply_problem(mirror_sample(2, wire::Leap::kInsert, 0.5)), "");
 }
 
 TEST(ServerInfo, UnsynchronisedIsLeap3Stratum16AndDispersionGrows) {

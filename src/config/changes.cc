@@ -86,13 +86,29 @@ std::string rule_text(const policy::Rule& r) {
 std::vector<std::string> reload_changes(const Config& before, const Config& after) {
   std::vector<std::string> out;
   const auto a = rules_by_prefix(before), b = rules_by_prefix(after);
+  size_t added = 0, changed = 0, removed = 0;
+  const auto note = [&](std::string line) {
+    if (added + changed + removed <= kMaxRuleLines) out.push_back(std::move(line));
+  };
   for (const auto& [prefix, text] : b) {
     const auto it = a.find(prefix);
-    if (it == a.end()) out.push_back("rule added: " + text);
-    else if (it->second != text) out.push_back("rule changed: " + it->second + " -> " + text);
+    if (it == a.end()) {
+      ++added;
+      note("rule added: " + text);
+    } else if (it->second != text) {
+      ++changed;
+      note("rule changed: " + it->second + " -> " + text);
+    }
   }
-  for (const auto& [prefix, text] : a)
-    if (!b.count(prefix)) out.push_back("rule removed: " + text);
+  for (const auto& [prefix, text] : a) {
+    if (!b.count(prefix)) {
+      ++removed;
+      note("rule removed: " + text);
+    }
+  }
+  if (added + changed + removed > kMaxRuleLines)
+    out.push_back(fmt::format("and {} more rule changes ({} added, {} changed, {} removed in all)",
+                              added + changed + removed - kMaxRuleLines, added, changed, removed));
   compare_limits(before.ratelimit, after.ratelimit, out);
   compare_keys(before.auth, after.auth, out);
   return out;

@@ -4,6 +4,7 @@
 // thread or control thread) and tested apart.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,10 @@ namespace strata::config {
 
 // "192.0.2.0/24 deny nolimit": a rule as it would be written (prefix, then its actions).
 std::string rule_text(const policy::Rule& rule);
+
+// Rule changes listed one per line, at most this many; then one line counts the rest (a
+// reload that replaces 100,000 rules must not write 200,000 lines to the log).
+inline constexpr size_t kMaxRuleLines = 20;
 
 // One line per difference, in the order rules, rate limits, keys; empty when nothing that a
 // reload applies differs.

@@ -2,6 +2,7 @@
 #include "config/changes.h"
 #include "config/config.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -348,6 +349,22 @@ TEST(Config, ReloadChangesSayWhatDiffers) {
                                       "[ratelimit] burst 8 -> 4",
                                       "key 7: now trusted",
                                       "key removed: 3"}));
+}
+
+TEST(Config, ReloadChangesListAtMostTwentyRules) {
+  Config before, after;
+  for (int i = 0; i < 30; ++i) {
+    const auto r = parse_config(fmt::format("[access]\nrules = [\"10.0.0.{}/32 deny\"]\n", i), "r.toml");
+    ASSERT_TRUE(r.config);
+    after.access.rules.push_back(r.config->access.rules.at(0));
+  }
+  const auto one = parse_config("[access]\nrules = [\"192.0.2.0/24 deny\"]\n", "r.toml");
+  before.access.rules = one.config->access.rules;
+  after.ratelimit.burst = before.ratelimit.burst + 1;
+  const auto lines = reload_changes(before, after);
+  ASSERT_EQ(lines.size(), kMaxRuleLines + 2);
+  EXPECT_EQ(lines[kMaxRuleLines], "and 11 more rule changes (30 added, 0 changed, 1 removed in all)");
+  EXPECT_EQ(lines.back().rfind("[ratelimit] burst", 0), 0u);
 }
 
 }  // namespace

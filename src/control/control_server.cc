@@ -6,16 +6,20 @@
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <filesystem>
+#include <unordered_map>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -26,10 +30,6 @@ namespace strata::control {
 
 namespace {
 
-// A request larger than this is refused: the API's requests are small.
-constexpr size_t kMaxRequest = 64 * 1024;
-// A client that sends nothing for this long is dropped, so it cannot stall the thread.
-constexpr int kClientTimeoutMs = 2000;
 // Replies can list many clients; this only stops a runaway peer.
 constexpr size_t kMaxReply = size_t{1} << 30;
 
@@ -44,25 +44,15 @@ bool make_address(const std::string& path, sockaddr_un& addr, std::string& error
   return true;
 }
 
-// Reads until a newline or EOF. `timeout_ms` bounds each wait (a client reading a long reply)
-// or, with `total`, the whole line (the server's read of a request: a client sending a byte a
-// second held the control thread for minutes). A readable `wake_fd` (stop) ends the wait at
-// once, so SIGTERM never waits for a slow client. False on timeout, error, stop or oversize.
-bool read_line(int fd, std::string& out, int timeout_ms, size_t max_size, int wake_fd = -1,
-               bool total = false) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+// The client's read of a reply: until a newline or EOF, each wait at most `timeout_ms`.
+// False on timeout, error or oversize.
+bool read_line(int fd, std::string& out, int timeout_ms, size_t max_size) {
   char buf[4096];
   for (;;) {
-    int wait = timeout_ms;
-    if (total) {
-      wait = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  deadline - std::chrono::steady_clock::now()).count());
-      if (wait <= 0) return false;
-    }
-    pollfd p[2] = {{fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
-    const int ready = ::poll(p, wake_fd >= 0 ? 2 : 1, wait);
+    pollfd p{fd, POLLIN, 0};
+    const int ready = ::poll(&p, 1, timeout_ms);
     if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0 || (wake_fd >= 0 && p[1].revents)) return false;
+    if (ready <= 0) return false;
     const ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return !out.empty();
@@ -79,6 +69,29 @@ bool write_all(int fd, const std::string& data) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// The server's writes, on its non-blocking descriptor: false once the client has taken
+// nothing for `timeout_ms` (it stopped reading) or has gone.
+bool send_within(int fd, const std::string& data, int timeout_ms) {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd p{fd, POLLOUT, 0};
+      const int ready = ::poll(&p, 1, timeout_ms);
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready <= 0) return false;
+      continue;
+    }
+    return false;
   }
   return true;
 }
@@ -168,35 +181,234 @@ std::string ControlServer::bind(const std::string& path) {
   return "";
 }
 
-void ControlServer::start(Handler handler) {
+void ControlServer::start(Handler handler, std::vector<std::string> heavy_commands) {
   handler_ = std::move(handler);
-  for (unsigned i = 0; i < kServingThreads; ++i) threads_.emplace_back([this] { run(); });
+  heavy_commands_ = std::move(heavy_commands);
+  threads_.emplace_back([this] { listen_loop(); });
+  for (unsigned i = 0; i < kServingThreads; ++i) threads_.emplace_back([this] { serve_loop(0); });
+  for (unsigned i = 0; i < kHeavyThreads; ++i) threads_.emplace_back([this] { serve_loop(1); });
 }
 
 void ControlServer::stop() {
   if (threads_.empty()) return;
-  // The eventfd stays readable (nobody reads it): every thread, waiting or serving, sees it.
+  // The eventfd stays readable (nobody reads it): the listener sees it and ends.
   const uint64_t one = 1;
   [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  for (auto& cv : ready_cv_) cv.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  for (auto& queue : ready_) {
+    for (auto& job : queue) ::close(job.fd);
+    queue.clear();
+  }
   if (!path_.empty()) ::unlink(path_.c_str());  // may fail after dropping root; harmless
 }
 
-void ControlServer::run() {
-  for (;;) {
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      base::log(base::LogLevel::kError, "control: poll: {}", std::strerror(errno));
-      return;
+namespace {
+
+// The one-line error reply to a connection the listener turns away, sent without blocking
+// (a client that does not read it simply does not get it).
+void refuse(int fd, const std::string& error) {
+  const std::string line = control::json_text(
+      nlohmann::json{{"ok", false}, {"error", error}, {"version", kProtocolVersion}}) + "\n";
+  [[maybe_unused]] const ssize_t n = ::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  ::close(fd);
+}
+
+}  // namespace
+
+void ControlServer::listen_loop() {
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) {
+    base::log(base::LogLevel::kError, "control: epoll: {}", std::strerror(errno));
+    return;
+  }
+  const auto watch = [ep](int fd, int op) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    return ::epoll_ctl(ep, op, fd, &ev);
+  };
+  watch(listen_fd_, EPOLL_CTL_ADD);
+  watch(wake_fd_, EPOLL_CTL_ADD);
+  struct Reading {
+    std::string buffer;
+    uint64_t serial = 0;  // tells a reused descriptor number from the one the deadline was for
+  };
+  std::unordered_map<int, Reading> reading;
+  // Every connection gets the same time for its request line, so accept order is deadline
+  // order: the oldest is at the front.
+  struct Deadline {
+    std::chrono::steady_clock::time_point at;
+    int fd;
+    uint64_t serial;
+  };
+  std::deque<Deadline> deadlines;
+  uint64_t serial = 0;
+  bool accepting = true;
+  std::chrono::steady_clock::time_point resume_accept{};
+  base::LogLimiter fd_warnings{3, std::chrono::seconds(60)};
+  const auto finish = [&](int fd) {
+    ::epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+    reading.erase(fd);
+  };
+  const auto turn_away = [&](int fd, const std::string& error) {
+    finish(fd);
+    refuse(fd, error);
+    open_.fetch_sub(1, std::memory_order_relaxed);
+  };
+  const auto pop_stale = [&] {  // deadlines of connections already finished
+    while (!deadlines.empty()) {
+      const auto it = reading.find(deadlines.front().fd);
+      if (it != reading.end() && it->second.serial == deadlines.front().serial) break;
+      deadlines.pop_front();
     }
-    if (fds[1].revents) return;
-    // Every waiting thread wakes for a connection; one gets it, the others EAGAIN.
-    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    serve_one(fd);
+  };
+  epoll_event events[64];
+  for (;;) {
+    pop_stale();
+    auto now = std::chrono::steady_clock::now();
+    int wait_ms = -1;
+    if (!deadlines.empty())
+      wait_ms = static_cast<int>(std::max<int64_t>(
+          0, std::chrono::duration_cast<std::chrono::milliseconds>(deadlines.front().at - now).count() + 1));
+    if (!accepting) wait_ms = wait_ms < 0 ? 100 : std::min(wait_ms, 100);
+    const int n = ::epoll_wait(ep, events, 64, wait_ms);
+    if (n < 0 && errno != EINTR) {
+      base::log(base::LogLevel::kError, "control: epoll_wait: {}", std::strerror(errno));
+      break;
+    }
+    now = std::chrono::steady_clock::now();
+    bool stop = false;
+    for (int i = 0; i < std::max(n, 0); ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd_) {
+        stop = true;
+      } else if (fd == listen_fd_) {
+        for (;;) {
+          const int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+          if (c < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+              // Out of descriptors: stop accepting for 100 ms rather than spin on the backlog.
+              fd_warnings.log(base::LogLevel::kWarning, "control: accept: {}; pausing 100 ms",
+                              std::strerror(errno));
+              ::epoll_ctl(ep, EPOLL_CTL_DEL, listen_fd_, nullptr);
+              accepting = false;
+              resume_accept = now + std::chrono::milliseconds(100);
+            }
+            break;
+          }
+          if (open_.load(std::memory_order_relaxed) >= kMaxConnections) {
+            // Full: the connection that has waited longest without sending its request line
+            // makes room (a client that sends its line at once always gets in); when every
+            // open connection has sent one, the newcomer is turned away.
+            pop_stale();
+            if (deadlines.empty()) {
+              refuse(c, fmt::format("too many control connections ({} open); try again", kMaxConnections));
+              refused_.fetch_add(1, std::memory_order_relaxed);
+              continue;
+            }
+            const int oldest = deadlines.front().fd;
+            deadlines.pop_front();
+            turn_away(oldest, fmt::format("request line not sent; closed to make room ({} "
+                                          "control connections open)", kMaxConnections));
+            refused_.fetch_add(1, std::memory_order_relaxed);
+          }
+          open_.fetch_add(1, std::memory_order_relaxed);
+          reading[c] = Reading{{}, ++serial};
+          deadlines.push_back({now + std::chrono::milliseconds(kClientTimeoutMs), c, serial});
+          watch(c, EPOLL_CTL_ADD);
+        }
+      } else {
+        const auto it = reading.find(fd);
+        if (it == reading.end()) continue;
+        std::string& buffer = it->second.buffer;
+        char chunk[4096];
+        bool complete = false, gone = false;
+        for (;;) {
+          const ssize_t got = ::read(fd, chunk, sizeof chunk);
+          if (got > 0) {
+            const size_t before = buffer.size();
+            buffer.append(chunk, static_cast<size_t>(got));
+            if (buffer.find('\n', before) != std::string::npos) {
+              complete = true;
+              break;
+            }
+            if (buffer.size() > kMaxRequest) break;
+            continue;
+          }
+          if (got < 0 && errno == EINTR) continue;
+          if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+          // End of file: a request without its newline is still a request.
+          gone = true;
+          complete = !buffer.empty();
+          break;
+        }
+        if (complete) {
+          // One request per connection: the first line; what follows it is not part of it.
+          std::string line = std::move(buffer);
+          line.resize(std::min(line.size(), line.find('\n')));
+          finish(fd);
+          Job job{fd, nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false)};
+          // Requests whose replies can be long (the clients list) have threads of their own,
+          // so that clients that stop reading them never hold up stats or reload.
+          int pool = 0;
+          if (job.request.is_object()) {
+            const auto command = job.request.find("command");
+            if (command != job.request.end() && command->is_string() &&
+                std::find(heavy_commands_.begin(), heavy_commands_.end(),
+                          command->get_ref<const std::string&>()) != heavy_commands_.end())
+              pool = 1;
+          }
+          {
+            std::lock_guard lock(mu_);
+            ready_[pool].push_back(std::move(job));
+          }
+          ready_cv_[pool].notify_one();
+        } else if (buffer.size() > kMaxRequest) {
+          turn_away(fd, fmt::format("request line longer than {} octets", kMaxRequest));
+        } else if (gone) {
+          turn_away(fd, "no request line");
+        }
+      }
+    }
+    if (stop) break;
+    pop_stale();
+    while (!deadlines.empty() && deadlines.front().at <= now) {
+      const int fd = deadlines.front().fd;
+      deadlines.pop_front();
+      turn_away(fd, fmt::format("no request line within {} ms", kClientTimeoutMs));
+      pop_stale();
+    }
+    if (!accepting && now >= resume_accept) {
+      watch(listen_fd_, EPOLL_CTL_ADD);
+      accepting = true;
+    }
+  }
+  for (auto& [fd, r] : reading) {
     ::close(fd);
+    open_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  ::close(ep);
+}
+
+void ControlServer::serve_loop(int pool) {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lock(mu_);
+      ready_cv_[pool].wait(lock, [&] { return stopping_ || !ready_[pool].empty(); });
+      if (stopping_) return;
+      job = std::move(ready_[pool].front());
+      ready_[pool].pop_front();
+    }
+    serve_one(job.fd, job.request);
+    ::close(job.fd);
+    open_.fetch_sub(1, std::memory_order_relaxed);
   }
 }
 
@@ -209,39 +421,27 @@ bool Responder::line(std::string_view text) {
 }
 
 bool Responder::flush() {
-  if (ok_ && !buffer_.empty()) ok_ = write_all(fd_, buffer_);
+  if (ok_ && !buffer_.empty()) ok_ = send_within(fd_, buffer_, ControlServer::kSendTimeoutS * 1000);
   buffer_.clear();
   return ok_;
 }
 
-void ControlServer::serve_one(int fd) {
-  // A client that stops reading cannot hold the control thread for long.
-  const timeval send_timeout{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+void ControlServer::serve_one(int fd, const nlohmann::json& req) {
   Responder out(fd);
-  std::string line;
   nlohmann::json reply;
   // Whatever a client sends (a version of the wrong type, a field of the wrong type in any
   // command, bytes that are not UTF-8), the answer is an error reply, never an exception
   // out of this thread (which would end the daemon).
   try {
-    if (!read_line(fd, line, kClientTimeoutMs, kMaxRequest, wake_fd_, /*total=*/true)) {
-      reply = {{"ok", false}, {"error", "no request line"}};
+    const auto version = req.is_object() ? req.find("version") : req.end();
+    if (req.is_discarded() || !req.is_object()) {
+      reply = {{"ok", false}, {"error", "request is not a JSON object"}};
+    } else if (version != req.end() && !(version->is_number_integer() && *version == kProtocolVersion)) {
+      reply = {{"ok", false},
+               {"error", fmt::format("unsupported protocol version {} (this daemon speaks {})",
+                                     json_text(*version), kProtocolVersion)}};
     } else {
-      // One request per connection: the first line; what follows it in the same read is
-      // not part of it.
-      line.resize(std::min(line.size(), line.find('\n')));
-      const nlohmann::json req = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      const auto version = req.is_object() ? req.find("version") : req.end();
-      if (req.is_discarded() || !req.is_object()) {
-        reply = {{"ok", false}, {"error", "request is not a JSON object"}};
-      } else if (version != req.end() && !(version->is_number_integer() && *version == kProtocolVersion)) {
-        reply = {{"ok", false},
-                 {"error", fmt::format("unsupported protocol version {} (this daemon speaks {})",
-                                       json_text(*version), kProtocolVersion)}};
-      } else {
-        reply = handler_(req, out);
-      }
+      reply = handler_(req, out);
     }
   } catch (const std::exception& e) {
     reply = {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};

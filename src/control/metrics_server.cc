@@ -43,6 +43,24 @@ MHD_Result handle(void* cls, MHD_Connection* c, const char* url, const char* met
   return respond(c, MHD_HTTP_OK, cache->text, "text/plain; version=0.0.4; charset=utf-8");
 }
 
+void notify_connection(void* cls, MHD_Connection* c, void** /*socket_context*/,
+                       MHD_ConnectionNotificationCode code) {
+  auto* cache = static_cast<MetricsServer::Cache*>(cls);
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    const MHD_ConnectionInfo* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    cache->connections[c] = {base::now_mono().count(), info ? info->connect_fd : -1, false};
+  } else {
+    cache->connections.erase(c);
+  }
+}
+
+void request_completed(void* cls, MHD_Connection* c, void** /*state*/,
+                       MHD_RequestTerminationCode /*why*/) {
+  auto* cache = static_cast<MetricsServer::Cache*>(cls);
+  const auto it = cache->connections.find(c);
+  if (it != cache->connections.end()) it->second.since_ns = base::now_mono().count();
+}
+
 }  // namespace
 
 MetricsServer::~MetricsServer() { stop(); }
@@ -76,22 +94,63 @@ std::string MetricsServer::bind(const base::Endpoint& listen) {
 std::string MetricsServer::start(Render render) {
   if (fd_ < 0) return "metrics: not bound";
   cache_.render = std::move(render);
-  const unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+  // No internal thread: ours runs MHD's epoll loop and, between its rounds, the deadlines
+  // (MHD closes descriptors only inside MHD_run_wait, on this thread, so shutting one down
+  // from here never hits a descriptor number reused by another connection).
+  const unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
   errno = 0;
   daemon_ = MHD_start_daemon(flags, 0, nullptr, nullptr, &handle, &cache_,
                              MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(fd_),
                              MHD_OPTION_CONNECTION_LIMIT, kMaxConnections,
                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, kMaxPerAddress,
                              MHD_OPTION_CONNECTION_TIMEOUT, kIdleTimeoutS,
+                             MHD_OPTION_NOTIFY_CONNECTION, &notify_connection, &cache_,
+                             MHD_OPTION_NOTIFY_COMPLETED, &request_completed, &cache_,
                              MHD_OPTION_END);
   if (daemon_ == nullptr)
     return "metrics: cannot serve on " + where_ + ": " +
            (errno != 0 ? std::strerror(errno) : "libmicrohttpd refused");
   fd_ = -1;  // MHD closes it at stop
+  thread_ = std::thread([this] { run(); });
   return "";
 }
 
+void MetricsServer::run() {
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    MHD_run_wait(daemon_, 100);
+    enforce_deadlines(base::now_mono().count());
+  }
+}
+
+void MetricsServer::enforce_deadlines(int64_t now_ns) {
+  const auto cut_one = [&](Connection& conn) {
+    // MHD sees the end of the stream on its next round and closes the connection itself.
+    if (conn.fd >= 0) ::shutdown(conn.fd, SHUT_RDWR);
+    conn.cut = true;
+    cut_.fetch_add(1, std::memory_order_relaxed);
+  };
+  Connection* oldest = nullptr;
+  size_t open = 0;
+  for (auto& [c, conn] : cache_.connections) {
+    if (conn.cut) continue;
+    ++open;
+    if (static_cast<double>(now_ns - conn.since_ns) > kRequestDeadlineS * 1e9) {
+      cut_one(conn);
+      --open;
+    } else if (oldest == nullptr || conn.since_ns < oldest->since_ns) {
+      oldest = &conn;
+    }
+  }
+  if (open >= kMaxConnections && oldest != nullptr &&
+      static_cast<double>(now_ns - oldest->since_ns) > kCrowdedAfterS * 1e9)
+    cut_one(*oldest);
+}
+
 void MetricsServer::stop() {
+  if (thread_.joinable()) {
+    stopping_ = true;
+    thread_.join();
+  }
   if (daemon_ != nullptr) MHD_stop_daemon(daemon_);
   daemon_ = nullptr;
   if (fd_ >= 0) ::close(fd_);

@@ -297,18 +297,40 @@ std::string sketch_path(const config::Config& cfg) {
 void save_sketches(const std::string& path,
                    const Trackers& trackers) {
   if (path.empty()) return;
+  // A full disk fails every save until space is freed: a few lines, then one a minute, and
+  // one when saving works again.
+  static base::LogLimiter failures{3, std::chrono::seconds(60)};
+  static uint64_t failed = 0;
   const int64_t now_s = unix_seconds();
   const auto doc =
       control::sketches_json(control::collect_sketches(unique_counters(trackers), now_s), true, now_s);
-  // A temporary file of a random name (never one planted there), synced, renamed over.
-  if (const std::string e = base::write_file_atomically(path, control::json_text(doc) + "\n"); !e.empty())
-    base::log(LogLevel::kWarning, "saving the unique-client sketches: {}", e);
+  // A temporary file of a random name (never one planted there), synced, renamed over; on
+  // failure it is removed and the previous file stays as it was.
+  if (const std::string e = base::write_file_atomically(path, control::json_text(doc) + "\n"); !e.empty()) {
+    ++failed;
+    failures.log(LogLevel::kWarning, "saving the unique-client sketches: {} (the previous save "
+                                     "stays; retried every save_interval)", e);
+  } else if (failed > 0) {
+    base::log(LogLevel::kInfo, "saved the unique-client sketches to {} again after {} failed saves",
+              path, failed);
+    failed = 0;
+  }
 }
 
 void load_sketches(const std::string& path, clients::Tracker& into) {
   if (path.empty()) return;
   std::ifstream in(path);
-  if (!in) return;  // first start
+  if (!in) {
+    const int e = errno;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) return;  // first start
+    // There but unreadable (permissions): say so, and keep it from the next save's rename.
+    const std::string aside = path + ".unreadable";
+    std::filesystem::rename(path, aside, ec);
+    base::log(LogLevel::kWarning, "cannot read {}: {}; starting without its sketches{}", path,
+              std::strerror(e), ec ? "" : "; kept as " + aside);
+    return;
+  }
   try {
     const auto doc = nlohmann::json::parse(in);
     const int64_t now_s = unix_seconds();
@@ -670,7 +692,7 @@ int run(const Flags& flags) {
       if (command != "stats") throw std::runtime_error("unknown command '" + command + "'");
       const control::StatsSnapshot s = snapshot();
       return control::stats_json(s, base::now_real());
-    });
+    }, /*heavy_commands=*/{"clients", "top", "kod-effect"});
   }
 
   // Every thread runs and no privilege is left: from now on only the calls serving needs.
@@ -695,6 +717,7 @@ int run(const Flags& flags) {
   const std::string sketches = sketch_path(*cfg);
   // Once a minute, what went wrong in it: one line per kind at most, however large a flood.
   stats::CounterTotals last_minute = snapshot().counters;
+  uint64_t last_control_refused = 0, last_metrics_cut = 0;
   auto report_minute = [&] {
     const stats::CounterTotals now = snapshot().counters;
     static constexpr std::pair<stats::Counter, const char*> kWatch[] = {
@@ -711,6 +734,19 @@ int run(const Flags& flags) {
       if (delta > 0) base::log(LogLevel::kWarning, "last minute: {} {}", delta, what);
     }
     last_minute = now;
+    const uint64_t refused = control_server.refused();
+    if (refused > last_control_refused)
+      base::log(LogLevel::kWarning,
+                "last minute: {} control connections closed or refused: {} were open at once",
+                refused - last_control_refused, control::ControlServer::kMaxConnections);
+    last_control_refused = refused;
+    const uint64_t cut = metrics_server ? metrics_server->cut() : 0;
+    if (cut > last_metrics_cut)
+      base::log(LogLevel::kWarning,
+                "last minute: {} metrics connections closed without a complete request "
+                "(slow or stalled clients)",
+                cut - last_metrics_cut);
+    last_metrics_cut = cut;
   };
   // systemd (Type=notify): ready once every socket is bound and every worker runs. A no-op
   // without $NOTIFY_SOCKET.

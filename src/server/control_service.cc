@@ -78,9 +78,10 @@ void ControlService::stop() {
 }
 
 size_t ControlService::run_once(int timeout_ms) {
-  // Taken before waiting, so an idle service still lets a reload finish (as the workers do).
-  const Rules& rules = *rules_.acquire(reader_);
   queue_.wait(timeout_ms);
+  // Held while draining only: waiting, the service holds no rules (as the workers).
+  const RulesHold hold(rules_, reader_);
+  const Rules& rules = *hold;
   const mode6::Access access{rules.policy, rules.keys, rules.control_key};
   return queue_.drain([&](size_t worker, const ControlItem& item) {
     const mode6::Incoming in{{item.data.data(), item.length}, item.peer, item.local, item.rx_ns};

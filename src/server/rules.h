@@ -1,10 +1,12 @@
 // The reloadable part of the configuration: access rules and rate limits, published to the
-// workers without a lock. A worker calls acquire() at the start of every batch and uses the
-// returned Rules for the whole batch; publish() swaps in a new set and frees the old one
-// once every worker has started a batch since (a grace period, like RCU). Workers blocked
-// in a receive come back within the receive timeout (250 ms), so a reload completes in well
-// under a second. A reader slower than publish()'s wait keeps the old set alive only until it
-// has moved on: every later publish() and reclaim() frees the sets no reader can still hold.
+// workers without a lock. A reader (a worker, the mode-6 thread) holds the set in force for
+// one batch (RulesHold: acquire() when the batch has arrived, release() when it is done);
+// publish() swaps in a new set and frees the old one once every reader has either started a
+// batch since or holds nothing (a grace period, like RCU). A reader blocked waiting for
+// packets holds nothing, so a reload waits only for batches in progress (microseconds), not
+// for idle readers' receive timeouts (it used to take 250 ms, which made a reload storm at
+// 50 ms impossible). A reader slower than publish()'s wait keeps the old set alive only until
+// it has moved on: every later publish() and reclaim() frees the sets no reader can still hold.
 #pragma once
 
 #include <algorithm>
@@ -39,21 +41,25 @@ class RulesCell {
   RulesCell(const RulesCell&) = delete;
   RulesCell& operator=(const RulesCell&) = delete;
 
-  // Reader `reader` (one per worker) starts a batch.
+  // Reader `reader` (one per worker) starts a batch. It announces the generation before it
+  // reads the pointer (all sequentially consistent): a publish() that saw this reader holding
+  // nothing made its store of the new pointer before that, so the pointer read here is the
+  // new one; one that sees the announced generation waits for the next.
   const Rules* acquire(size_t reader) {
-    const uint64_t g = generation_.load(std::memory_order_acquire);
-    const Rules* r = current_.load(std::memory_order_acquire);
-    slots_[reader].seen.store(g, std::memory_order_release);
-    return r;
+    const uint64_t g = generation_.load(std::memory_order_seq_cst);
+    slots_[reader].seen.store(g, std::memory_order_seq_cst);
+    return current_.load(std::memory_order_seq_cst);
   }
+  // The batch is done: the reader holds no set until its next acquire().
+  void release(size_t reader) { slots_[reader].seen.store(kHoldsNothing, std::memory_order_release); }
 
   // Publishes `next`; frees the previous set once every reader has moved past it, waiting
   // at most `timeout`. Returns false when some reader did not (the old set is kept).
   bool publish(std::unique_ptr<const Rules> next, std::chrono::milliseconds timeout) {
     std::lock_guard<std::mutex> lock(publish_mutex_);
     const Rules* old = current_.load(std::memory_order_relaxed);
-    current_.store(next.get(), std::memory_order_release);
-    const uint64_t g = generation_.fetch_add(1, std::memory_order_acq_rel) + 1;
+    current_.store(next.get(), std::memory_order_seq_cst);
+    const uint64_t g = generation_.fetch_add(1, std::memory_order_seq_cst) + 1;
     // `old` was current until generation g: freed once every reader has seen g.
     for (auto& o : owned_)
       if (o.rules.get() == old) o.retired_at = g;
@@ -61,7 +67,7 @@ class RulesCell {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     bool all = true;
     for (const Slot& s : slots_) {
-      while (s.seen.load(std::memory_order_acquire) < g) {
+      while (s.seen.load(std::memory_order_seq_cst) < g) {  // kHoldsNothing is above any g
         if (std::chrono::steady_clock::now() > deadline) {
           all = false;
           break;
@@ -92,8 +98,9 @@ class RulesCell {
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
+  static constexpr uint64_t kHoldsNothing = UINT64_MAX;
   struct alignas(64) Slot {
-    std::atomic<uint64_t> seen{0};
+    std::atomic<uint64_t> seen{kHoldsNothing};  // generation announced by acquire()
   };
   struct Owned {
     std::unique_ptr<const Rules> rules;
@@ -110,6 +117,22 @@ class RulesCell {
   std::vector<Slot> slots_;
   std::mutex publish_mutex_;
   std::vector<Owned> owned_;  // the current set and any not yet freed
+};
+
+// A reader's hold on the set in force for one batch: acquire() now, release() at the end of
+// the scope.
+class RulesHold {
+ public:
+  RulesHold(RulesCell& cell, size_t reader) : cell_(cell), reader_(reader), rules_(cell.acquire(reader)) {}
+  ~RulesHold() { cell_.release(reader_); }
+  RulesHold(const RulesHold&) = delete;
+  RulesHold& operator=(const RulesHold&) = delete;
+  const Rules& operator*() const { return *rules_; }
+
+ private:
+  RulesCell& cell_;
+  size_t reader_;
+  const Rules* rules_;
 };
 
 }  // namespace strata::server

@@ -2,6 +2,7 @@
 #include "server/worker.h"
 
 #include <algorithm>
+#include <optional>
 #include <random>
 
 #include "base/bytes.h"
@@ -71,9 +72,6 @@ void Worker::run(const std::atomic<bool>& stop) {
 }
 
 size_t Worker::run_once(base::Nanos timeout) {
-  // Taken before the receive, so a worker idling in it still lets a reload finish.
-  const Rules& rules =
-      options_.rules != nullptr ? *options_.rules->acquire(options_.reader) : default_rules_;
   const size_t n = backend_.receive(rx_, timeout);
   auto& counters = stats_.counters;
   counters.set(Counter::rx_queue_drops, backend_.rx_queue_drops());
@@ -83,6 +81,11 @@ size_t Worker::run_once(base::Nanos timeout) {
       options_.tracker->idle(base::now_real().time_since_epoch().count());
     return 0;
   }
+  // The rules in force, held for this batch only: a worker waiting in the receive holds none,
+  // so a reload never waits for it.
+  std::optional<RulesHold> hold;
+  if (options_.rules != nullptr) hold.emplace(*options_.rules, options_.reader);
+  const Rules& rules = hold ? **hold : default_rules_;
 
   counters.add(Counter::receive_batches);
   const base::RealTime batch_time = base::now_real();

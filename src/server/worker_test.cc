@@ -246,5 +246,25 @@ TEST(RulesCellTest, ASlowReaderDelaysButDoesNotLeakOldSets) {
   EXPECT_EQ(cell.held(), 1u);
 }
 
+// A reader between batches (waiting for packets) holds nothing: a publish does not wait for
+// it (reloads took a worker's 250 ms receive timeout), and its next batch gets the new set.
+TEST(RulesCellTest, IdleReadersDoNotDelayAPublish) {
+  RulesCell cell(std::make_unique<Rules>(), 2);
+  { const RulesHold a(cell, 0); }
+  { const RulesHold b(cell, 1); }
+  for (int i = 0; i < 100; ++i) {
+    auto next = std::make_unique<Rules>();
+    const Rules* expected = next.get();
+    EXPECT_TRUE(cell.publish(std::move(next), std::chrono::milliseconds(0)));
+    EXPECT_EQ(cell.held(), 1u);  // the replaced set is freed at once
+    const RulesHold hold(cell, i % 2);
+    EXPECT_EQ(&*hold, expected);
+  }
+  // One reader mid-batch: the publish waits for that one only.
+  const RulesHold busy(cell, 0);
+  EXPECT_FALSE(cell.publish(std::make_unique<Rules>(), std::chrono::milliseconds(1)));
+  EXPECT_EQ(cell.held(), 2u);
+}
+
 }  // namespace
 }  // namespace strata::server

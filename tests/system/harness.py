@@ -31,6 +31,19 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 NTP_UNIX_OFFSET = 2208988800
 
 
+def _tree_option(name):
+    try:
+        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+            return re.search(rf"^{name}:BOOL=ON$", f.read(), re.M) is not None
+    except OSError:
+        return False
+
+
+# A sanitizer tree: its allocator keeps freed memory in quarantine and adds shadow memory,
+# so resident-memory bounds hold for the release build only.
+SANITIZED = _tree_option("STRATA_SANITIZE") or _tree_option("STRATA_TSAN")
+
+
 def require(condition, why):
     """Skips the test when `condition` is false, unless CI demands every test run."""
     if condition:

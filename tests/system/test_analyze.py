@@ -196,7 +196,7 @@ class AnalyzeTest(unittest.TestCase):
 
     def test_poll_intervals(self):
         # 64 s, 1024 s and 4 s pollers, and a one-off; timestamps carry a little jitter.
-        frames, t = [], []
+        t = []
         # Two pollers faster than a second (one bin: their intervals in seconds still differ).
         for addr, step, n in (("198.51.100.1", 64, 6), ("198.51.100.2", 1024, 4), ("198.51.100.3", 4, 30),
                               ("198.51.100.4", 0, 1), ("198.51.100.5", 0.167, 20), ("198.51.100.6", 0.4, 20)):

@@ -4,6 +4,8 @@ clock): as a client it selects stratad as its source; as a server it is what str
 mirror source follows."""
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -159,24 +161,201 @@ class ChronyTest(unittest.TestCase):
         finally:
             server.stop()
 
-    def test_mirror_timeout_unsynchronises(self):
+    def test_mirror_faults_chronyd_killed_and_back(self):
+        # Issue 12, 3.3: kill the mirrored chronyd. Until mirror_timeout the last state is
+        # served with its root dispersion growing; then LI 3 and stratum 16 with one log line;
+        # chronyd's return restores synchronised replies with one more line.
+        port = h.free_port()
+        lines = ["local stratum 4", "allow 127.0.0.1", f"port {port}", "bindaddress 127.0.0.1"]
+        server = Chronyd(lines)
+        config = (f'[time]\nsource = "mirror"\nmirror = "127.0.0.1:{port}"\n'
+                  'mirror_interval = 0.2\nmirror_timeout = 4\n')
+        who = f"mirror 127.0.0.1:{port}"
+        with h.Stratad(config=config) as d:
+            try:
+                wait_synchronised(self, d, True)
+                self.assertEqual(h.parse(h.exchange(d.v4, h.request()))["stratum"], 4)
+                server.proc.kill()
+                server.stop()
+                time.sleep(0.5)
+                first = h.parse(h.exchange(d.v4, h.request()))
+                time.sleep(2.5)
+                later = h.parse(h.exchange(d.v4, h.request()))
+                state = d.stats()["time"]
+                # Still within mirror_timeout: chronyd's last state, dispersion growing at
+                # 15 ppm from when it was taken (3 s: 45 us, three units of the field).
+                self.assertEqual((first["leap"], first["stratum"]), (0, 4))
+                self.assertEqual((later["leap"], later["stratum"]), (0, 4))
+                self.assertGreater(later["root_dispersion"], first["root_dispersion"])
+                self.assertGreater(state["age"], 2.5, state)
+                self.assertTrue(state["synchronised"], state)
+                self.assertIn("source_error", state)
+                wait_synchronised(self, d, False, timeout=5)
+                rep = h.parse(h.exchange(d.v4, h.request()))
+                self.assertEqual((rep["leap"], rep["stratum"]), (3, 16))
+                lost = [l for l in d.log if who + ": " in l]
+                self.assertEqual(len(lost), 1, "\n".join(d.log))
+                self.assertIn("no usable reply for", lost[0])
+                self.assertIn("replies are unsynchronised (LI 3, stratum 16)", lost[0])
+                time.sleep(1)  # more failed polls: no more lines
+                self.assertEqual(len([l for l in d.log if who in l]), 2, "\n".join(d.log))
+                server = Chronyd(lines)
+                wait_synchronised(self, d, True)
+                rep = h.parse(h.exchange(d.v4, h.request()))
+                self.assertEqual((rep["leap"], rep["stratum"]), (0, 4))
+                self.assertNotIn("source_error", d.stats()["time"])
+                back = [l for l in d.log if who + " answers again after" in l]
+                self.assertEqual(len(back), 1, "\n".join(d.log))
+                self.assertEqual(len([l for l in d.log if who in l]), 3, "\n".join(d.log))
+                print("\n".join(l for l in d.log if who in l))
+            finally:
+                server.stop()
+
+    def test_mirror_timeout_drops_when_configured(self):
         port = h.free_port()
         server = Chronyd(["local stratum 4", "allow 127.0.0.1", f"port {port}",
                           "bindaddress 127.0.0.1"])
         config = (f'[time]\nsource = "mirror"\nmirror = "127.0.0.1:{port}"\n'
-                  'mirror_interval = 0.2\nmirror_timeout = 1\n')
+                  'mirror_interval = 0.2\nmirror_timeout = 1\nunsynchronised = "drop"\n')
         with h.Stratad(config=config) as d:
-            for _ in range(50):
-                if d.stats()["time"]["synchronised"]:
-                    break
-                time.sleep(0.1)
-            self.assertEqual(h.parse(h.exchange(d.v4, h.request()))["stratum"], 4)
+            wait_synchronised(self, d, True)
+            self.assertIsNotNone(h.exchange(d.v4, h.request()))
             server.stop()
-            time.sleep(2)
-            rep = h.parse(h.exchange(d.v4, h.request()))
-            self.assertEqual(rep["leap"], 3)
-            self.assertEqual(rep["stratum"], 16)
-            self.assertIn("source_error", d.stats()["time"])
+            wait_synchronised(self, d, False, timeout=5)
+            self.assertIsNone(h.exchange(d.v4, h.request(), timeout=0.5))
+            self.assertTrue(any("requests are dropped until it answers" in l for l in d.log), d.log)
+
+
+class FakeMirror:
+    """A scripted NTP server for stratad's mirror source: answers as a synchronised stratum-2
+    server with a given leap, or with KoD RATE, an unsynchronised state, datagrams that do
+    not answer the request, or matched replies whose other fields are random."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        self.mode = "good"
+        self.leap = 0
+        self.rng = h.seeded_rng()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopping:
+            try:
+                data, peer = self.sock.recvfrom(1024)
+            except socket.timeout:
+                continue
+            if len(data) < 48:
+                continue
+            origin = data[40:48]
+            now = h.ntp_now()
+            leap, stratum, refid = self.leap, 2, b"\xc0\x00\x02\x01"
+            if self.mode == "kod":
+                leap, stratum, refid = 3, 0, b"RATE"
+            elif self.mode == "unsync":
+                leap, stratum, refid = 3, 16, b"INIT"
+            reply = struct.pack("!BBbbII4sQ8sQQ", (leap << 6) | (4 << 3) | 4, stratum, 6, -20,
+                                0x100, 0x100, refid, now - (1 << 32), origin, now, now)
+            if self.mode == "unmatched":
+                reply = h.random_bytes(self.rng, self.rng.randrange(1, 200))
+            elif self.mode == "random":
+                reply = bytes([(self.rng.randrange(4) << 6) | (4 << 3) | 4]) + \
+                    h.random_bytes(self.rng, 23) + origin + h.random_bytes(self.rng, 16)
+            elif self.mode == "silent":
+                continue
+            self.sock.sendto(reply, peer)
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join()
+        self.sock.close()
+
+
+class ScriptedMirrorTest(unittest.TestCase):
+    def config(self, mirror, timeout=1):
+        return (f'[time]\nsource = "mirror"\nmirror = "127.0.0.1:{mirror.port}"\n'
+                f'mirror_interval = 0.1\nmirror_timeout = {timeout}\n')
+
+    def query(self, d):
+        out = h.run([h.STRATA, "query", f"127.0.0.1:{d.port}", "--json"], check=True)
+        return json.loads(out.stdout)
+
+    def test_leap_indicator_is_passed_on(self):
+        # A mirrored server announcing a leap second: stratad's replies carry the same
+        # indicator, and strata query (and stats) show it. chronyd 4.3 itself announces a leap
+        # only on 30 June and 31 December (reference.c, is_leap_second_day) and reads no
+        # leap-seconds.list (leapseclist is chrony 4.6), so the server here is scripted.
+        mirror = FakeMirror()
+        try:
+            with h.Stratad(config=self.config(mirror)) as d:
+                wait_synchronised(self, d, True)
+                for leap, word in ((1, "insert"), (2, "delete"), (0, "none")):
+                    mirror.leap = leap
+                    end = time.time() + 5
+                    while time.time() < end and d.stats()["time"]["leap"] != leap:
+                        time.sleep(0.05)
+                    self.assertEqual(h.parse(h.exchange(d.v4, h.request()))["leap"], leap)
+                    self.assertEqual(self.query(d)[0]["leap"], leap)
+                    text = h.run([h.STRATA, "query", f"127.0.0.1:{d.port}"], check=True).stdout
+                    self.assertIn(f"leap {word}", text)
+                    self.assertEqual(d.stats()["time"]["stratum"], 2)
+        finally:
+            mirror.stop()
+
+    def test_kiss_of_death_and_garbage_are_not_time(self):
+        mirror = FakeMirror()
+        who = f"mirror 127.0.0.1:{mirror.port}"
+        try:
+            with h.Stratad(config=self.config(mirror, timeout=2)) as d:
+                wait_synchronised(self, d, True)
+                mirror.mode = "kod"
+                time.sleep(0.5)
+                # A KoD is no time: the last good state (stratum 2) until mirror_timeout.
+                state = d.stats()["time"]
+                self.assertEqual((state["synchronised"], state["stratum"]), (True, 2), state)
+                self.assertEqual(state.get("source_error"), "kiss-o'-death RATE")
+                wait_synchronised(self, d, False, timeout=5)
+                rep = h.parse(h.exchange(d.v4, h.request()))
+                self.assertEqual((rep["leap"], rep["stratum"]), (3, 16))
+                lost = [l for l in d.log if who + ": " in l]
+                self.assertEqual(len(lost), 1, "\n".join(d.log))
+                self.assertIn("(last: kiss-o'-death RATE)", lost[0])
+                mirror.mode = "unmatched"
+                time.sleep(0.5)
+                self.assertIn("datagram", d.stats()["time"]["source_error"])
+                # Replies with our origin and every other field random: never time.
+                mirror.mode = "random"
+                for _ in range(20):
+                    time.sleep(0.1)
+                    rep = h.parse(h.exchange(d.v4, h.request()))
+                    self.assertEqual((rep["leap"], rep["stratum"]), (3, 16))
+                mirror.mode = "good"
+                wait_synchronised(self, d, True)
+                self.assertEqual(h.parse(h.exchange(d.v4, h.request()))["stratum"], 2)
+                # The server's own unsynchronised state is served at once, not after the timeout.
+                mirror.mode = "unsync"
+                wait_synchronised(self, d, False, timeout=1)
+                self.assertIn("the server is unsynchronised (LI 3, stratum 16)",
+                              d.stats()["time"]["source_error"])
+                self.assertTrue(any("the server is unsynchronised" in l for l in d.log), d.log)
+                self.assertEqual(d.stop(), 0)
+        finally:
+            mirror.stop()
+
+
+def wait_synchronised(test, d, want, timeout=10):
+    end = time.time() + timeout
+    state = None
+    while time.time() < end:
+        state = d.stats()["time"]
+        if state["synchronised"] == want:
+            return state
+        time.sleep(0.05)
+    test.fail(f"synchronised never became {want}: {state}\n" + "\n".join(d.log))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 """Fault tests (issue 12, section 3.5 and 3.6), short versions; bench/soak runs the long ones.
 State: stratad killed with SIGKILL while it saves its sketches every second, again and again:
 each restart finds a complete file or sets a damaged one aside with its reason, and serves.
-Truncated, empty, garbage, wrong-version state files; a state_dir that is a file. Bad
+Truncated, empty, garbage, wrong-version and unreadable state files; a state_dir that is a
+file (a full disk: tests/system/test_full_disk.py). Bad
 configuration: a rules file that is a directory, a symlink loop, a deeply nested TOML file, a
 large rules file; a running server keeps its old configuration when a reload is refused."""
 import json
@@ -84,6 +85,22 @@ class StateFaultTest(unittest.TestCase):
                 self.assertTrue(os.path.exists(path + ".damaged"))
                 with open(path) as f:  # the save at stop wrote a good one
                     self.assertIn("sketches", json.load(f))
+
+    def test_unreadable_state_file_is_kept_aside_with_a_reason(self):
+        d = h.state_dir(prefix="faults-")
+        path = os.path.join(d, "unique-sketches.json")
+        with open(path, "w") as f:
+            f.write('{"format": "strata-unique-sketches", "format_version": 1, "sketches": []}\n')
+        os.chmod(path, 0)
+        with h.Stratad(config=config_with_state(d)) as s:
+            self.assertIsNotNone(h.exchange(s.v4, h.request()), s.log)
+            lines = [l for l in s.log if "cannot read " + path in l]
+            self.assertEqual(len(lines), 1, s.log)
+            self.assertIn("Permission denied", lines[0])
+            self.assertIn("kept as " + path + ".unreadable", lines[0])
+        self.assertTrue(os.path.exists(path + ".unreadable"))  # not overwritten by a save
+        with open(path) as f:
+            self.assertIn("sketches", json.load(f))
 
     def test_state_dir_that_is_a_file_is_refused_at_start(self):
         f = tempfile.NamedTemporaryFile(prefix="faults-notadir-", delete=False)

@@ -259,7 +259,7 @@ class NtpqTest(unittest.TestCase):
         out = self.check(ntpq("rv 0 stratum", "sysstats", host="10.9.9.2", keyid=2, keys=self.keys))
         self.assertIn("stratum=10", out)
         self.assertIn("packets received:", out)
-        out, rows = self.check(ntpq("mrulist", host="10.9.9.2", keyid=2, keys=self.keys)), None
+        out = self.check(ntpq("mrulist", host="10.9.9.2", keyid=2, keys=self.keys))
         self.assertIn("# Collected", out)
         # Another key, trusted for time but not the control key: silence.
         r = ntpq("rv 0 stratum", host="10.9.9.2", keyid=1, keys=self.keys)
