@@ -35,8 +35,10 @@ def rss_kib(pid):
 
 class FloodTest(unittest.TestCase):
     def test_spoofed_flood(self):
+        # The limiter on, spaced for the good clients' 2 s polls (the default allows one
+        # request per 8 s per address on average).
         config = (f'[time]\nsource = "local"\n[clients]\nmemory = "{MEMORY_MIB}MiB"\n'
-                  '[ratelimit]\nenabled = true\n')
+                  '[ratelimit]\nenabled = true\ninterval = 1\n')
         d = h.Stratad(config=config, ratelimit=True)
         stop = threading.Event()
         worst = {"stats": 0.0, "clients": 0.0, "top": 0.0, "metrics": 0.0}
@@ -89,7 +91,8 @@ class FloodTest(unittest.TestCase):
             self.assertEqual(flood.returncode, 0, flood.stderr)
             self.assertEqual(good.returncode, 0, err)
             flooded, good_result = json.loads(flood.stdout), json.loads(out)
-            counters = d.counters()
+            stats = d.stats()
+            counters = stats["counters"]
             sketches = json.loads(h.run([h.STRATA, "clients", "--count", "--json", "--control",
                                          d.control], check=True).stdout)["sketches"]
             # The current day's v4 sketch holds the whole run (unless it crossed midnight UTC:
@@ -104,6 +107,8 @@ class FloodTest(unittest.TestCase):
                 "rx_queue_drops": counters["rx_queue_drops"],
                 "rate_limited": counters["rate_limited"],
                 "clients_evicted": counters["clients_evicted"],
+                "clients_untracked": counters["clients_untracked"],
+                "records": [stats["clients"]["records"], stats["clients"]["capacity"]],
                 "rss_mib": {"start": round(base_rss / 1024, 1), "peak": round(peak_rss[0] / 1024, 1),
                             "limit": MEMORY_MIB + 32},
                 "worst answer s": {k: round(v, 3) for k, v in worst.items()},
