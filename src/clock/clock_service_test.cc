@@ -71,15 +71,20 @@ class FakeServer {
   std::thread thread_;
 };
 
-TEST(ClockService, MirrorFollowsServerThenTimesOut) {
-  FakeServer server;
+// Polls every 0.1 s, unsynchronised after 1 s without a usable reply.
+Options mirror_of(const FakeServer& server) {
   Options o;
   o.source = Source::kMirror;
   o.mirror = server.endpoint();
   o.mirror_interval = 0.1;
   o.mirror_timeout = 1.0;
+  return o;
+}
+
+TEST(ClockService, MirrorFollowsServerThenTimesOut) {
+  FakeServer server;
   TimeStateCell cell;
-  ClockService service(o, cell);
+  ClockService service(mirror_of(server), cell);
   service.refresh();
   TimeState s = cell.load();
   EXPECT_TRUE(s.synchronised);
@@ -103,13 +108,8 @@ TEST(ClockService, MirrorFollowsServerThenTimesOut) {
 
 TEST(ClockService, MirrorKissOfDeathAndUnmatchedRepliesAreNotUsed) {
   FakeServer server;
-  Options o;
-  o.source = Source::kMirror;
-  o.mirror = server.endpoint();
-  o.mirror_interval = 0.1;
-  o.mirror_timeout = 1.0;
   TimeStateCell cell;
-  ClockService service(o, cell);
+  ClockService service(mirror_of(server), cell);
   service.refresh();
   ASSERT_TRUE(cell.load().synchronised);
   server.kiss = true;

@@ -215,6 +215,15 @@ class Stratad:
         self.stop()
 
 
+def rss_kib(pid):
+    """A process's resident memory (VmRSS), KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def state_dir(prefix="stratad-state-"):
     """A directory stratad may write in after dropping root (its `[clients] state_dir`, mode
     0777), named "state" inside a fresh directory (0755, readable by that user) where the test

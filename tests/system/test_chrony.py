@@ -190,13 +190,9 @@ class ChronyTest(unittest.TestCase):
                 self.assertGreater(state["age"], 2.5, state)
                 self.assertTrue(state["synchronised"], state)
                 self.assertIn("source_error", state)
-                wait_synchronised(self, d, False, timeout=5)
-                rep = h.parse(h.exchange(d.v4, h.request()))
-                self.assertEqual((rep["leap"], rep["stratum"]), (3, 16))
-                lost = [l for l in d.log if who + ": " in l]
-                self.assertEqual(len(lost), 1, "\n".join(d.log))
-                self.assertIn("no usable reply for", lost[0])
-                self.assertIn("replies are unsynchronised (LI 3, stratum 16)", lost[0])
+                lost = expect_lost_once(self, d, who)
+                self.assertIn("no usable reply for", lost)
+                self.assertIn("replies are unsynchronised (LI 3, stratum 16)", lost)
                 time.sleep(1)  # more failed polls: no more lines
                 self.assertEqual(len([l for l in d.log if who in l]), 2, "\n".join(d.log))
                 server = Chronyd(lines)
@@ -318,12 +314,7 @@ class ScriptedMirrorTest(unittest.TestCase):
                 state = d.stats()["time"]
                 self.assertEqual((state["synchronised"], state["stratum"]), (True, 2), state)
                 self.assertEqual(state.get("source_error"), "kiss-o'-death RATE")
-                wait_synchronised(self, d, False, timeout=5)
-                rep = h.parse(h.exchange(d.v4, h.request()))
-                self.assertEqual((rep["leap"], rep["stratum"]), (3, 16))
-                lost = [l for l in d.log if who + ": " in l]
-                self.assertEqual(len(lost), 1, "\n".join(d.log))
-                self.assertIn("(last: kiss-o'-death RATE)", lost[0])
+                self.assertIn("(last: kiss-o'-death RATE)", expect_lost_once(self, d, who))
                 mirror.mode = "unmatched"
                 time.sleep(0.5)
                 self.assertIn("datagram", d.stats()["time"]["source_error"])
@@ -345,6 +336,17 @@ class ScriptedMirrorTest(unittest.TestCase):
                 self.assertEqual(d.stop(), 0)
         finally:
             mirror.stop()
+
+
+def expect_lost_once(test, d, who):
+    """Waits for stratad to go unsynchronised, checks its replies say so, and returns the one
+    log line that says why."""
+    wait_synchronised(test, d, False, timeout=5)
+    rep = h.parse(h.exchange(d.v4, h.request()))
+    test.assertEqual((rep["leap"], rep["stratum"]), (3, 16))
+    lost = [l for l in d.log if who + ": " in l]
+    test.assertEqual(len(lost), 1, "\n".join(d.log))
+    return lost[0]
 
 
 def wait_synchronised(test, d, want, timeout=10):

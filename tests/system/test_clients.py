@@ -384,7 +384,7 @@ class ClientsTest(unittest.TestCase):
         # requests/s from 127.200.0.1 meanwhile.
         config = '[time]\nsource = "local"\n[clients]\nmemory = "16MiB"\nmaxage = 0\nmindepth = 0\n'
         with h.Stratad(config=config, ratelimit=True) as d:
-            rss_before = rss_kib(d.proc.pid)
+            rss_before = h.rss_kib(d.proc.pid)
             hitter = h.subprocess.Popen(
                 [h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", "1",
                  "--source-prefix", "127.200.0.1/32", "--rate", "2000", "--duration", "10", "--json"],
@@ -396,7 +396,7 @@ class ClientsTest(unittest.TestCase):
             self.assertEqual(res["sent"], 1000000)  # rate x duration, exactly
             time.sleep(0.6)  # idle workers publish their last top-talker counts
             stats = d.stats()
-            rss_after = rss_kib(d.proc.pid)
+            rss_after = h.rss_kib(d.proc.pid)
             top = json.loads(h.run([h.STRATA, "top", "--control", d.control, "--window", "1d",
                                     "--limit", "3", "--json"], check=True).stdout)
             unique = json.loads(h.run([h.STRATA, "clients", "--control", d.control, "--count",
@@ -428,14 +428,6 @@ class ClientsTest(unittest.TestCase):
         # it evicts, so it does not answer them all.)
         arrived = stats["counters"]["received"] - hitter_arrived
         self.assertLess(abs(day["estimate"] - (arrived + 1)) / (arrived + 1), 0.02, (day, arrived))
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 if __name__ == "__main__":

@@ -25,14 +25,6 @@ MEMORY_MIB = int(os.environ.get("STRATA_SOAK_MEMORY_MIB", "32"))  # soak: 256
 ANSWER_WITHIN = 1.0 if not h.SANITIZED else 10.0
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 class FloodTest(unittest.TestCase):
     def test_spoofed_flood(self):
         # The limiter on, spaced for the good clients' 2 s polls (the default allows one
@@ -66,13 +58,13 @@ class FloodTest(unittest.TestCase):
                     timed("clients", lambda: control("clients", "--limit", "10"))
                     timed("top", lambda: control("top"))
                     timed("metrics", scrape)
-                    peak_rss[0] = max(peak_rss[0], rss_kib(d.proc.pid))
+                    peak_rss[0] = max(peak_rss[0], h.rss_kib(d.proc.pid))
                     stop.wait(0.25)
             except Exception as e:  # noqa: BLE001 (reported below)
                 failures.append(repr(e))
 
         try:
-            base_rss = rss_kib(d.proc.pid)
+            base_rss = h.rss_kib(d.proc.pid)
             good = h.subprocess.Popen(
                 [h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", str(GOOD),
                  "--source-prefix", "127.200.0.0/16", "--rate", str(GOOD / 2), "--duration",

@@ -22,14 +22,6 @@ RULES = int(os.environ.get("STRATA_SOAK_RULES", "2000"))  # filler rules in each
 INTERVAL = 0.05
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def config_text(which):
     # Both sets: 127.8.0.0/16 ignored, the rest of loopback served. Set 0 also ignores
     # 127.9.0.0/16, set 1 127.10.0.0/16. Filler rules (TEST-NET prefixes) differ between the
@@ -87,10 +79,10 @@ class ReloadStormTest(unittest.TestCase):
         try:
             # Warm up: the load's clients are in the tables before either measured run.
             self.load(d, 1)
-            base_rss = rss_kib(d.proc.pid)
+            base_rss = h.rss_kib(d.proc.pid)
             quiet = self.measured_run(d, reload=False)
             storm = self.measured_run(d, reload=True)
-            end_rss = rss_kib(d.proc.pid)
+            end_rss = h.rss_kib(d.proc.pid)
             figures = {"without reloads": quiet, "with reloads": storm,
                        "rss_kib": {"before": base_rss, "after": end_rss}}
             print(f"reload storm: {json.dumps(figures)}", file=sys.stderr)
