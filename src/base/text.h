@@ -32,6 +32,15 @@ void for_each_content_line(std::string_view text, F f) {
   }
 }
 
+// `text` for a message: as it is up to 2 * keep characters; longer, its first and last
+// `keep` characters around "...[N characters]..." (a 100 MB value quoted in an error made a
+// 100 MB log line).
+inline std::string shorten(std::string_view text, size_t keep = 200) {
+  if (text.size() <= 2 * keep) return std::string(text);
+  return std::string(text.substr(0, keep)) + "...[" + std::to_string(text.size() - 2 * keep) +
+         " characters]..." + std::string(text.substr(text.size() - keep));
+}
+
 // A whole file, or nullopt when it cannot be opened (errno says why).
 inline std::optional<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -517,8 +517,10 @@ policy::Policy compile_access(const Config& config) {
 }
 
 std::string Error::to_string() const {
-  if (line > 0) return fmt::format("{}:{}: {}", file, line, reason);
-  return fmt::format("{}: {}", file, reason);
+  // The reason may quote a value of any length: its start and its end (the why) are kept.
+  const std::string why = base::shorten(reason);
+  if (line > 0) return fmt::format("{}:{}: {}", file, line, why);
+  return fmt::format("{}: {}", file, why);
 }
 
 Config default_config() {

@@ -351,6 +351,16 @@ TEST(Config, ReloadChangesSayWhatDiffers) {
                                       "key removed: 3"}));
 }
 
+TEST(Config, AHugeValueIsShortenedInItsError) {
+  const auto r = parse_config("[time]\nsource = \"" + std::string(1'000'000, 'a') + "\"\n", "h.toml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  const std::string text = r.errors[0].to_string();
+  EXPECT_LT(text.size(), 600u);
+  EXPECT_EQ(text.rfind("h.toml:2: source = \"aaaa", 0), 0u);
+  EXPECT_NE(text.find("characters]..."), std::string::npos);
+  EXPECT_NE(text.find("\": expected \"kernel\", \"mirror\" or \"local\""), std::string::npos);
+}
+
 TEST(Config, ReloadChangesListAtMostTwentyRules) {
   Config before, after;
   for (int i = 0; i < 30; ++i) {

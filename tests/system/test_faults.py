@@ -21,6 +21,7 @@ import harness as h  # noqa: E402
 # bench/soak sets these for the long runs.
 KILLS = int(os.environ.get("STRATA_SOAK_KILLS", "5"))
 RULE_LINES = int(os.environ.get("STRATA_SOAK_RULE_LINES", "100000"))
+TOML_MB = int(os.environ.get("STRATA_SOAK_TOML_MB", "10"))  # bench/soak: 100
 
 
 def config_with_state(d, extra=""):
@@ -131,6 +132,37 @@ class ConfigFaultTest(unittest.TestCase):
         os.symlink(loop, loop)
         self.check_refused(f'[access]\nfile = "{work}"\n', work)
         self.check_refused(f'[access]\nfile = "{loop}"\n', loop)
+
+    def test_huge_toml_files(self):
+        # TOML_MB of comments (valid), of one string value, of random bytes: a verdict in
+        # bounded time, and an error of bounded length that names file and line.
+        size = TOML_MB << 20
+        rng = random.Random(7)
+        cases = {
+            "comments": '[time]\nsource = "local"\n' + ("# " + "x" * 97 + "\n") * (size // 100),
+            "one value": '[time]\nsource = "' + "a" * size + '"\n',
+            "random bytes": rng.randbytes(size),
+        }
+        for name, text in cases.items():
+            with self.subTest(case=name):
+                work = tempfile.mkdtemp(prefix="faults-huge-")
+                os.chmod(work, 0o755)  # --check-config reads it as the user stratad would be
+                path = os.path.join(work, "stratad.toml")
+                with open(path, "wb") as f:
+                    f.write(text if isinstance(text, bytes) else text.encode())
+                os.chmod(path, 0o644)
+                t = time.monotonic()
+                r = h.run([h.STRATAD, "--config", path, "--check-config"], timeout=300)
+                took = time.monotonic() - t
+                print(f"{TOML_MB} MB TOML, {name}: exit {r.returncode} in {took:.1f} s, "
+                      f"{len(r.stderr)} octets said", file=sys.stderr)
+                self.assertNotIn("terminate", r.stderr)
+                self.assertLess(len(r.stderr), 2000, r.stderr[:2000])
+                if name == "comments":
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                else:
+                    self.assertEqual(r.returncode, 1, r.stderr[:2000])
+                    self.assertIn(path + ":", r.stderr)
 
     def test_deeply_nested_toml(self):
         depth = 100000
