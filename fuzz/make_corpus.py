@@ -152,6 +152,22 @@ def main():
         "bad": b"bogus allow\n10.0.0.0/33 deny\n10.0.0.0/8\n10.0.0.0/8 allow deny\n",
         "dup": b"192.0.2.0/24 deny\n192.0.2.7/24 allow\n",
     })
+    write("nts_ke", nts_ke_corpus())
+
+
+def ke_record(word, body=b""):
+    return struct.pack("!HH", word, len(body)) + body
+
+
+def nts_ke_corpus():
+    ntp, end = ke_record(0x8001, b"\0\0"), ke_record(0x8000)
+    return {
+        "chrony": ntp + ke_record(0x8004, struct.pack("!HH", 30, 15)) + end,
+        "server-port": ntp + ke_record(0x8004, struct.pack("!H", 15)) +
+                       ke_record(0x8006, b"ntp.example.org") + ke_record(0x8007, struct.pack("!H", 123)) + end,
+        "unknown": ntp + ke_record(0x1234, b"abc") + ke_record(0x9234) + end,
+        "bad": ke_record(0x0001, b"\0") + ke_record(0x8002, b"\0\1") + ke_record(0x0005, b"x" * 100) + end,
+    }
 
 
 if __name__ == "__main__":
