@@ -31,6 +31,19 @@ void put_ids(std::vector<uint8_t>& out, bool critical, uint16_t type, const std:
   put_record(out, critical, type, body);
 }
 
+void put_server_and_port(std::vector<uint8_t>& out, const std::optional<std::string>& server,
+                         const std::optional<uint16_t>& port) {
+  if (server) {
+    const std::vector<uint8_t> body(server->begin(), server->end());
+    put_record(out, true, kServerNegotiation, body);
+  }
+  if (port) {
+    std::vector<uint8_t> body;
+    put16(body, *port);
+    put_record(out, true, kPortNegotiation, body);
+  }
+}
+
 const char* record_name(uint16_t type) {
   switch (type) {
     case kEndOfMessage: return "End of Message";
@@ -152,15 +165,7 @@ std::vector<uint8_t> encode_response(const KeResponse& r) {
           r.negotiated.aead ? std::vector<uint16_t>{*r.negotiated.aead} : std::vector<uint16_t>{});
   if (r.negotiated.usable()) {
     for (const auto& cookie : r.cookies) put_record(out, false, kNewCookie, cookie);
-    if (r.server) {
-      const std::vector<uint8_t> body(r.server->begin(), r.server->end());
-      put_record(out, true, kServerNegotiation, body);
-    }
-    if (r.port) {
-      std::vector<uint8_t> body;
-      put16(body, *r.port);
-      put_record(out, true, kPortNegotiation, body);
-    }
+    put_server_and_port(out, r.server, r.port);
   }
   put_record(out, true, kEndOfMessage, {});
   return out;
@@ -178,15 +183,7 @@ std::vector<uint8_t> encode_request(const KeRequest& r) {
   std::vector<uint8_t> out;
   put_ids(out, true, kNextProtocol, r.protocols);
   if (!r.aeads.empty()) put_ids(out, true, kAeadAlgorithm, r.aeads);
-  if (r.server) {
-    const std::vector<uint8_t> body(r.server->begin(), r.server->end());
-    put_record(out, true, kServerNegotiation, body);
-  }
-  if (r.port) {
-    std::vector<uint8_t> body;
-    put16(body, *r.port);
-    put_record(out, true, kPortNegotiation, body);
-  }
+  put_server_and_port(out, r.server, r.port);
   put_record(out, true, kEndOfMessage, {});
   return out;
 }
