@@ -131,8 +131,10 @@ TimeState ClockService::poll_mirror(base::RealTime now) {
                              who, std::chrono::duration<double>(mono - previous_good).count(),
                              s.stratum);
     } else {
+      // `error` is set whenever the state is unsynchronised: the poll's problem, or why a
+      // usable reply was unsynchronised.
       const std::string why =
-          !error.empty() && have_good_ && last_good_mono_ != mono
+          have_good_ && last_good_mono_ != mono
               ? fmt::format("no usable reply for {:.1f} s (last: {})",
                             std::chrono::duration<double>(mono - last_good_mono_).count(), error)
               : error;

@@ -2,7 +2,6 @@
 #include "control/control_server.h"
 #include "control/json_text.h"
 
-#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>

@@ -27,7 +27,7 @@ MHD_Result respond(MHD_Connection* c, unsigned status, const std::string& body, 
 MHD_Result handle(void* cls, MHD_Connection* c, const char* url, const char* method,
                   const char* /*version*/, const char* /*upload*/, size_t* upload_size,
                   void** /*state*/) {
-  auto* cache = static_cast<MetricsServer::Cache*>(cls);
+  auto* serving = static_cast<MetricsServer::Serving*>(cls);
   if (*upload_size != 0) return MHD_NO;  // requests carry no body
   if (std::strcmp(method, "GET") != 0 && std::strcmp(method, "HEAD") != 0)
     return respond(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n", "text/plain");
@@ -35,30 +35,30 @@ MHD_Result handle(void* cls, MHD_Connection* c, const char* url, const char* met
     return respond(c, MHD_HTTP_NOT_FOUND, "stratad serves /metrics only\n", "text/plain");
   // One rendering per kRenderEveryS however many scrapes come.
   const int64_t now_ns = base::now_mono().count();
-  if (!cache->valid || now_ns - cache->rendered_ns >= static_cast<int64_t>(MetricsServer::kRenderEveryS * 1e9)) {
-    cache->text = cache->render();
-    cache->rendered_ns = now_ns;
-    cache->valid = true;
+  if (!serving->valid || now_ns - serving->rendered_ns >= static_cast<int64_t>(MetricsServer::kRenderEveryS * 1e9)) {
+    serving->text = serving->render();
+    serving->rendered_ns = now_ns;
+    serving->valid = true;
   }
-  return respond(c, MHD_HTTP_OK, cache->text, "text/plain; version=0.0.4; charset=utf-8");
+  return respond(c, MHD_HTTP_OK, serving->text, "text/plain; version=0.0.4; charset=utf-8");
 }
 
 void notify_connection(void* cls, MHD_Connection* c, void** /*socket_context*/,
                        MHD_ConnectionNotificationCode code) {
-  auto* cache = static_cast<MetricsServer::Cache*>(cls);
+  auto* serving = static_cast<MetricsServer::Serving*>(cls);
   if (code == MHD_CONNECTION_NOTIFY_STARTED) {
     const MHD_ConnectionInfo* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    cache->connections[c] = {base::now_mono().count(), info ? info->connect_fd : -1, false};
+    serving->connections[c] = {base::now_mono().count(), info ? info->connect_fd : -1, false};
   } else {
-    cache->connections.erase(c);
+    serving->connections.erase(c);
   }
 }
 
 void request_completed(void* cls, MHD_Connection* c, void** /*state*/,
                        MHD_RequestTerminationCode /*why*/) {
-  auto* cache = static_cast<MetricsServer::Cache*>(cls);
-  const auto it = cache->connections.find(c);
-  if (it != cache->connections.end()) it->second.since_ns = base::now_mono().count();
+  auto* serving = static_cast<MetricsServer::Serving*>(cls);
+  const auto it = serving->connections.find(c);
+  if (it != serving->connections.end()) it->second.since_ns = base::now_mono().count();
 }
 
 }  // namespace
@@ -93,19 +93,19 @@ std::string MetricsServer::bind(const base::Endpoint& listen) {
 
 std::string MetricsServer::start(Render render) {
   if (fd_ < 0) return "metrics: not bound";
-  cache_.render = std::move(render);
+  serving_.render = std::move(render);
   // No internal thread: ours runs MHD's epoll loop and, between its rounds, the deadlines
   // (MHD closes descriptors only inside MHD_run_wait, on this thread, so shutting one down
   // from here never hits a descriptor number reused by another connection).
   const unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
   errno = 0;
-  daemon_ = MHD_start_daemon(flags, 0, nullptr, nullptr, &handle, &cache_,
+  daemon_ = MHD_start_daemon(flags, 0, nullptr, nullptr, &handle, &serving_,
                              MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(fd_),
                              MHD_OPTION_CONNECTION_LIMIT, kMaxConnections,
                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, kMaxPerAddress,
                              MHD_OPTION_CONNECTION_TIMEOUT, kIdleTimeoutS,
-                             MHD_OPTION_NOTIFY_CONNECTION, &notify_connection, &cache_,
-                             MHD_OPTION_NOTIFY_COMPLETED, &request_completed, &cache_,
+                             MHD_OPTION_NOTIFY_CONNECTION, &notify_connection, &serving_,
+                             MHD_OPTION_NOTIFY_COMPLETED, &request_completed, &serving_,
                              MHD_OPTION_END);
   if (daemon_ == nullptr)
     return "metrics: cannot serve on " + where_ + ": " +
@@ -131,7 +131,7 @@ void MetricsServer::enforce_deadlines(int64_t now_ns) {
   };
   Connection* oldest = nullptr;
   size_t open = 0;
-  for (auto& [c, conn] : cache_.connections) {
+  for (auto& [c, conn] : serving_.connections) {
     if (conn.cut) continue;
     ++open;
     if (static_cast<double>(now_ns - conn.since_ns) > kRequestDeadlineS * 1e9) {

@@ -56,9 +56,9 @@ class MetricsServer {
     int fd = -1;
     bool cut = false;
   };
-  struct Cache {
+  struct Serving {
     Render render;
-    std::string text;
+    std::string text;  // the last rendering, reused for kRenderEveryS
     int64_t rendered_ns = 0;
     bool valid = false;
     std::unordered_map<MHD_Connection*, Connection> connections;
@@ -69,7 +69,7 @@ class MetricsServer {
   void enforce_deadlines(int64_t now_ns);
 
   MHD_Daemon* daemon_ = nullptr;
-  Cache cache_;
+  Serving serving_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> cut_{0};

@@ -22,6 +22,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/atomic_file.h"
@@ -734,19 +735,15 @@ int run(const Flags& flags) {
       if (delta > 0) base::log(LogLevel::kWarning, "last minute: {} {}", delta, what);
     }
     last_minute = now;
-    const uint64_t refused = control_server.refused();
-    if (refused > last_control_refused)
+    const auto since_last = [](uint64_t total, uint64_t& last) { return total - std::exchange(last, total); };
+    if (const uint64_t d = since_last(control_server.refused(), last_control_refused); d > 0)
       base::log(LogLevel::kWarning,
-                "last minute: {} control connections closed or refused: {} were open at once",
-                refused - last_control_refused, control::ControlServer::kMaxConnections);
-    last_control_refused = refused;
-    const uint64_t cut = metrics_server ? metrics_server->cut() : 0;
-    if (cut > last_metrics_cut)
+                "last minute: {} control connections closed or refused: {} were open at once", d,
+                control::ControlServer::kMaxConnections);
+    if (const uint64_t d = since_last(metrics_server ? metrics_server->cut() : 0, last_metrics_cut); d > 0)
       base::log(LogLevel::kWarning,
                 "last minute: {} metrics connections closed without a complete request "
-                "(slow or stalled clients)",
-                cut - last_metrics_cut);
-    last_metrics_cut = cut;
+                "(slow or stalled clients)", d);
   };
   // systemd (Type=notify): ready once every socket is bound and every worker runs. A no-op
   // without $NOTIFY_SOCKET.
