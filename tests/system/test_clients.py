@@ -381,13 +381,15 @@ class ClientsTest(unittest.TestCase):
         # A flood from 1,000,000 distinct sources (127.0.0.1 onwards), one request each in
         # 10 s, against 16 MiB of client memory (209,000 records for the two workers); maxage
         # 0 so old records make room for new ones. A planted heavy hitter sends 2,000
-        # requests/s from 127.200.0.1 meanwhile.
+        # requests/s from 127.200.0.1 meanwhile, and for 3 s longer: its record must still be
+        # there to be read when the flood is over (a slow sanitizer tree's flood outlasted a
+        # hitter that stopped at 10 s, and maxage 0 evicted it).
         config = '[time]\nsource = "local"\n[clients]\nmemory = "16MiB"\nmaxage = 0\nmindepth = 0\n'
         with h.Stratad(config=config, ratelimit=True) as d:
             rss_before = h.rss_kib(d.proc.pid)
             hitter = h.subprocess.Popen(
                 [h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", "1",
-                 "--source-prefix", "127.200.0.1/32", "--rate", "2000", "--duration", "10", "--json"],
+                 "--source-prefix", "127.200.0.1/32", "--rate", "2000", "--duration", "13", "--json"],
                 stdout=h.subprocess.PIPE, text=True)
             load = h.run([h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", "1000000",
                           "--rate", "100000", "--duration", "10", "--json"], timeout=120)
