@@ -153,6 +153,7 @@ def main():
         "dup": b"192.0.2.0/24 deny\n192.0.2.7/24 allow\n",
     })
     write("nts_ke", nts_ke_corpus())
+    write("nts_ntp", nts_ntp_corpus())
 
 
 def ke_record(word, body=b""):
@@ -167,6 +168,31 @@ def nts_ke_corpus():
                        ke_record(0x8006, b"ntp.example.org") + ke_record(0x8007, struct.pack("!H", 123)) + end,
         "unknown": ntp + ke_record(0x1234, b"abc") + ke_record(0x9234) + end,
         "bad": ke_record(0x0001, b"\0") + ke_record(0x8002, b"\0\1") + ke_record(0x0005, b"x" * 100) + end,
+    }
+
+
+def nts_ntp_corpus():
+    def field(t, body):
+        return struct.pack("!HH", t, 4 + len(body)) + body
+    header = bytes([0x23]) + bytes(47)
+    uid = field(0x0104, bytes(range(32)))
+    cookie = field(0x0204, bytes([0x11]) * 100)
+    auth = field(0x0404, struct.pack("!HH", 16, 16) + bytes(32))
+    request = header + uid + cookie + auth
+    placeholders = header + uid + cookie + field(0x0304, bytes(100)) * 3 + auth
+    short_nonce = header + uid + cookie + field(0x0404, struct.pack("!HH", 8, 16) + bytes(24))
+    nak = bytes([0xe4, 0]) + bytes(10) + b"NTSN" + bytes(32) + uid
+    reply = bytes([0x24, 2]) + bytes(46) + uid + field(0x0404, struct.pack("!HH", 16, 16 + 104) + bytes(32) + cookie)
+    return {
+        "request": b"\0" + request,
+        "placeholders": b"\0" + placeholders,
+        "short-nonce": b"\0" + short_nonce,
+        "genuine": b"\1" + bytes([0, 0, 0, 0]) + bytes(range(32)),
+        "genuine-7": b"\1" + bytes([7, 0, 0, 0]) + bytes(range(32)),
+        "changed": b"\1" + bytes([2, 0, 100, 1]) + bytes(range(32)),
+        "nak": b"\2" + bytes(range(32)) + nak,
+        "reply": b"\2" + bytes(range(32)) + reply,
+        "cookie": b"\3" + bytes([0x42, 0, 0x4f, 0x1a]) + bytes(96),
     }
 
 
