@@ -1,7 +1,9 @@
 // Fuzz target: the whole per-packet decision. The first 4 octets choose the time state and
 // policy (synchronised, unsynchronised action, source port, whether the client table and rate
 // limiter take part); the rest is the datagram. The tracker persists across inputs, small, so
-// eviction and limiting paths run too.
+// eviction and limiting paths run too. NTS is on in the tracked rules (a fixed secret: the
+// fuzzer cannot forge cookies, so NTS requests reach the NAK paths; fuzz_nts_ntp builds
+// genuine ones).
 #include <cstdint>
 #include <span>
 
@@ -21,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint16_t port = static_cast<uint16_t>(data[1] << 8 | data[2]);
   const server::BatchContext ctx = server::make_context(s, s.as_of, action);
   const std::span<const uint8_t> request(data + 4, size - 4);
-  uint8_t out[128];
+  uint8_t out[2048];
   static clients::Tracker tracker([] {
     clients::TrackerOptions o;
     o.table.capacity = 64;
@@ -40,6 +42,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     r.keys = auth::KeyRing(auth::parse_keys_text("1 MD5 sesame\n2 SHA1 HEX:0011223344556677889900112233445566778899\n"
                                                  "3 AES128 HEX:2b7e151628aed2a6abf7158809cf4f3c\n", "fuzz").keys);
     r.bad_mac = bad_mac;
+    auto secrets = std::make_shared<nts::Secrets>();
+    nts::Key k{};
+    k.fill(0x42);
+    secrets->secrets.push_back(nts::make_secret(k));
+    secrets->generation = 1;
+    r.nts_secrets = secrets;
     return r;
   };
   static const server::Rules drop_rules = make_rules(auth::BadMac::kDrop);
@@ -47,8 +55,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const server::Rules& rules = (data[0] & 64) ? nak_rules : drop_rules;
   static int64_t now_ns = 0;
   now_ns += int64_t{data[3]} * 10'000'000;
+  static nts::PacketState nts_state;
+  static nts::Siv seal;
   server::Tracking tracking{tracker, rules, base::IpAddress::v4(0x0a000000u | (data[1] & 0x3f)),
-                            base::IpAddress::v4(0x7f000001u), now_ns};
+                            base::IpAddress::v4(0x7f000001u), now_ns, false, &nts_state, &seal};
   const bool tracked = (data[0] & 32) != 0;
   const server::Decision d = server::decide(request, (data[0] & 16) != 0, port,
                                             base::NtpTimestamp{42}, ctx, out,
@@ -63,6 +73,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // Never more bytes out than in (no amplification), and a well-formed reply.
   STRATA_FUZZ_CHECK(d.length <= request.size());
+  if (d.nts) {
+    // Only a NAK can answer what the fuzzer makes: the UID after a KoD NTSN.
+    STRATA_FUZZ_CHECK(tracked && d.kod && d.nts_nak != nts::Nak::kNone && d.length > wire::kHeaderSize);
+    const wire::Header h = wire::decode_header(out);
+    STRATA_FUZZ_CHECK(h.stratum == 0 && h.reference_id == nts::kKissNtsNak);
+    STRATA_FUZZ_CHECK(out[wire::kHeaderSize] == 0x01 && out[wire::kHeaderSize + 1] == 0x04);
+    return 0;
+  }
   STRATA_FUZZ_CHECK(d.length == wire::kHeaderSize + (d.key ? auth::kKeyIdSize + auth::digest_length(d.key->algorithm)
                                                      : d.crypto_nak ? wire::kCryptoNakSize : 0));
   if (d.key != nullptr && !d.kod) {  // the request's MAC verified with this key

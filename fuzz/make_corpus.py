@@ -121,6 +121,8 @@ def main():
     decide["tracked_md5_good"] = bytes([33, 2, 0x40, 200]) + good
     decide["tracked_md5_bad"] = bytes([33, 2, 0x40, 200]) + good[:-1] + bytes([good[-1] ^ 1])
     decide["tracked_md5_bad_nak"] = bytes([97, 2, 0x40, 200]) + good[:-1] + bytes([good[-1] ^ 1])
+    # NTS (tracked, NTS on): a chrony-shaped request whose cookie no key opens (a NAK).
+    decide["tracked_nts"] = bytes([33, 4, 0x40, 200]) + reqs["nts"]
     write("decide", decide)
     configs = {
         "empty": b"",

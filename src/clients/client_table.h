@@ -28,6 +28,7 @@ enum ClientFlags : uint8_t {
   kFlagKod = 2,      // answered with a KoD
   kFlagLeaked = 4,   // over the limit but answered (the random leak)
   kFlagDenied = 8,   // refused by an access rule (deny)
+  kFlagNts = 16,     // the request carried NTS fields (RFC 8915)
 };
 
 struct TableOptions {

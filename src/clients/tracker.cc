@@ -27,7 +27,7 @@ uint64_t Tracker::next_random() {
 
 Observation Tracker::observe(const base::IpAddress& peer, const base::IpAddress& local,
                              uint8_t mode, uint8_t version, int64_t now_ns, const LimitParams& p,
-                             Treatment treatment, uint32_t bytes) {
+                             Treatment treatment, uint32_t bytes, uint8_t request_flags) {
   Observation o;
   const AddressKey key = AddressKey::from(peer);
   const ClientTable::Lookup c = table_.find_or_create(key, now_ns);
@@ -50,7 +50,7 @@ Observation Tracker::observe(const base::IpAddress& peer, const base::IpAddress&
     }
   }
   if (o.tracked) {
-    uint8_t flags = treatment == Treatment::kDenied ? kFlagDenied : 0;
+    uint8_t flags = static_cast<uint8_t>((treatment == Treatment::kDenied ? kFlagDenied : 0) | request_flags);
     switch (o.verdict) {
       case Verdict::kPass: break;
       case Verdict::kLeak: flags |= kFlagLimited | kFlagLeaked; break;

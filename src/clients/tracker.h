@@ -48,9 +48,11 @@ class Tracker {
   // One request from `peer` that arrived on `local`, at kernel receive time `now_ns`, under
   // the limits in force now (a reload can change them; options().limits is the start value).
   // `bytes`: the request's size at the IP level, for the top talkers by bytes.
+  // `request_flags`: ClientFlags the request itself has (kFlagNts), stored with the outcome.
   Observation observe(const base::IpAddress& peer, const base::IpAddress& local, uint8_t mode,
                       uint8_t version, int64_t now_ns, const LimitParams& limits,
-                      Treatment treatment = Treatment::kLimited, uint32_t bytes = 76);
+                      Treatment treatment = Treatment::kLimited, uint32_t bytes = 76,
+                      uint8_t request_flags = 0);
   Observation observe(const base::IpAddress& peer, const base::IpAddress& local, uint8_t mode,
                       uint8_t version, int64_t now_ns) {
     return observe(peer, local, mode, version, now_ns, options_.limits,

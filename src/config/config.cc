@@ -466,6 +466,100 @@ void parse_auth(Checker& check, const toml::table& t, AuthConfig& a, std::vector
       k.trusted = std::find(a.trusted.begin(), a.trusted.end(), k.id) != a.trusted.end();
 }
 
+void parse_nts(Checker& check, const toml::table& t, NtsConfig& c, const toml::node*& cert_node) {
+  walk_table(
+      check, t, "nts",
+      {
+          {"certificate",
+           [&](const toml::node& n) {
+             cert_node = &n;
+             if (auto v = check.string(n, "certificate")) c.certificate = check.resolve(*v);
+           }},
+          {"key",
+           [&](const toml::node& n) {
+             if (auto v = check.string(n, "key")) c.key = check.resolve(*v);
+           }},
+          {"listen",
+           [&](const toml::node& n) {
+             const toml::array* list = n.as_array();
+             if (list == nullptr) {
+               check.fail(n, "listen must be an array of \"address:port\" strings");
+               return;
+             }
+             c.listen.clear();
+             c.listen_is_default = false;
+             for (const toml::node& item : *list) {
+               const auto text = check.string(item, "listen entry");
+               if (!text) continue;
+               const auto ep = base::Endpoint::parse(*text, kNtsKePort);
+               if (!ep)
+                 check.fail(item, with_hint(fmt::format("listen entry '{}' is not an IPv4 or [IPv6] "
+                                                        "address with an optional :port", *text),
+                                            *text));
+               else
+                 c.listen.push_back(*ep);
+             }
+             if (list->empty()) check.fail(n, "listen must not be empty (leave certificate out to switch NTS-KE off)");
+           }},
+          {"ntp_server",
+           [&](const toml::node& n) {
+             const auto v = check.string(n, "ntp_server");
+             if (!v) return;
+             const bool printable = std::all_of(v->begin(), v->end(), [](char ch) { return ch > 0x20 && ch < 0x7f; });
+             if (v->empty() || v->size() > 255 || !printable)
+               check.fail(n, fmt::format("ntp_server = \"{}\": expected a host name or address of 1-255 "
+                                         "printable characters", *v));
+             else
+               c.ntp_server = *v;
+           }},
+          {"ntp_port",
+           [&](const toml::node& n) {
+             if (auto v = check.integer(n, "ntp_port", 1, 65535)) c.ntp_port = static_cast<uint16_t>(*v);
+           }},
+          {"ke_threads",
+           [&](const toml::node& n) {
+             if (auto v = check.integer(n, "ke_threads", 1, 64)) c.ke_threads = static_cast<unsigned>(*v);
+           }},
+          {"max_connections",
+           [&](const toml::node& n) {
+             if (auto v = check.integer(n, "max_connections", 1, 100000))
+               c.max_connections = static_cast<unsigned>(*v);
+           }},
+          {"timeout",
+           [&](const toml::node& n) {
+             if (auto v = check.number(n, "timeout", 0.05, 60)) c.timeout = *v;
+           }},
+          {"cookies",
+           [&](const toml::node& n) {
+             if (auto v = check.integer(n, "cookies", 1, 8)) c.cookies = static_cast<unsigned>(*v);
+           }},
+          {"ke_interval",
+           [&](const toml::node& n) {
+             if (auto v = check.number(n, "ke_interval", 0, 86400)) c.ke_interval = *v;
+           }},
+          {"ke_burst",
+           [&](const toml::node& n) {
+             if (auto v = check.number(n, "ke_burst", 1, 1000000)) c.ke_burst = *v;
+           }},
+          {"secret",
+           [&](const toml::node& n) {
+             const auto v = check.string(n, "secret");
+             if (!v) return;
+             if (v->empty()) check.fail(n, "secret must name a file");
+             c.secret = check.resolve(*v);
+             c.secret_is_default = false;
+           }},
+          {"rotate",
+           [&](const toml::node& n) {
+             if (auto v = check.integer(n, "rotate", 1, 30 * 86400)) c.keys.rotate_s = *v;
+           }},
+          {"keep",
+           [&](const toml::node& n) {
+             if (auto v = check.integer(n, "keep", 0, nts::kMaxKeep)) c.keys.keep = static_cast<int>(*v);
+           }},
+      });
+}
+
 void parse_access(Checker& check, const toml::table& t, AccessConfig& a,
                   std::vector<Error>& rule_errors, std::vector<Error>& warnings, const std::string& name) {
   std::vector<policy::Rule> file_rules;  // after the inline ones, whatever the key order
@@ -528,6 +622,8 @@ Config default_config() {
   c.server.socket.receive_buffer = ServerConfig::kDefaultReceiveBuffer;
   c.server.listen = {base::Endpoint{base::IpAddress{base::Family::kV4, {}}, kNtpPort},
                      base::Endpoint{base::IpAddress{base::Family::kV6, {}}, kNtpPort}};
+  c.nts.listen = {base::Endpoint{base::IpAddress{base::Family::kV6, {}}, kNtsKePort},
+                  base::Endpoint{base::IpAddress{base::Family::kV4, {}}, kNtsKePort}};
   return c;
 }
 
@@ -544,6 +640,8 @@ LoadResult parse_config(std::string_view text, const std::string& name) {
   }
   Config config = default_config();
   std::vector<Error> rule_errors;  // from a rules file: they name that file
+  const toml::node* nts_table = nullptr;
+  const toml::node* cert_node = nullptr;
   for (auto&& [key, node] : root) {
     const toml::table* table = node.as_table();
     if (key.str() == "server" && table) {
@@ -562,11 +660,26 @@ LoadResult parse_config(std::string_view text, const std::string& name) {
       parse_mode6(check, *table, config.mode6);
     } else if (key.str() == "auth" && table) {
       parse_auth(check, *table, config.auth, rule_errors);
+    } else if (key.str() == "nts" && table) {
+      nts_table = &node;
+      parse_nts(check, *table, config.nts, cert_node);
     } else {
       check.fail(node, fmt::format("unknown {} '{}' (expected [server], [time], [clients], "
-                                   "[ratelimit], [access], [auth], [mode6] or [metrics])",
+                                   "[ratelimit], [access], [auth], [mode6], [metrics] or [nts])",
                                    table ? "table" : "key", key.str()));
     }
+  }
+  // [nts]: certificate and key together; a secrets file to keep cookie keys in.
+  if (nts_table != nullptr) {
+    NtsConfig& n = config.nts;
+    if (n.certificate.empty() != n.key.empty())
+      check.fail(cert_node != nullptr ? *cert_node : *nts_table,
+                 "[nts] needs both certificate and key (or neither: no NTS-KE)");
+    if (n.secret_is_default && !config.clients.state_dir.empty())
+      n.secret = (std::filesystem::path(config.clients.state_dir) / "nts-secret").string();
+    if (n.ke() && n.secret.empty())
+      check.fail(*nts_table, "[nts] needs secret = FILE (or [clients] state_dir, where nts-secret is "
+                             "kept): cookie keys come from it");
   }
   // Rules: every inline rule gets this file's name; duplicates anywhere are errors.
   for (auto& r : config.access.rules)

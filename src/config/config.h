@@ -14,10 +14,12 @@
 #include "policy/policy.h"
 #include "clock/sources.h"
 #include "io/udp_backend.h"
+#include "nts/cookies.h"
 
 namespace strata::config {
 
 inline constexpr uint16_t kNtpPort = 123;
+inline constexpr uint16_t kNtsKePort = 4460;  // RFC 8915 section 6
 inline constexpr const char* kDefaultControlPath = "/run/stratad/control.sock";
 // The longest control socket path: sockaddr_un's sun_path (108) less its terminating NUL.
 inline constexpr size_t kMaxControlPath = 107;
@@ -90,6 +92,32 @@ struct MetricsConfig {
   friend bool operator==(const MetricsConfig&, const MetricsConfig&) = default;
 };
 
+// [nts]: Network Time Security (RFC 8915). NTS-KE (TLS 1.3 on TCP 4460) runs when a
+// certificate is configured; the NTP side serves NTS requests then, or when only a `secret` is
+// set (an NTP server of a fleet whose KE runs elsewhere with the same secret file).
+struct NtsConfig {
+  std::string certificate;  // PEM, full chain; "" with key "": no NTS-KE
+  std::string key;          // PEM private key
+  std::vector<base::Endpoint> listen;  // default [::]:4460 and 0.0.0.0:4460
+  bool listen_is_default = true;       // an unavailable family is skipped, not fatal
+  std::string ntp_server;  // Server Negotiation record ("": none, the client uses the KE host)
+  uint16_t ntp_port = 0;   // Port Negotiation record (0: none, the client uses 123)
+  unsigned ke_threads = 1;
+  unsigned max_connections = 512;  // open KE connections, all threads; more are closed at once
+  double timeout = 2;              // seconds for a whole KE exchange, handshake included
+  unsigned cookies = 8;            // per KE response
+  // Per source prefix ([ratelimit] v4_prefix/v6_prefix): one KE per `ke_interval` seconds on
+  // average, `ke_burst` at once; more are closed before the handshake.
+  double ke_interval = 1;
+  double ke_burst = 32;
+  std::string secret;          // the secrets file; default [clients] state_dir/nts-secret
+  bool secret_is_default = true;
+  nts::KeyPolicy keys;         // rotate (seconds), keep
+  bool ke() const { return !certificate.empty(); }
+  bool enabled() const { return ke() || !secret_is_default; }
+  friend bool operator==(const NtsConfig&, const NtsConfig&) = default;
+};
+
 struct Config {
   ServerConfig server;
   MetricsConfig metrics;
@@ -99,6 +127,7 @@ struct Config {
   AccessConfig access;
   AuthConfig auth;
   Mode6Config mode6;
+  NtsConfig nts;
 };
 
 // The reloadable part of a configuration, compiled: what SIGHUP and `strata reload` change.

@@ -10,6 +10,7 @@ std::unique_ptr<server::Rules> make_rules(const Config& c) {
   rules->keys = auth::KeyRing(c.auth.keys);
   rules->bad_mac = c.auth.bad_mac;
   rules->control_key = c.auth.control_key;
+  rules->nts_keys = c.nts.keys;  // the secrets themselves are read by stratad (a file it may create)
   return rules;
 }
 

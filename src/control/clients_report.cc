@@ -16,6 +16,7 @@ std::string flags_text(uint8_t f) {
   if (f & clients::kFlagLimited) s += 'L';
   if (f & clients::kFlagKod) s += 'K';
   if (f & clients::kFlagLeaked) s += 'P';  // passed by the leak
+  if (f & clients::kFlagNts) s += 'N';     // NTS
   return s;
 }
 

@@ -50,6 +50,7 @@ struct Secrets {
 struct KeyPolicy {
   int64_t rotate_s = 86400;
   int keep = 7;
+  friend bool operator==(const KeyPolicy&, const KeyPolicy&) = default;
 };
 
 struct SessionKeys {

@@ -188,4 +188,62 @@ std::vector<uint8_t> encode_request(const KeRequest& r) {
   return out;
 }
 
+KeResponseParsed parse_response(std::span<const uint8_t> bytes) {
+  KeResponseParsed out;
+  const auto fail = [&](std::string reason) {
+    out.status = ParseStatus::kError;
+    out.reason = std::move(reason);
+    return out;
+  };
+  size_t pos = 0;
+  for (;;) {
+    if (bytes.size() - pos < kHeader) {
+      if (bytes.size() > 65536) return fail("response longer than 65536 octets");
+      return out;  // kNeedMore
+    }
+    const uint16_t word = load16(&bytes[pos]);
+    const bool critical = (word & kCritical) != 0;
+    const uint16_t type = word & 0x7FFF;
+    const size_t length = load16(&bytes[pos + 2]);
+    if (bytes.size() - pos - kHeader < length) return out;  // kNeedMore
+    const std::span<const uint8_t> body = bytes.subspan(pos + kHeader, length);
+    pos += kHeader + length;
+    switch (type) {
+      case kEndOfMessage:
+        if (out.server_error) return fail(fmt::format("the server answered with error {}", *out.server_error));
+        out.status = ParseStatus::kComplete;
+        return out;
+      case kNextProtocol:
+        if (length % 2 != 0) return fail("Next Protocol Negotiation of odd length");
+        out.protocols = ids_of(body);
+        break;
+      case kErrorRecord:
+        if (length != 2) return fail("Error record of the wrong length");
+        out.server_error = load16(body.data());
+        break;
+      case kWarningRecord:
+        if (length != 2) return fail("Warning record of the wrong length");
+        out.warning = load16(body.data());
+        break;
+      case kAeadAlgorithm:
+        if (length % 2 != 0) return fail("AEAD Algorithm Negotiation of odd length");
+        out.aeads = ids_of(body);
+        break;
+      case kNewCookie:
+        out.cookies.emplace_back(body.begin(), body.end());
+        break;
+      case kServerNegotiation:
+        out.server = std::string(body.begin(), body.end());
+        break;
+      case kPortNegotiation:
+        if (length != 2) return fail("Port Negotiation of the wrong length");
+        out.port = load16(body.data());
+        break;
+      default:
+        if (critical) return fail(fmt::format("unrecognised critical record {}", type));
+        break;
+    }
+  }
+}
+
 }  // namespace strata::nts

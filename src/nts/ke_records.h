@@ -93,4 +93,19 @@ std::vector<uint8_t> encode_error(KeError error);
 // A client's request (for `strata query --nts`, the tests and the fuzzer's round trip).
 std::vector<uint8_t> encode_request(const KeRequest& request);
 
+// The client's side: a server's response as `strata query --nts` reads it. kError when the
+// server sent an Error record (`server_error`) or the records break the RFC (`reason`).
+struct KeResponseParsed {
+  ParseStatus status = ParseStatus::kNeedMore;
+  std::string reason;
+  std::optional<uint16_t> server_error;   // the Error record's code
+  std::optional<uint16_t> warning;
+  std::vector<uint16_t> protocols;
+  std::vector<uint16_t> aeads;
+  std::vector<std::vector<uint8_t>> cookies;
+  std::optional<std::string> server;
+  std::optional<uint16_t> port;
+};
+KeResponseParsed parse_response(std::span<const uint8_t> bytes);
+
 }  // namespace strata::nts

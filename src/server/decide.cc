@@ -31,6 +31,8 @@ Counter drop_counter(DropReason r) {
     case DropReason::kBadMac: return Counter::drop_bad_mac;
     case DropReason::kCryptoNak: return Counter::drop_crypto_nak;
     case DropReason::kNts: return Counter::drop_nts;
+    case DropReason::kNtsMalformed: return Counter::drop_nts_malformed;
+    case DropReason::kNtsMissingPadding: return Counter::drop_nts_missing_padding;
     case DropReason::kMsSntp: return Counter::drop_mssntp;
     case DropReason::kUnsynchronised: return Counter::drop_unsynchronised;
     case DropReason::kRateLimited: return Counter::drop_rate_limited;
@@ -114,6 +116,26 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
   if (req.verdict == Verdict::kTooShort) return drop(DropReason::kTooShort, version);
   if (req.verdict == Verdict::kBadTrailer) return drop(DropReason::kBadTrailer, version);
   if (req.mode == Mode::kServer) return drop(DropReason::kModeServer, version);
+  // NTS: its fields are checked first; the cookie and authenticator after the limiter.
+  const bool nts_request = req.nts;
+  nts::ParsedRequest nts_fields;
+  if (nts_request) {
+    if (tracking == nullptr || tracking->nts == nullptr || !tracking->rules.nts_secrets)
+      return drop(DropReason::kNts, version);
+    if (req.mode != Mode::kClient || req.trailer != Trailer::kNone) {
+      Decision x = drop(DropReason::kNtsMalformed, version);
+      x.nts = true;
+      return x;
+    }
+    const nts::Problem p = nts::parse_request(request, nts_fields);
+    if (p != nts::Problem::kNone) {
+      Decision x = drop(p == nts::Problem::kMissingPadding ? DropReason::kNtsMissingPadding
+                                                           : DropReason::kNtsMalformed,
+                        version);
+      x.nts = true;
+      return x;
+    }
+  }
   const auth::Key* key = nullptr;
   bool cmac_failed = false;
   DropReason auth_failure = DropReason::kNone;  // answered with a crypto-NAK if the rules say so
@@ -144,9 +166,43 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
     }
     case Trailer::kMsSntp: return drop(DropReason::kMsSntp, version);
   }
-  if (req.nts) return drop(DropReason::kNts, version);
 
   Decision d;
+  d.nts = nts_request;
+  // An NTS request refused after the client table saw it: what the table said is kept.
+  const auto dropped = [&](Decision x, DropReason reason = DropReason::kNtsMalformed) {
+    x.reply = false;
+    x.kod = false;
+    x.nts_authenticated = false;
+    x.nts_nak = nts::Nak::kNone;
+    x.reason = reason;
+    x.version = version;
+    return x;
+  };
+  nts::SessionKeys nts_keys;
+  // Opens the cookie and verifies the authenticator (once the limiter has let the request on).
+  const auto nts_check = [&](Decision& x) {
+    const nts::Checked c =
+        nts::check_request(request, nts_fields, *tracking->rules.nts_secrets, tracking->rules.nts_keys,
+                           tracking->rx_ns / 1'000'000'000, *tracking->nts, nts_keys);
+    x.nts_key_age = static_cast<int8_t>(std::clamp<int64_t>(c.key_age, -1, 127));
+    if (c.problem != nts::Problem::kNone) return false;
+    x.nts_nak = c.nak;
+    x.nts_authenticated = c.nak == nts::Nak::kNone;
+    x.nts_cookies = static_cast<uint8_t>(c.cookies);
+    return true;
+  };
+  // Appends the UID and the authenticator with fresh cookies to the header in `out`.
+  const auto nts_fields_out = [&](Decision& x) {
+    unsigned sent = 0;
+    const size_t n = nts::append_reply_fields(out, nts_fields, x.nts_cookies, request.size(),
+                                              *tracking->rules.nts_secrets, tracking->rules.nts_keys,
+                                              tracking->rx_ns / 1'000'000'000, nts_keys, *tracking->nts,
+                                              *tracking->nts_seal, x.nts_seal, &sent);
+    x.nts_cookies = static_cast<uint8_t>(sent);
+    x.length = static_cast<uint16_t>(n);
+    return n > 0;
+  };
   if (tracking != nullptr) {
     const policy::Verdict pv = tracking->rules.policy.lookup(tracking->peer);
     if (pv.access == policy::Access::kIgnore) return drop(DropReason::kIgnored, version);
@@ -160,7 +216,8 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
         tracking->rx_ns, limits, treatment,
         static_cast<uint32_t>(request.size() + (tracking->peer.family == base::Family::kV4
                                                     ? io::kIpUdpOverheadV4
-                                                    : io::kIpUdpOverheadV6)));
+                                                    : io::kIpUdpOverheadV6)),
+        static_cast<uint8_t>(nts_request ? clients::kFlagNts : 0));
     const bool denied = treatment == clients::Treatment::kDenied;
     const auto note = [&](Decision& x) {
       x.untracked = !o.tracked;
@@ -175,10 +232,35 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
       Decision x = drop(denied ? DropReason::kDenied : DropReason::kRateLimited, version);
       x.limited = !denied;
       x.denied = denied;
+      x.nts = nts_request;
       note(x);
       return x;
     }
     note(d);
+    if (o.verdict == clients::Verdict::kKod && nts_request) {
+      // An authenticated KoD (RATE or DENY), with cookies so the client is not starved of
+      // them; sealed now: it has no T3. A failed authentication is not answered at all.
+      Decision x = d;
+      if (!nts_check(x) || x.nts_nak != nts::Nak::kNone) {
+        Decision y = drop(denied ? DropReason::kDenied : DropReason::kRateLimited, version);
+        note(y);
+        y.limited = !denied;
+        y.denied = denied;
+        y.nts = true;
+        return y;
+      }
+      x.reply = true;
+      x.version = version;
+      x.kod = true;
+      x.limited = !denied;
+      x.denied = denied;
+      if (wire::build_kod(req, denied ? wire::kKissDeny : wire::kKissRate,
+                          std::max(req.header.poll, limits.kod_poll()), out) == 0 ||
+          !nts_fields_out(x))
+        return dropped(x);
+      nts::seal_reply(out.first(x.length), x.nts_seal, *tracking->nts_seal);
+      return x;
+    }
     if (o.verdict == clients::Verdict::kKod) {
       d.reply = true;
       d.version = version;
@@ -198,13 +280,30 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
     d.leaked = o.verdict == clients::Verdict::kLeak;
   }
   if (!context.synchronised && context.unsynchronised == clock::UnsyncAction::kDrop)
-    return drop(DropReason::kUnsynchronised, version);
+    return dropped(d, DropReason::kUnsynchronised);
 
+  if (nts_request) {
+    if (!nts_check(d)) return dropped(d);
+    if (d.nts_nak != nts::Nak::kNone) {
+      // KoD NTSN: the UID and nothing else (RFC 8915 section 5.7).
+      d.reply = true;
+      d.version = version;
+      d.kod = true;
+      if (wire::build_kod(req, nts::kKissNtsNak, req.header.poll, out) == 0) return dropped(d);
+      d.length = static_cast<uint16_t>(nts::append_nak_fields(out, nts_fields));
+      if (d.length == 0) return dropped(d);
+      return d;
+    }
+  }
   d.reply = true;
   d.version = version;
   d.length = static_cast<uint16_t>(
       wire::build_reply(req, context.server, receive, req.header.poll, out));
   d.stamp_transmit = true;
+  if (nts_request) {
+    if (!nts_fields_out(d)) return dropped(d);
+    d.nts_seal_pending = true;
+  }
   if (key != nullptr && out.size() >= d.length + auth::kMaxMac) {
     d.key = key;
     d.length = static_cast<uint16_t>(d.length + auth::kKeyIdSize + auth::digest_length(key->algorithm));
@@ -221,10 +320,12 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
   return d;
 }
 
-void finish_reply(std::span<uint8_t> reply, base::NtpTimestamp transmit, const auth::Key* key) {
+void finish_reply(std::span<uint8_t> reply, base::NtpTimestamp transmit, const auth::Key* key,
+                  const nts::ReplySeal* seal, const nts::Siv* siv) {
   wire::stamp_transmit(reply, transmit);
   if (key != nullptr && reply.size() > wire::kHeaderSize)
     auth::sign(*key, reply.first(wire::kHeaderSize), reply.subspan(wire::kHeaderSize));
+  if (seal != nullptr && siv != nullptr) nts::seal_reply(reply, *seal, *siv);
 }
 
 void count(const Decision& d, stats::WorkerCounters& c) {
@@ -243,6 +344,15 @@ void count(const Decision& d, stats::WorkerCounters& c) {
                               : d.request_mode == 0 ? Counter::requests_mode0 : Counter::requests_mode3);
   }
   if (d.to_control) return;  // counted by the control service
+  if (d.nts) {
+    c.add(Counter::nts_requests);
+    if (d.nts_authenticated) {
+      c.add(Counter::nts_authenticated);
+      c.add(d.nts_key_age == 0 ? Counter::nts_key_current
+            : d.nts_key_age < 0 ? Counter::nts_key_next : Counter::nts_key_past);
+    }
+    if (d.reply) c.add(Counter::nts_cookies_issued, d.nts_cookies);
+  }
   if (d.new_client) c.add(Counter::clients_new);
   if (d.evicted) c.add(Counter::clients_evicted);
   if (d.untracked) c.add(Counter::clients_untracked);
@@ -256,6 +366,16 @@ void count(const Decision& d, stats::WorkerCounters& c) {
   if (d.key != nullptr) {
     c.add(Counter::authenticated_replies);
     if (d.key->algorithm == auth::Algorithm::kAes128Cmac) c.add(Counter::authenticated_cmac);
+  }
+  if (d.nts_nak != nts::Nak::kNone) {
+    static constexpr Counter kNak[] = {Counter::nts_nak_sent, Counter::nts_nak_unknown_key,
+                                       Counter::nts_nak_expired_key, Counter::nts_nak_bad_cookie,
+                                       Counter::nts_nak_bad_authenticator};
+    c.add(Counter::auth_failed);
+    c.add(Counter::kod_sent);
+    c.add(Counter::nts_nak_sent);
+    c.add(kNak[static_cast<size_t>(d.nts_nak)]);
+    return;
   }
   if (d.kod) {
     c.add(d.denied ? Counter::restricted : Counter::rate_limited);

@@ -11,6 +11,7 @@
 #include "clients/tracker.h"
 #include "server/rules.h"
 #include "clock/time_state.h"
+#include "nts/packet.h"
 #include "stats/counters.h"
 #include "wire/packet.h"
 
@@ -32,7 +33,9 @@ enum class DropReason : uint8_t {
   kMac,         // key id unknown or untrusted
   kBadMac,      // the MAC does not verify
   kCryptoNak,
-  kNts,
+  kNts,              // NTS while NTS is off (declined)
+  kNtsMalformed,     // NTS fields that break RFC 8915 section 5 (no NAK is due)
+  kNtsMissingPadding,
   kMsSntp,
   kUnsynchronised,
   kRateLimited,
@@ -74,6 +77,16 @@ struct Decision {
   int64_t gap_ns = -1;     // since the client's previous request (tracked clients)
   uint8_t request_version = 0;  // of a request that passed the format checks
   uint8_t request_mode = 0;
+  // NTS (with a Tracking that has NTS on): the request carried NTS fields; the reply is a NAK
+  // (KoD NTSN) for this reason, or authenticated with `nts_cookies` fresh cookies and, when
+  // `nts_seal_pending`, sealed by finish_reply() with the tracking's `nts_seal` context.
+  bool nts = false;
+  nts::Nak nts_nak = nts::Nak::kNone;
+  bool nts_authenticated = false;
+  bool nts_seal_pending = false;
+  uint8_t nts_cookies = 0;
+  int8_t nts_key_age = 0;  // periods since the cookie's key was current (-1: the next)
+  nts::ReplySeal nts_seal;
 };
 
 // Where a request came from, for the access rules, the client table and the rate limiter.
@@ -84,6 +97,10 @@ struct Tracking {
   base::IpAddress local;
   int64_t rx_ns = 0;  // kernel receive time, ns since 1970
   bool control = false;  // a control service answers mode 6 (else it is dropped)
+  // NTS: the worker's state, and the context that will seal this packet's reply (both null:
+  // NTS requests are declined, as when the rules have no NTS secrets).
+  nts::PacketState* nts = nullptr;
+  nts::Siv* nts_seal = nullptr;
 };
 
 // Per-batch inputs: the reply fields from the time state, and the policy.
@@ -107,6 +124,14 @@ BatchContext make_context(const clock::TimeState& state, base::RealTime now,
 // reply signed with the same key (same length as the request's MAC), a bad one or an unknown
 // key id is dropped or answered with a crypto-NAK as the rules say (never longer than the
 // request either). Without `tracking` there are no keys and every MAC is dropped.
+// An NTS request (RFC 8915), with NTS on in the tracking and the rules: its fields are checked
+// before anything else (malformed: dropped), then it meets the rules, client table and limiter
+// like any request, and only then is the cookie opened and the authenticator verified (a
+// flood of forged cookies costs the limiter's price, not the AEAD's): a failure is answered
+// with a KoD NTSN carrying the UID (never longer than the request); a good one gets the time
+// with fresh cookies, sealed after T3 by finish_reply(); a KoD RATE or DENY is authenticated
+// too (sealed at once, it has no T3), and a rate-limited request whose authentication fails
+// is dropped (chrony's rule: no NAK in place of a RATE).
 // Mode 6 goes to the control service (to_control) when there is one and the source's rule
 // says `query`, or a control key is configured (the service checks the MAC); else dropped.
 Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t source_port,
@@ -114,8 +139,10 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
                 const Tracking* tracking = nullptr);
 
 // Writes the transmit timestamp of a reply decide() built and, for an authenticated request,
-// its MAC (which covers the timestamp).
-void finish_reply(std::span<uint8_t> reply, base::NtpTimestamp transmit, const auth::Key* key);
+// its MAC or its NTS authenticator (which cover the timestamp): `seal` with `siv` when the
+// decision says nts_seal_pending.
+void finish_reply(std::span<uint8_t> reply, base::NtpTimestamp transmit, const auth::Key* key,
+                  const nts::ReplySeal* seal = nullptr, const nts::Siv* siv = nullptr);
 
 // Adds one decision to a worker's counters (received, version, drop buckets, served kinds).
 void count(const Decision& decision, stats::WorkerCounters& counters);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "auth/keys.h"
+#include "nts/cookies.h"
 #include "clients/limiter.h"
 #include "policy/policy.h"
 
@@ -30,6 +31,9 @@ struct Rules {
   auth::KeyRing keys;
   auth::BadMac bad_mac = auth::BadMac::kDrop;
   uint32_t control_key = 0;  // a mode-6 request with a MAC of this key is answered anywhere
+  // NTS cookie secrets and key periods ([nts]); null: NTS requests are declined.
+  std::shared_ptr<const nts::Secrets> nts_secrets;
+  nts::KeyPolicy nts_keys;
 };
 
 class RulesCell {

@@ -16,8 +16,9 @@ namespace {
 // Receive buffer per datagram: room for NTS-sized requests; anything longer is truncated,
 // flagged by the kernel (MSG_TRUNC) and dropped as bad format.
 constexpr uint16_t kRxBufferSize = 2048;
-// Replies are 48 octets plus a MAC of at most 24.
+// Replies are 48 octets plus a MAC of at most 24; with NTS as long as the request.
 constexpr uint16_t kTxBufferSize = 128;
+constexpr uint16_t kNtsTxBufferSize = kRxBufferSize;
 // How long a receive waits before re-checking the stop flag.
 constexpr base::Nanos kReceiveTimeout = std::chrono::milliseconds(250);
 }  // namespace
@@ -38,19 +39,27 @@ Worker::Worker(io::Backend& backend, const clock::TimeStateCell& time, WorkerSta
       stats_(stats),
       options_(options),
       rx_buffers_(options.batch * kRxBufferSize),
-      tx_buffers_(options.batch * kTxBufferSize),
+      tx_buffers_(options.batch * (options.nts ? kNtsTxBufferSize : kTxBufferSize)),
       rx_(options.batch),
       tx_(options.batch),
       needs_stamp_(options.batch),
       keys_(options.batch),
       rng_state_(std::random_device{}() | 1) {
   if (options.tracker != nullptr) default_rules_.limits = options.tracker->options().limits;
+  const uint16_t tx_size = options.nts ? kNtsTxBufferSize : kTxBufferSize;
   for (size_t i = 0; i < options.batch; ++i) {
     rx_[i].data = &rx_buffers_[i * kRxBufferSize];
     rx_[i].capacity = kRxBufferSize;
-    tx_[i].data = &tx_buffers_[i * kTxBufferSize];
-    tx_[i].capacity = kTxBufferSize;
+    tx_[i].data = &tx_buffers_[i * tx_size];
+    tx_[i].capacity = tx_size;
   }
+  if (options.nts) {
+    nts_ = std::make_unique<nts::PacketState>();
+    nts_siv_.resize(options.batch);
+    nts_seal_.resize(options.batch);
+  }
+  nts_pending_.resize(options.batch);
+  nts_reply_.resize(options.batch);
 }
 
 uint64_t Worker::next_random() {
@@ -105,7 +114,8 @@ size_t Worker::run_once(base::Nanos timeout) {
     Decision d;
     if (options_.tracker != nullptr) {
       const Tracking tracking{*options_.tracker, rules, in.peer.address, in.local,
-                              rx_time.time_since_epoch().count(), options_.control != nullptr};
+                              rx_time.time_since_epoch().count(), options_.control != nullptr,
+                              nts_.get(), nts_ ? &nts_siv_[replies] : nullptr};
       d = decide({in.data, in.length}, in.truncated, in.peer.port, receive, context,
                  {out.data, out.capacity}, &tracking);
     } else {
@@ -113,6 +123,8 @@ size_t Worker::run_once(base::Nanos timeout) {
                  {out.data, out.capacity});
     }
     count(d, counters);
+    if (d.nts)
+      counters.add(Counter::nts_bytes_in, in.length + (v4 ? io::kIpUdpOverheadV4 : io::kIpUdpOverheadV6));
     if (d.to_control && !options_.control->push(options_.reader, in, rx_time.time_since_epoch().count()))
       counters.add(Counter::drop_control_queue);
     if (d.gap_ns >= 0) stats_.poll_interval_ms.add(static_cast<uint64_t>(d.gap_ns / 1'000'000));
@@ -126,6 +138,9 @@ size_t Worker::run_once(base::Nanos timeout) {
     out.rx_kernel_time = in.rx_kernel_time;
     needs_stamp_[replies] = d.stamp_transmit;
     keys_[replies] = d.key;
+    nts_pending_[replies] = d.nts_seal_pending;
+    nts_reply_[replies] = d.nts;
+    if (d.nts_seal_pending) nts_seal_[replies] = d.nts_seal;
     ++replies;
   }
   if (replies == 0) return n;
@@ -139,7 +154,10 @@ size_t Worker::run_once(base::Nanos timeout) {
     // Both timestamps' noise bits are random: keep T3 >= T2 within one precision step.
     const base::NtpTimestamp receive{base::load_be64(tx_[i].data + 32)};
     if (base::ntp_diff_raw(t, receive) < 0) t = receive;
-    finish_reply({tx_[i].data, tx_[i].length}, t, keys_[i]);
+    if (nts_pending_[i])
+      finish_reply({tx_[i].data, tx_[i].length}, t, nullptr, &nts_seal_[i], &nts_siv_[i]);
+    else
+      finish_reply({tx_[i].data, tx_[i].length}, t, keys_[i]);
     if (tx_[i].rx_kernel_time)
       stats_.processing_ns.add(static_cast<uint64_t>(std::max<int64_t>(0, (tx_time - tx_[i].rx_time).count())));
   }
@@ -155,6 +173,8 @@ size_t Worker::run_once(base::Nanos timeout) {
     counters.add(v4 ? Counter::sent_v4 : Counter::sent_v6);
     counters.add(v4 ? Counter::bytes_out_v4 : Counter::bytes_out_v6,
                  p.length + (v4 ? io::kIpUdpOverheadV4 : io::kIpUdpOverheadV6));
+    if (nts_reply_[i])
+      counters.add(Counter::nts_bytes_out, p.length + (v4 ? io::kIpUdpOverheadV4 : io::kIpUdpOverheadV6));
   }
   return n;
 }

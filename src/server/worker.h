@@ -13,6 +13,7 @@
 #include "server/rules.h"
 #include "clock/time_state.h"
 #include "io/backend.h"
+#include "nts/packet.h"
 #include "stats/counters.h"
 #include "stats/histogram.h"
 
@@ -39,6 +40,9 @@ struct WorkerOptions {
   size_t reader = 0;
   // Where mode-6 requests go (this worker's ring: `reader`); null: mode 6 is dropped.
   ControlQueue* control = nullptr;
+  // Serve NTS (RFC 8915) when the rules in force carry NTS secrets: the worker keeps its own
+  // cookie jar, AEAD contexts and random source, and transmit buffers large enough.
+  bool nts = false;
 };
 
 // Sets the bits of `t` below 2^precision seconds to random values (RFC 5905 section 6: the
@@ -68,6 +72,12 @@ class Worker {
   std::vector<io::Packet> tx_;
   std::vector<uint8_t> needs_stamp_;
   std::vector<const auth::Key*> keys_;  // sign the reply with it after stamping (or null)
+  // NTS: per reply slot, the S2C context and layout to seal it with after stamping.
+  std::unique_ptr<nts::PacketState> nts_;
+  std::vector<nts::Siv> nts_siv_;
+  std::vector<nts::ReplySeal> nts_seal_;
+  std::vector<uint8_t> nts_pending_;  // seal after stamping
+  std::vector<uint8_t> nts_reply_;    // an NTS reply or NAK (for the NTS byte counters)
   uint64_t rng_state_;
   Rules default_rules_;  // used when options_.rules is null
 };

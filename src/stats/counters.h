@@ -85,7 +85,14 @@ namespace strata::stats {
   X(authenticated_cmac, "", "packets", "Of the authenticated replies, those with an AES-CMAC key.") \
   X(auth_failed_cmac, "", "packets", "Requests whose AES-CMAC MAC did not verify.")            \
   X(drop_crypto_nak, "", "packets", "Dropped: carries a crypto-NAK.")                           \
-  X(drop_nts, "", "packets", "Dropped: NTS-authenticated request (NTS not served).")            \
+  X(drop_nts, "", "packets", "Dropped: NTS-authenticated request while NTS is off ([nts]).")   \
+  X(drop_nts_malformed, "", "packets",                                                           \
+    "Dropped: NTS fields that break RFC 8915 section 5 (no UID or cookie, two of them, a short " \
+    "UID, the authenticator not last, placeholders not the cookie's length, bad lengths); no "  \
+    "NAK is due.")                                                                              \
+  X(drop_nts_missing_padding, "", "packets",                                                     \
+    "Dropped: an NTS authenticator whose nonce and additional padding are under 16 octets "     \
+    "(RFC 8915 section 5.6).")                                                                  \
   X(drop_mssntp, "", "packets", "Dropped: MS-SNTP authenticator (needs a domain controller).")  \
   X(drop_unsynchronised, "", "packets",                                                          \
     "Dropped: the time source is unsynchronised and unsynchronised = \"drop\".")                 \
@@ -112,7 +119,53 @@ namespace strata::stats {
   X(clients_untracked, "", "packets",                                                            \
     "Requests served without a client record: the table was full of protected records.")        \
   X(limiter_evicted_active, "", "prefixes",                                                      \
-    "Rate-limit prefixes evicted before their bucket refilled: the limiter table is too small.")
+    "Rate-limit prefixes evicted before their bucket refilled: the limiter table is too small.") \
+  X(nts_requests, "", "packets", "NTS requests received while NTS is on, before any check.")   \
+  X(nts_authenticated, "", "packets",                                                            \
+    "NTS requests whose cookie opened and whose authenticator verified.")                       \
+  X(nts_cookies_issued, "", "cookies", "Fresh cookies sent inside NTS replies.")                \
+  X(nts_nak_sent, "", "packets", "KoD NTSN replies sent (the four reasons below).")             \
+  X(nts_nak_unknown_key, "", "packets",                                                          \
+    "NAK: the cookie's key id names no secret of the file, or a period beyond the next.")      \
+  X(nts_nak_expired_key, "", "packets",                                                          \
+    "NAK: the cookie's key is older than [nts] keep periods. Rising after an outage or with "   \
+    "rarely-polling clients: raise keep.")                                                      \
+  X(nts_nak_bad_cookie, "", "packets",                                                           \
+    "NAK: the cookie does not open (altered, not 100 octets, or another fleet's secret).")     \
+  X(nts_nak_bad_authenticator, "", "packets",                                                    \
+    "NAK: the cookie opened but the request's authenticator does not verify with its C2S key.") \
+  X(nts_key_current, "", "cookies", "Cookies opened under the current period's master key.")   \
+  X(nts_key_past, "", "cookies",                                                                 \
+    "Cookies opened under one of the [nts] keep previous periods' keys.")                       \
+  X(nts_key_next, "", "cookies",                                                                 \
+    "Cookies opened under the next period's key (a fleet server whose clock is ahead).")       \
+  X(nts_bytes_in, "", "bytes",                                                                   \
+    "IP-level bytes of NTS requests received (also counted in bytes_in_v4/v6).")               \
+  X(nts_bytes_out, "", "bytes",                                                                  \
+    "IP-level bytes of NTS replies and NAKs sent (also counted in bytes_out_v4/v6).")           \
+  X(ke_accepted, "", "connections", "NTS-KE TCP connections accepted, before any check.")       \
+  X(ke_refused_connections, "", "connections",                                                   \
+    "NTS-KE connections closed at once: [nts] max_connections were open.")                     \
+  X(ke_refused_access, "", "connections",                                                        \
+    "NTS-KE connections closed at once: an access rule ignores or denies the source.")         \
+  X(ke_rate_limited, "", "connections",                                                          \
+    "NTS-KE connections closed before the handshake: the source prefix is over [nts] "          \
+    "ke_interval/ke_burst (a client re-handshaking in a loop).")                                \
+  X(ke_completed, "", "connections", "NTS-KE exchanges answered with cookies.")                 \
+  X(ke_not_negotiated, "", "connections",                                                        \
+    "NTS-KE exchanges answered without cookies: no NTPv4 or no AEAD 15 in the client's lists.") \
+  X(ke_failed_tls, "", "connections",                                                            \
+    "NTS-KE handshakes that failed: not TLS 1.3, no common cipher, an alert, not TLS at all.")  \
+  X(ke_failed_alpn, "", "connections",                                                           \
+    "NTS-KE handshakes refused for want of ALPN \"ntske/1\".")                                  \
+  X(ke_bad_request, "", "connections",                                                           \
+    "NTS-KE requests that broke RFC 8915 section 4 (answered with error 1, Bad Request), "      \
+    "or a connection closed before End of Message.")                                            \
+  X(ke_unrecognized_critical, "", "connections",                                                 \
+    "NTS-KE requests with an unknown critical record (answered with error 0).")                 \
+  X(ke_timeout, "", "connections",                                                               \
+    "NTS-KE connections closed at [nts] timeout (slow or stalled clients).")                    \
+  X(ke_cookies_issued, "", "cookies", "Cookies sent in NTS-KE responses.")
 
 enum class Counter : uint16_t {
 #define STRATA_COUNTER_ENUM(name, label, unit, help) name,
