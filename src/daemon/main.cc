@@ -43,6 +43,8 @@
 #include "control/report.h"
 #include "daemon/run_as.h"
 #include "daemon/sandbox.h"
+#include "nts/cookies.h"
+#include "nts/ke_server.h"
 #include "io/address_in_use.h"
 #include "io/steering.h"
 #include "io/udp_backend.h"
@@ -207,8 +209,60 @@ const char* seccomp_text(config::Seccomp s) {
 // a restart are reported and left as they are.
 // `applied` is the configuration whose rules are in force (the start's, then each reload's):
 // what changed is said against it.
+// NTS: the cookie secrets in force and the KE server (null: NTS-KE off), for reloads.
+struct NtsRuntime {
+  std::shared_ptr<const nts::Secrets> secrets;
+  nts::KeServer* ke = nullptr;
+};
+
+std::string describe_credentials(const nts::Credentials& c) {
+  const time_t t = static_cast<time_t>(c.expires_unix());
+  char when[32] = "?";
+  tm utc{};
+  if (gmtime_r(&t, &utc) != nullptr) std::strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &utc);
+  const double days =
+      static_cast<double>(c.expires_unix() - base::now_real().time_since_epoch().count() / 1'000'000'000) / 86400;
+  return fmt::format("{}, expires {} (in {:.0f} days)", c.subject(), when, days);
+}
+
+std::string describe_secrets(const nts::Secrets& s) {
+  return fmt::format("{} secret{}, sealing with {}", s.secrets.size(), s.secrets.size() == 1 ? "" : "s",
+                     nts::fingerprint(s.secrets[0]));
+}
+
+bool same_secrets(const nts::Secrets& a, const nts::Secrets& b) {
+  if (a.secrets.size() != b.secrets.size()) return false;
+  for (size_t i = 0; i < a.secrets.size(); ++i)
+    if (a.secrets[i].bytes != b.secrets[i].bytes) return false;
+  return true;
+}
+
+// Re-reads the NTS files on a reload: a broken one keeps what is in force and says why.
+void reload_nts(const config::Config& next, NtsRuntime& nts_state, std::vector<std::string>& changes,
+                std::vector<std::string>& warnings) {
+  if (!nts_state.secrets) return;
+  const nts::SecretsResult r = nts::load_secrets(next.nts.secret, false);
+  if (!r.secrets) {
+    warnings.push_back(fmt::format("nts: {}; the cookie secrets in force stay", r.error));
+  } else if (!same_secrets(*r.secrets, *nts_state.secrets)) {
+    nts_state.secrets = r.secrets;
+    changes.push_back(fmt::format("nts: secrets from {}: {}", next.nts.secret, describe_secrets(*r.secrets)));
+  }
+  if (nts_state.ke == nullptr) return;
+  nts_state.ke->set_secrets(nts_state.secrets, next.nts.keys);
+  const nts::CredentialsResult c = nts::load_credentials(next.nts.certificate, next.nts.key);
+  if (!c.credentials) {
+    warnings.push_back(fmt::format("nts-ke: {}; the certificate in force stays", c.error));
+    return;
+  }
+  const auto old = nts_state.ke->credentials();
+  nts_state.ke->set_credentials(c.credentials);
+  changes.push_back(fmt::format("nts-ke: certificate {} loaded for new handshakes: {}", next.nts.certificate,
+                                describe_credentials(*c.credentials)));
+}
+
 nlohmann::json reload(const Flags& flags, const config::Config& running, config::Config& applied,
-                      server::RulesCell& cell) {
+                      server::RulesCell& cell, NtsRuntime& nts_state) {
   std::vector<std::string> errors;
   if (flags.config_path.empty()) errors.push_back("stratad was started without --config");
   std::optional<config::Config> next;
@@ -250,8 +304,23 @@ nlohmann::json reload(const Flags& flags, const config::Config& running, config:
   if (next->ratelimit.v4_prefix != running.ratelimit.v4_prefix ||
       next->ratelimit.v6_prefix != running.ratelimit.v6_prefix)
     restart.push_back("[ratelimit] v4_prefix/v6_prefix (the sockets steer by them)");
-  const std::vector<std::string> changes = config::reload_changes(applied, *next);
+  {
+    // [nts]: the files and key periods reload; the rest is read at start.
+    config::NtsConfig a = next->nts, b = running.nts;
+    a.certificate = b.certificate;
+    a.key = b.key;
+    a.secret = b.secret;
+    a.secret_is_default = b.secret_is_default;
+    a.keys = b.keys;
+    if (!(a == b)) restart.push_back("[nts] (but certificate, key, secret, rotate and keep, which reload)");
+    if (next->nts.enabled() != running.nts.enabled() || next->nts.ke() != running.nts.ke())
+      restart.push_back("[nts] switched on or off");
+  }
+  std::vector<std::string> changes = config::reload_changes(applied, *next);
+  reload_nts(*next, nts_state, changes, warnings);
+  for (const auto& w : warnings) base::log(LogLevel::kWarning, "reload: {}", w);
   auto rules = config::make_rules(*next);
+  rules->nts_secrets = nts_state.secrets;
   rules->limits.v4_prefix = running.ratelimit.v4_prefix;
   rules->limits.v6_prefix = running.ratelimit.v6_prefix;
   const size_t count = rules->policy.rule_count();
@@ -270,6 +339,7 @@ nlohmann::json reload(const Flags& flags, const config::Config& running, config:
   applied.ratelimit = next->ratelimit;
   applied.ratelimit.v4_prefix = running.ratelimit.v4_prefix;
   applied.ratelimit.v6_prefix = running.ratelimit.v6_prefix;
+  applied.nts = next->nts;
   return {{"ok", true}, {"rules", count}, {"keys", keys}, {"ratelimit", next->ratelimit.enabled},
           {"changes", changes}, {"warnings", warnings}, {"needs_restart", restart}};
 }
@@ -453,6 +523,15 @@ std::vector<std::string> check_files(const Flags& flags, const config::Config& c
   if (!cfg.auth.keys_file.empty()) needs.push_back({cfg.auth.keys_file, "[auth] keys", false});
   if (!cfg.clients.state_dir.empty())
     needs.push_back({cfg.clients.state_dir, "[clients] state_dir", true});
+  // NTS: reloads read these as that user (a secrets file stratad is about to create is made
+  // that user's).
+  if (cfg.nts.ke()) {
+    needs.push_back({cfg.nts.certificate, "[nts] certificate", false});
+    needs.push_back({cfg.nts.key, "[nts] key", false});
+  }
+  std::error_code ec;
+  if (cfg.nts.enabled() && std::filesystem::exists(cfg.nts.secret, ec))
+    needs.push_back({cfg.nts.secret, "[nts] secret", false});
   return daemon::check_files_as(who, needs);
 }
 
@@ -478,11 +557,42 @@ int run(const Flags& flags) {
     for (const auto& p : problems) base::log(LogLevel::kError, "{}", p);
     return 1;
   }
+  // NTS: the certificate and the cookie secrets (the secrets file is made on the first start).
+  std::shared_ptr<const nts::Credentials> nts_credentials;
+  NtsRuntime nts_state;
+  if (cfg->nts.ke()) {
+    nts::CredentialsResult c = nts::load_credentials(cfg->nts.certificate, cfg->nts.key);
+    if (!c.credentials) {
+      base::log(LogLevel::kError, "nts-ke: {}", c.error);
+      return 1;
+    }
+    nts_credentials = std::move(c.credentials);
+  }
+  if (cfg->nts.enabled()) {
+    const nts::SecretsResult r = nts::load_secrets(cfg->nts.secret, !flags.check_config);
+    std::error_code ec;
+    if (!r.secrets && !(flags.check_config && !std::filesystem::exists(cfg->nts.secret, ec))) {
+      base::log(LogLevel::kError, "nts: {}", r.error);
+      return 1;
+    }
+    if (r.created && run_as->drop && ::chown(cfg->nts.secret.c_str(), run_as->uid, run_as->gid) != 0)
+      base::log(LogLevel::kWarning, "chown {}: {}", cfg->nts.secret, std::strerror(errno));
+    if (r.created)
+      base::log(LogLevel::kInfo, "nts: created {} with a new random secret (give the same file to every "
+                                 "server that should accept this one's cookies)", cfg->nts.secret);
+    nts_state.secrets = r.secrets;
+  }
   if (flags.check_config) {
     std::string listen;
     for (const auto& ep : cfg->server.listen) listen += (listen.empty() ? "" : ", ") + ep.to_string();
-    fmt::print("configuration OK: listen {}; {} threads; time source {}\n", listen,
-               cfg->server.threads, clock::source_name(cfg->time.source));
+    std::string nts_text = "off";
+    if (nts_credentials) nts_text = "KE with " + describe_credentials(*nts_credentials);
+    else if (cfg->nts.enabled()) nts_text = "NTP only (KE elsewhere)";
+    if (cfg->nts.enabled())
+      nts_text += nts_state.secrets ? "; " + describe_secrets(*nts_state.secrets)
+                                    : "; " + cfg->nts.secret + " will be created at start";
+    fmt::print("configuration OK: listen {}; {} threads; time source {}; nts {}\n", listen,
+               cfg->server.threads, clock::source_name(cfg->time.source), nts_text);
     return 0;
   }
 
@@ -540,6 +650,54 @@ int run(const Flags& flags) {
   }
   clock::TimeStateCell time_cell;
   clock::ClockService clock_service(cfg->time, time_cell);
+  const unsigned n_workers = cfg->server.threads;
+  // One reader slot per worker, one for the control service (mode 6), one for NTS-KE's
+  // acceptor (access rules).
+  auto initial_rules = config::make_rules(*cfg);
+  initial_rules->nts_secrets = nts_state.secrets;
+  server::RulesCell rules_cell(std::move(initial_rules), n_workers + 2);
+  // NTS-KE binds now too; its threads start after the drop.
+  std::unique_ptr<clients::Tracker> ke_tracker;
+  std::unique_ptr<nts::KeServer> ke_server;
+  if (cfg->nts.ke()) {
+    clients::TrackerOptions o;
+    o.table.capacity = 65536;
+    o.table.mindepth = 0;
+    o.prefix_capacity = 16384;
+    o.seed = std::random_device{}();
+    ke_tracker = std::make_unique<clients::Tracker>(o);
+    nts::KeOptions ke;
+    ke.listen = cfg->nts.listen;
+    ke.listen_is_default = cfg->nts.listen_is_default;
+    ke.threads = cfg->nts.ke_threads;
+    ke.max_connections = cfg->nts.max_connections;
+    ke.timeout_s = cfg->nts.timeout;
+    ke.cookies = cfg->nts.cookies;
+    ke.ntp_server = cfg->nts.ntp_server;
+    ke.ntp_port = cfg->nts.ntp_port;
+    ke.limits.enabled = cfg->nts.ke_interval > 0;
+    ke.limits.v4_prefix = cfg->ratelimit.v4_prefix;
+    ke.limits.v6_prefix = cfg->ratelimit.v6_prefix;
+    ke.limits.interval_s = cfg->nts.ke_interval > 0 ? cfg->nts.ke_interval : 1;
+    ke.limits.burst = cfg->nts.ke_burst;
+    ke.limits.min_spacing_s = 0;
+    ke.limits.leak = 0;
+    ke.limits.kod = false;
+    const size_t slot = n_workers + 1;
+    ke_server = std::make_unique<nts::KeServer>(ke, *ke_tracker, [&rules_cell, slot](const base::IpAddress& a) {
+      const server::Rules* r = rules_cell.acquire(slot);
+      const policy::Verdict v = r->policy.lookup(a);
+      rules_cell.release(slot);
+      return v.access != policy::Access::kIgnore && v.access != policy::Access::kDeny;
+    });
+    if (const std::string e = ke_server->bind(); !e.empty()) {
+      base::log(LogLevel::kError, "{}", e);
+      return 1;
+    }
+    ke_server->set_credentials(nts_credentials);
+    ke_server->set_secrets(nts_state.secrets, cfg->nts.keys);
+    nts_state.ke = ke_server.get();
+  }
   if (!drop_privileges(*run_as, cfg->server.user)) return 1;
   clock_service.start();
 
@@ -551,14 +709,13 @@ int run(const Flags& flags) {
   worker_options.batch = cfg->server.batch;
   worker_options.unsynchronised = cfg->time.unsynchronised;
   worker_options.busy_poll = std::chrono::microseconds(cfg->server.busy_poll_us);
+  worker_options.nts = cfg->nts.enabled();
   // The client memory budget is split evenly: steering spreads clients evenly.
   clients::TrackerOptions tracker_options;
   tracker_options.limits = cfg->ratelimit;
   tracker_options.table.mindepth = cfg->clients.mindepth / n;
   tracker_options.table.maxage_ns = static_cast<int64_t>(cfg->clients.maxage * 1e9);
   tracker_options = clients::size_for_memory(cfg->clients.memory / n, tracker_options);
-  // One reader slot per worker, and one for the control service (mode 6).
-  server::RulesCell rules_cell(config::make_rules(*cfg), n + 1);
   // The configuration in force for reloads to compare with; SIGHUP (main thread) and `strata
   // reload` (control thread) take turns.
   config::Config applied = *cfg;
@@ -603,6 +760,7 @@ int run(const Flags& flags) {
       ws->processing_ns.add_to(s.processing_ns);
       ws->poll_interval_ms.add_to(s.poll_interval_ms);
     }
+    if (ke_server) ke_server->add_counters(s.counters);
     s.uptime_s = std::chrono::duration<double>(base::now_mono() - started).count();
     s.since_reset_s = s.uptime_s;
     s.workers = n;
@@ -668,7 +826,7 @@ int run(const Flags& flags) {
       }
       if (command == "reload") {
         std::lock_guard<std::mutex> lock(reload_mutex);
-        return reload(flags, *cfg, applied, rules_cell);
+        return reload(flags, *cfg, applied, rules_cell, nts_state);
       }
       if (command == "kod-effect") {
         std::vector<const clients::Tracker*> all;
@@ -696,6 +854,19 @@ int run(const Flags& flags) {
     }, /*heavy_commands=*/{"clients", "top", "kod-effect"});
   }
 
+  if (ke_server && startup_error.empty()) {
+    startup_error = ke_server->start();
+    if (startup_error.empty()) {
+      std::string where;
+      for (const auto& ep : ke_server->bound()) where += (where.empty() ? "" : " ") + ep.to_string();
+      base::log(LogLevel::kInfo, "nts-ke: serving on {} with {} thread{}; certificate {}: {}", where,
+                cfg->nts.ke_threads, cfg->nts.ke_threads == 1 ? "" : "s", cfg->nts.certificate,
+                describe_credentials(*nts_credentials));
+    }
+  }
+  if (nts_state.secrets && startup_error.empty())
+    base::log(LogLevel::kInfo, "nts: cookie keys from {}: {}; a key per {} s, {} past accepted", cfg->nts.secret,
+              describe_secrets(*nts_state.secrets), cfg->nts.keys.rotate_s, cfg->nts.keys.keep);
   // Every thread runs and no privilege is left: from now on only the calls serving needs.
   if (startup_error.empty()) startup_error = daemon::install_seccomp(cfg->server.seccomp);
   if (!startup_error.empty()) base::log(LogLevel::kError, "{}", startup_error);
@@ -779,7 +950,7 @@ int run(const Flags& flags) {
       sd_notify(0, "RELOADING=1");
       {
         std::lock_guard<std::mutex> lock(reload_mutex);
-        reload(flags, *cfg, applied, rules_cell);
+        reload(flags, *cfg, applied, rules_cell, nts_state);
       }
       sd_notify(0, "READY=1");
       continue;
@@ -788,6 +959,7 @@ int run(const Flags& flags) {
     break;
   }
   sd_notify(0, "STOPPING=1");
+  if (ke_server) ke_server->stop();
   if (metrics_server) metrics_server->stop();
   control_service.stop();
   stop.store(true);

@@ -35,6 +35,17 @@ constexpr char kPriority[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3";
 
 std::string gnutls_text(int rc) { return gnutls_strerror(rc); }
 
+// After the ClientHello is processed: without ALPN "ntske/1" the handshake is aborted there,
+// with a no_application_protocol alert (GNUTLS_ALPN_MANDATORY alone lets a client that sends
+// no ALPN extension at all complete the handshake).
+int require_alpn(gnutls_session_t session, unsigned, unsigned, unsigned, const gnutls_datum_t*) {
+  gnutls_datum_t proto{};
+  if (gnutls_alpn_get_selected_protocol(session, &proto) < 0 || proto.size != sizeof(kAlpn) - 1 ||
+      std::memcmp(proto.data, kAlpn, proto.size) != 0)
+    return GNUTLS_E_NO_APPLICATION_PROTOCOL;
+  return 0;
+}
+
 }  // namespace
 
 Credentials::~Credentials() {
@@ -291,7 +302,9 @@ void KeServer::accept_loop() {
         const int64_t now_ns = base::now_real().time_since_epoch().count();
         const clients::Observation o =
             tracker_.observe(peer->address, local ? local->address : base::IpAddress{}, 3, 4, now_ns,
-                             options_.limits, clients::Treatment::kLimited, 0, clients::kFlagNts);
+                             options_.limits,
+                             options_.limits.enabled ? clients::Treatment::kLimited : clients::Treatment::kUnlimited,
+                             0, clients::kFlagNts);
         if (o.verdict == clients::Verdict::kDrop || o.verdict == clients::Verdict::kKod) {
           c.add(Counter::ke_rate_limited);
           ::close(fd);
@@ -474,6 +487,7 @@ void KeServer::tls_loop(Thread& t) {
     gnutls_certificate_server_set_request(session, GNUTLS_CERT_IGNORE);
     const gnutls_datum_t alpn{reinterpret_cast<unsigned char*>(const_cast<char*>(kAlpn)), sizeof(kAlpn) - 1};
     gnutls_alpn_set_protocols(session, &alpn, 1, GNUTLS_ALPN_MANDATORY);
+    gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_POST, require_alpn);
     gnutls_transport_set_int(session, fd);
     t.conns.push_back({});
     auto it = std::prev(t.conns.end());
