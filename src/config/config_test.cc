@@ -379,3 +379,76 @@ TEST(Config, ReloadChangesListAtMostTwentyRules) {
 
 }  // namespace
 }  // namespace strata::config
+
+namespace strata::config {
+namespace {
+
+TEST(Config, NtsKeys) {
+  const auto off = parse_config("", "c.toml");
+  EXPECT_FALSE(off.config->nts.enabled());
+  const auto r = parse_config(R"([clients]
+state_dir = "/var/lib/stratad"
+[nts]
+certificate = "/etc/stratad/nts.crt"
+key = "nts.key"
+listen = ["127.0.0.1", "[::1]:14460"]
+ntp_server = "ntp1.example.net"
+ntp_port = 1123
+ke_threads = 2
+max_connections = 100
+timeout = 1.5
+cookies = 4
+ke_interval = 2
+ke_burst = 10
+rotate = 3600
+keep = 3
+)", "/etc/stratad/stratad.toml");
+  ASSERT_TRUE(r.config) << r.errors[0].to_string();
+  const NtsConfig& n = r.config->nts;
+  EXPECT_TRUE(n.ke() && n.enabled());
+  EXPECT_EQ(n.key, "/etc/stratad/nts.key");
+  ASSERT_EQ(n.listen.size(), 2u);
+  EXPECT_EQ(n.listen[0].to_string(), "127.0.0.1:4460");
+  EXPECT_EQ(n.listen[1].to_string(), "[::1]:14460");
+  EXPECT_EQ(n.ntp_server, "ntp1.example.net");
+  EXPECT_EQ(n.ntp_port, 1123);
+  EXPECT_EQ(n.ke_threads, 2u);
+  EXPECT_EQ(n.max_connections, 100u);
+  EXPECT_EQ(n.timeout, 1.5);
+  EXPECT_EQ(n.cookies, 4u);
+  EXPECT_EQ(n.secret, "/var/lib/stratad/nts-secret");  // from state_dir
+  EXPECT_EQ(n.keys.rotate_s, 3600);
+  EXPECT_EQ(n.keys.keep, 3);
+  // Defaults: both families on 4460.
+  const auto d = parse_config("[nts]\ncertificate = \"a\"\nkey = \"b\"\nsecret = \"/s\"\n", "c.toml");
+  ASSERT_TRUE(d.config);
+  EXPECT_EQ(d.config->nts.listen.size(), 2u);
+  EXPECT_EQ(d.config->nts.listen[0].port, kNtsKePort);
+  EXPECT_EQ(d.config->nts.cookies, 8u);
+  EXPECT_EQ(d.config->nts.keys.keep, 7);
+  // A secret without a certificate: NTS on the NTP side only.
+  const auto ntp_only = parse_config("[nts]\nsecret = \"/s\"\n", "c.toml");
+  EXPECT_TRUE(ntp_only.config->nts.enabled());
+  EXPECT_FALSE(ntp_only.config->nts.ke());
+}
+
+TEST(Config, NtsMistakes) {
+  const auto errors = [](const std::string& text) {
+    std::vector<std::string> out;
+    for (const auto& e : parse_config(text, "c.toml").errors) out.push_back(e.to_string());
+    return out;
+  };
+  EXPECT_EQ(errors("[nts]\ncertificate = \"a\"\nsecret = \"/s\"\n"),
+            std::vector<std::string>{"c.toml:2: [nts] needs both certificate and key (or neither: no NTS-KE)"});
+  EXPECT_EQ(errors("[nts]\ncertificate = \"a\"\nkey = \"b\"\n"),
+            std::vector<std::string>{"c.toml:1: [nts] needs secret = FILE (or [clients] state_dir, where "
+                                     "nts-secret is kept): cookie keys come from it"});
+  EXPECT_EQ(errors("[nts]\nsecret = \"/s\"\ncookies = 9\nkeep = 31\nntp_server = \"a b\"\nbogus = 1\n"),
+            (std::vector<std::string>{"c.toml:3: cookies = 9 is out of range 1..8", "c.toml:4: keep = 31 is out of range 0..30",
+                                      "c.toml:5: ntp_server = \"a b\": expected a host name or address of 1-255 printable characters",
+                                      "c.toml:6: unknown key 'bogus' in [nts]"}));
+  EXPECT_EQ(errors("[nts]\nsecret = \"/s\"\nlisten = [\"::1:4460\"]\n").size(), 1u);
+}
+
+}  // namespace
+}  // namespace strata::config
