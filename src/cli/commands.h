@@ -26,6 +26,8 @@ struct QueryOptions {
   int version = 4;
   std::string keys;     // keys file (ntp.keys or chrony syntax)
   uint32_t key_id = 0;  // authenticate with this key from `keys`
+  bool nts = false;     // `server` is an NTS-KE host[:port] (default port 4460)
+  std::string ca;       // NTS: CA file to check the KE certificate with ("": the system's)
 };
 int run_query(const QueryOptions& options);
 

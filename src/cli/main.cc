@@ -34,6 +34,13 @@ int main(int argc, char** argv) {
   auto* keys = query->add_option("-k,--keys", q.keys, "keys file (ntp.keys or chrony syntax)");
   query->add_option("-a,--auth", q.key_id, "authenticate with this key id from the keys file")
       ->check(CLI::Range(1u, 0xffffffffu))->needs(keys);
+  auto* nts = query->add_flag("--nts", q.nts,
+                               "Network Time Security: SERVER is the NTS-KE host[:port] (port 4460 by "
+                               "default); the NTP server and port come from its response")
+                  ->excludes(keys);
+  query->add_option("--ca", q.ca, "NTS: CA certificates (PEM) to check the server's with "
+                                  "(default: the system's)")
+      ->needs(nts);
 
   StatsOptions s;
   CLI::App* stats = app.add_subcommand("stats", "show stratad's counters (ntpq sysstats labels first)");

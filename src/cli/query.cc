@@ -4,8 +4,15 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <cstring>
+#include <deque>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include "control/json_text.h"
@@ -13,6 +20,8 @@
 #include "clock/sources.h"
 #include "cli/commands.h"
 #include "cli/resolve.h"
+#include "nts/ke_client.h"
+#include "nts/packet.h"
 #include "wire/packet.h"
 
 namespace strata::cli {
@@ -84,9 +93,214 @@ Outcome describe(const base::Endpoint& server, const clock::NtpSample& s, int ve
   return o;
 }
 
+// HOST, HOST:PORT, [V6] or [V6]:PORT -> host (no brackets) and port.
+std::pair<std::string, uint16_t> split_host_port(const std::string& text, uint16_t default_port) {
+  std::string host = text;
+  std::string port;
+  if (!text.empty() && text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string::npos) throw std::invalid_argument("'" + text + "': no ']'");
+    host = text.substr(1, close - 1);
+    if (close + 1 < text.size()) {
+      if (text[close + 1] != ':') throw std::invalid_argument("'" + text + "': expected :PORT after ']'");
+      port = text.substr(close + 2);
+    }
+  } else if (const size_t colon = text.rfind(':'); colon != std::string::npos && text.find(':') == colon) {
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (port.empty()) return {host, default_port};
+  char* end = nullptr;
+  const unsigned long p = std::strtoul(port.c_str(), &end, 10);
+  if (*end != '\0' || p == 0 || p > 65535) throw std::invalid_argument("'" + port + "' is not a port");
+  return {host, static_cast<uint16_t>(p)};
+}
+
+std::string utc_date(int64_t unix_s) {
+  const time_t t = static_cast<time_t>(unix_s);
+  tm utc{};
+  char buf[32] = "?";
+  if (gmtime_r(&t, &utc) != nullptr) std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &utc);
+  return buf;
+}
+
+// One NTS exchange over UDP with the session's cookies; the reply's check as text.
+struct NtsReply {
+  std::optional<clock::NtpSample> sample;
+  std::string error;          // no reply
+  nts::ReplyCheck check = nts::ReplyCheck::kMalformed;
+  size_t cookies = 0;         // received in it
+  size_t request_length = 0;
+};
+
+NtsReply nts_exchange(const base::Endpoint& server, std::span<const uint8_t> cookie, unsigned placeholders,
+                      const nts::Siv& c2s, const nts::Siv& s2c, nts::Random& random, base::Nanos timeout,
+                      std::deque<std::vector<uint8_t>>& jar) {
+  NtsReply out;
+  const int fd = ::socket(server.address.family == base::Family::kV6 ? AF_INET6 : AF_INET,
+                          SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_storage ss{};
+  const socklen_t len = server.to_sockaddr(ss);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    out.error = std::string("socket: ") + std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    return out;
+  }
+  std::array<uint8_t, 32> uid{};
+  random.fill(uid);
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  const base::NtpTimestamp transmit{rng()};  // random, as chrony's client sends
+  std::vector<uint8_t> req(2048);
+  wire::build_client_request(4, 0, transmit, req);
+  req.resize(nts::append_client_fields(req, uid, cookie, placeholders, c2s, random));
+  out.request_length = req.size();
+  clock::NtpSample sample;
+  sample.sent = base::now_real();
+  if (::send(fd, req.data(), req.size(), 0) != static_cast<ssize_t>(req.size())) {
+    out.error = std::string("send: ") + std::strerror(errno);
+    ::close(fd);
+    return out;
+  }
+  const base::Nanos deadline = base::now_mono() + timeout;
+  std::vector<uint8_t> buf(4096);
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - base::now_mono());
+    if (left.count() <= 0) {
+      out.error = "no reply";
+      break;
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+    sample.received = base::now_real();
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      out.error = std::strerror(errno);
+      break;
+    }
+    if (static_cast<size_t>(n) < wire::kHeaderSize) continue;
+    const std::span<const uint8_t> reply(buf.data(), static_cast<size_t>(n));
+    const wire::Header h = wire::decode_header(reply);
+    // A NAK has no origin of ours to match (its timestamps are ours, as any KoD's): the UID
+    // is what ties it to the request.
+    if (h.origin != transmit && !(h.stratum == 0 && h.transmit == transmit)) continue;
+    std::array<nts::ClientCookie, 8> got{};
+    out.check = nts::check_reply(reply, uid, s2c, got, out.cookies);
+    if (out.check == nts::ReplyCheck::kNoUid) continue;  // not an answer to this request
+    for (size_t i = 0; i < out.cookies; ++i) jar.emplace_back(got[i].view().begin(), got[i].view().end());
+    sample.reply = h;
+    sample.length = static_cast<size_t>(n);
+    out.sample = sample;
+    break;
+  }
+  ::close(fd);
+  return out;
+}
+
+int run_query_nts(const QueryOptions& opt) {
+  std::pair<std::string, uint16_t> ke_host;
+  try {
+    ke_host = split_host_port(opt.server, 4460);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "strata query: {}\n", e.what());
+    return 2;
+  }
+  nts::KeClientOptions ko;
+  ko.host = ke_host.first;
+  ko.port = ke_host.second;
+  ko.ca_file = opt.ca;
+  ko.timeout_s = std::max(opt.timeout, 2.0);
+  const nts::KeClientResult ke = nts::ke_exchange(ko);
+  const std::string ke_where = fmt::format("{}:{}", ke_host.first.find(':') != std::string::npos
+                                                        ? "[" + ke_host.first + "]" : ke_host.first, ke_host.second);
+  nlohmann::json doc;
+  if (!ke.error.empty()) {
+    if (opt.json) {
+      doc = {{"nts_ke", {{"server", ke_where}, {"error", ke.error}}}};
+      fmt::print("{}\n", control::json_text(doc, 2));
+    } else {
+      fmt::print("{}  NTS-KE failed: {}\n", ke_where, ke.error);
+    }
+    return 1;
+  }
+  const size_t cookie_length = ke.cookies.front().size();
+  doc["nts_ke"] = {{"server", ke_where},         {"tls", ke.tls},
+                   {"subject", ke.subject},       {"expires", utc_date(ke.expires_unix)},
+                   {"aead", ke.aead},             {"cookies", ke.cookies.size()},
+                   {"cookie_length", cookie_length}, {"ntp_server", ke.ntp_server},
+                   {"ntp_port", ke.ntp_port},     {"seconds", ke.seconds}};
+  if (!opt.json)
+    fmt::print("{}  NTS-KE ok in {:.3f} s  {}  certificate {} (expires {})\n"
+               "  AEAD {} (AES-SIV-CMAC-256)  {} cookies of {} octets  NTP server {} port {}\n",
+               ke_where, ke.seconds, ke.tls, ke.subject, utc_date(ke.expires_unix), ke.aead, ke.cookies.size(),
+               cookie_length, ke.ntp_server, ke.ntp_port);
+  const FamilyFilter filter = opt.ipv4 ? FamilyFilter::kV4 : opt.ipv6 ? FamilyFilter::kV6 : FamilyFilter::kAny;
+  std::vector<base::Endpoint> servers;
+  try {
+    const std::string ntp = ke.ntp_server.find(':') != std::string::npos ? "[" + ke.ntp_server + "]" : ke.ntp_server;
+    servers = resolve(fmt::format("{}:{}", ntp, ke.ntp_port), ke.ntp_port, filter);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "strata query: the NTP server of the KE response: {}\n", e.what());
+    return 1;
+  }
+  const base::Endpoint server = servers.front();
+  const nts::Siv c2s(ke.keys.c2s), s2c(ke.keys.s2c);
+  nts::Random random;
+  std::deque<std::vector<uint8_t>> jar(ke.cookies.begin(), ke.cookies.end());
+  const auto timeout = std::chrono::duration_cast<base::Nanos>(std::chrono::duration<double>(opt.timeout));
+  int valid = 0;
+  nlohmann::json replies = nlohmann::json::array();
+  for (int i = 0; i < opt.count; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::duration<double>(opt.interval));
+    if (jar.empty()) {
+      fmt::print(stderr, "strata query: no cookie left (the server sent none back)\n");
+      break;
+    }
+    const std::vector<uint8_t> cookie = std::move(jar.front());
+    jar.pop_front();
+    // Placeholders ask for enough cookies to keep 8 (at most 7 of them).
+    const unsigned placeholders = static_cast<unsigned>(std::min<size_t>(7, 8 - std::min<size_t>(8, jar.size() + 1)));
+    const NtsReply r = nts_exchange(server, cookie, placeholders, c2s, s2c, random, timeout, jar);
+    if (!r.sample) {
+      if (opt.json) replies.push_back({{"server", server.to_string()}, {"error", r.error}});
+      else fmt::print("{}  {}\n", server.to_string(), r.error);
+      continue;
+    }
+    const char* verdict = r.check == nts::ReplyCheck::kOk    ? "nts ok"
+                          : r.check == nts::ReplyCheck::kNak ? "NTSN"
+                          : r.check == nts::ReplyCheck::kBadAuthenticator ? "bad auth" : "malformed";
+    Outcome o;
+    if (r.check == nts::ReplyCheck::kOk) {
+      o = describe(server, *r.sample, 4, nullptr);
+    } else {
+      o.text = fmt::format("{}  {}", server.to_string(),
+                           r.check == nts::ReplyCheck::kNak ? "KoD NTSN (the server cannot open our cookie: run NTS-KE again)"
+                                                            : "reply not authentic");
+      o.json = {{"server", server.to_string()}};
+    }
+    o.valid = o.valid && r.check == nts::ReplyCheck::kOk;
+    valid += o.valid ? 1 : 0;
+    o.json["nts"] = verdict;
+    o.json["cookies"] = r.cookies;
+    o.json["request_length"] = r.request_length;
+    o.json["valid"] = o.valid;
+    if (opt.json)
+      replies.push_back(o.json);
+    else
+      fmt::print("{}  {}  cookies {}  {} octets each way\n", o.text, verdict, r.cookies, r.request_length);
+    std::fflush(stdout);
+  }
+  if (opt.json) {
+    doc["replies"] = replies;
+    fmt::print("{}\n", control::json_text(doc, 2));
+  }
+  return valid > 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int run_query(const QueryOptions& opt) {
+  if (opt.nts) return run_query_nts(opt);
   const FamilyFilter filter = opt.ipv4 ? FamilyFilter::kV4 : opt.ipv6 ? FamilyFilter::kV6
                                                                       : FamilyFilter::kAny;
   std::vector<base::Endpoint> servers;

@@ -3,6 +3,7 @@
 CA made here by openssl, then authenticated NTP) selects stratad and keeps its cookies working
 across key rotations, a certificate reload and a stratad restart; gnutls-cli is refused TLS 1.2
 and a missing ALPN; a broken certificate on reload keeps the one in force."""
+import json
 import os
 import re
 import shutil
@@ -205,6 +206,43 @@ def ke_fingerprint(port, ca):
 
 def cert_fingerprint(path):
     return h.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", path]).stdout.strip()
+
+
+class StrataQueryNtsTest(unittest.TestCase):
+    def test_query_nts_runs_ke_then_verified_exchanges(self):
+        h.require(shutil.which("openssl") is not None, "openssl missing (./setup installs it)")
+        pki = Pki()
+        self.addCleanup(pki.cleanup)
+        pki.leaf("server")
+        state = h.state_dir()
+        port = tcp_port()
+        ntp_port = h.free_port()
+        config = nts_config(pki.dir, port, os.path.join(state, "nts-secret"), f"ntp_port = {ntp_port}\n")
+        with h.Stratad(config, threads=1, listen=[f"127.0.0.1:{ntp_port}"]) as d:
+            out = h.run([h.STRATA, "query", "--nts", f"localhost:{port}", "--ca", pki.ca, "-c", "3", "-i", "0.05", "-4"],
+                        timeout=30)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            self.assertIn("NTS-KE ok", out.stdout)
+            self.assertIn("AEAD 15 (AES-SIV-CMAC-256)  8 cookies of 100 octets", out.stdout)
+            self.assertIn(f"NTP server localhost port {ntp_port}", out.stdout)
+            self.assertIn("certificate CN=server", out.stdout)
+            self.assertEqual(out.stdout.count("nts ok"), 3, out.stdout)
+            self.assertIn("228 octets each way", out.stdout)
+            js = h.run([h.STRATA, "query", "--nts", f"localhost:{port}", "--ca", pki.ca, "--json", "-4"], timeout=30)
+            self.assertEqual(js.returncode, 0, js.stdout + js.stderr)
+            doc = json.loads(js.stdout)
+            self.assertEqual(doc["nts_ke"]["aead"], 15)
+            self.assertEqual(doc["replies"][0]["nts"], "nts ok")
+            self.assertTrue(doc["replies"][0]["valid"])
+            # A CA that did not sign the certificate: refused, exit 1.
+            other = Pki()
+            self.addCleanup(other.cleanup)
+            bad = h.run([h.STRATA, "query", "--nts", f"localhost:{port}", "--ca", other.ca], timeout=30)
+            self.assertEqual(bad.returncode, 1)
+            self.assertIn("NTS-KE failed: certificate not trusted", bad.stdout)
+            counters = d.counters()
+            self.assertEqual(counters["ke_completed"], 2)
+            self.assertEqual(counters["nts_authenticated"], 4)
 
 
 class NtsTlsRefusalTest(unittest.TestCase):
