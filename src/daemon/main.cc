@@ -859,7 +859,7 @@ int run(const Flags& flags) {
     if (startup_error.empty()) {
       std::string where;
       for (const auto& ep : ke_server->bound()) where += (where.empty() ? "" : " ") + ep.to_string();
-      base::log(LogLevel::kInfo, "nts-ke: serving on {} with {} thread{}; certificate {}: {}", where,
+      base::log(LogLevel::kInfo, "nts-ke: listening on {} with {} thread{}; certificate {}: {}", where,
                 cfg->nts.ke_threads, cfg->nts.ke_threads == 1 ? "" : "s", cfg->nts.certificate,
                 describe_credentials(*nts_credentials));
     }

@@ -135,6 +135,11 @@ KeServer::KeServer(const KeOptions& options, clients::Tracker& tracker,
 
 KeServer::~KeServer() {
   stop();
+  for (auto& t : threads_) {
+    ::close(t->epoll_fd);
+    ::close(t->pipe_read);
+    ::close(t->pipe_write);
+  }
   for (int fd : listen_fds_) ::close(fd);
   if (stop_fd_ >= 0) ::close(stop_fd_);
   if (priority_ != nullptr) gnutls_priority_deinit(static_cast<gnutls_priority_t>(priority_));
@@ -173,28 +178,8 @@ std::string KeServer::bind() {
     listen_fds_.push_back(fd);
   }
   if (listen_fds_.empty()) return "nts-ke: no address to listen on";
-  return "";
-}
-
-void KeServer::set_credentials(std::shared_ptr<const Credentials> credentials) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  credentials_ = std::move(credentials);
-}
-
-std::shared_ptr<const Credentials> KeServer::credentials() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return credentials_;
-}
-
-void KeServer::set_secrets(std::shared_ptr<const Secrets> secrets, const KeyPolicy& policy) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  secrets_ = std::move(secrets);
-  policy_ = policy;
-}
-
-std::string KeServer::start() {
-  if (started_) return "";
-  if (listen_fds_.empty()) return "nts-ke: not bound";
+  // The threads' state exists from here on (their counters are read by others from now),
+  // their threads only from start().
   gnutls_priority_t prio = nullptr;
   const char* where = nullptr;
   if (const int rc = gnutls_priority_init(&prio, kPriority, &where); rc < 0)
@@ -218,6 +203,28 @@ std::string KeServer::start() {
     ::epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, stop_fd_, &ev);
     threads_.push_back(std::move(t));
   }
+  return "";
+}
+
+void KeServer::set_credentials(std::shared_ptr<const Credentials> credentials) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  credentials_ = std::move(credentials);
+}
+
+std::shared_ptr<const Credentials> KeServer::credentials() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return credentials_;
+}
+
+void KeServer::set_secrets(std::shared_ptr<const Secrets> secrets, const KeyPolicy& policy) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  secrets_ = std::move(secrets);
+  policy_ = policy;
+}
+
+std::string KeServer::start() {
+  if (started_) return "";
+  if (listen_fds_.empty() || threads_.empty()) return "nts-ke: not bound";
   for (auto& t : threads_) {
     Thread* raw = t.get();
     raw->thread = std::thread([this, raw] { tls_loop(*raw); });
@@ -232,13 +239,8 @@ void KeServer::stop() {
   const uint64_t one = 1;
   [[maybe_unused]] const ssize_t w = ::write(stop_fd_, &one, sizeof one);
   if (acceptor_.joinable()) acceptor_.join();
-  for (auto& t : threads_) {
+  for (auto& t : threads_)
     if (t->thread.joinable()) t->thread.join();
-    ::close(t->epoll_fd);
-    ::close(t->pipe_read);
-    ::close(t->pipe_write);
-  }
-  threads_.clear();
   started_ = false;
 }
 

@@ -82,7 +82,8 @@ class KeServer {
   KeServer(const KeServer&) = delete;
   KeServer& operator=(const KeServer&) = delete;
 
-  // Binds and listens (before the privilege drop). "" or the error.
+  // Binds and listens (before the privilege drop), and makes the threads' state, whose
+  // counters may be read from then on. "" or the error.
   std::string bind();
   // The ports bound (for tests with port 0), in the order of options.listen.
   std::vector<base::Endpoint> bound() const { return bound_; }
@@ -91,7 +92,8 @@ class KeServer {
   std::shared_ptr<const Credentials> credentials() const;
   void set_secrets(std::shared_ptr<const Secrets> secrets, const KeyPolicy& policy);
 
-  // Starts the acceptor and TLS threads; stop() ends them and closes every connection.
+  // Starts the acceptor and TLS threads; stop() ends them and closes every connection (the
+  // counters stay readable).
   std::string start();
   void stop();
 
