@@ -332,6 +332,10 @@ void KeServer::tls_loop(Thread& t) {
   const auto close_conn = [&](std::list<Thread::Conn>::iterator it, bool count_duration) {
     if (count_duration) t.durations.add(static_cast<uint64_t>(base::now_mono().count() - it->started_ns));
     if (it->session != nullptr) gnutls_deinit(it->session);
+    // Out of the epoll set before the close: a close alone leaves it registered while another
+    // process holds the descriptor (a child between fork and exec), and its next event would
+    // name this freed connection (TSan caught it in the unit tests, which run openssl).
+    ::epoll_ctl(t.epoll_fd, EPOLL_CTL_DEL, it->fd, nullptr);
     ::close(it->fd);
     t.conns.erase(it);
     open_.fetch_sub(1, std::memory_order_relaxed);
