@@ -103,6 +103,10 @@ struct LoadOptions {
   unsigned sockets = 4;            // source sockets (source ports)
   int version = 4;
   bool json = false;
+  std::string nts;  // NTS-KE HOST[:PORT]: NTS requests with its cookies
+  std::string ca;   // CA file for the KE certificate ("": the system's)
+  int placeholders = -1;  // NTS: per request (-1: 0-7 in turn)
+  bool ke_only = false;   // NTS: NTS-KE exchanges only, `sockets` at once, for `duration`
 };
 int run_load(const LoadOptions& options);
 

@@ -14,8 +14,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <bit>
 #include <cerrno>
+#include <thread>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -26,6 +28,8 @@
 #include "cli/commands.h"
 #include "cli/resolve.h"
 #include "io/pktinfo.h"
+#include "nts/ke_client.h"
+#include "nts/packet.h"
 #include "stats/histogram.h"
 #include "wire/packet.h"
 
@@ -41,6 +45,29 @@ constexpr double kSaneOffset = 10.0;     // s: a reply further from our clock is
 constexpr double kMaxProcessing = 1.0;   // s: T3 - T2 beyond this is invalid
 constexpr Nanos kStall = std::chrono::milliseconds(50);  // --max: window presumed lost
 constexpr Nanos kPacingTick = std::chrono::microseconds(100);  // open loop: one batch per tick
+constexpr size_t kTxBuffer = 1024;      // an NTS request with 7 placeholders is 956 octets
+constexpr size_t kRxBuffer = 2048;
+constexpr size_t kMaxPool = 16384;      // NTS cookies kept for the next requests
+
+// NTS: the session of one KE, shared by every simulated client (a server does not tie a
+// cookie to an address), and the pool of unused cookies that every reply refills.
+struct NtsSession {
+  nts::Siv c2s, s2c;
+  nts::Random random;
+  std::array<uint8_t, 24> uid_salt{};
+  std::vector<nts::ClientCookie> pool;  // a stack: the freshest cookie first
+  uint64_t naks = 0, bad_auth = 0, no_cookie = 0, cookies_received = 0;
+  uint64_t request_bytes = 0, reply_bytes = 0;
+  double ke_seconds = 0;
+  size_t ke_cookies = 0;
+  // Each request's UID: its sequence number (as the origin carries it) and a salt.
+  std::array<uint8_t, 32> uid(uint64_t tag) const {
+    std::array<uint8_t, 32> u{};
+    for (int i = 0; i < 8; ++i) u[static_cast<size_t>(i)] = static_cast<uint8_t>(tag >> (56 - 8 * i));
+    std::copy(uid_salt.begin(), uid_salt.end(), u.begin() + 8);
+    return u;
+  }
+};
 
 // A contiguous range of source addresses.
 struct SourceRange {
@@ -107,8 +134,9 @@ struct Results {
 // next batch is due or a reply arrives.
 class LoadRun {
  public:
-  LoadRun(const LoadOptions& opt, const base::Endpoint& server, const SourceRange& sources)
-      : opt_(opt), server_(server), sources_(sources) {
+  LoadRun(const LoadOptions& opt, const base::Endpoint& server, const SourceRange& sources,
+          NtsSession* nts = nullptr)
+      : opt_(opt), server_(server), sources_(sources), nts_(nts) {
     std::random_device rd;
     key_ = (uint64_t{rd()} << 32) ^ rd();
     const double in_flight = opt.max ? 4.0 * window() : (*opt.rate) * (opt.timeout + 1.0) * 2;
@@ -151,6 +179,7 @@ class LoadRun {
   // error text if sending failed outright.
   std::string run();
   nlohmann::json report() const;
+  nlohmann::json nts_report() const;
   nlohmann::json warnings(uint64_t sent, uint64_t kod, uint64_t matched) const;
   void print_text(const nlohmann::json& r) const;
 
@@ -163,6 +192,7 @@ class LoadRun {
   const LoadOptions& opt_;
   base::Endpoint server_;
   SourceRange sources_;
+  NtsSession* nts_ = nullptr;
   uint64_t key_ = 0;
   std::vector<Slot> ring_;
   uint64_t mask_ = 0;
@@ -175,13 +205,13 @@ class LoadRun {
     alignas(cmsghdr) uint8_t bytes[io::kPktinfoSpace];
   };
   struct {
-    std::array<std::array<uint8_t, wire::kHeaderSize>, kBatch> bufs;
+    std::array<std::array<uint8_t, kTxBuffer>, kBatch> bufs;
     std::array<iovec, kBatch> iovs;
     std::array<mmsghdr, kBatch> msgs;
     std::array<Control, kBatch> controls;
   } tx_{};
   struct {
-    std::array<std::array<uint8_t, 512>, kBatch> bufs;
+    std::array<std::array<uint8_t, kRxBuffer>, kBatch> bufs;
     std::array<iovec, kBatch> iovs;
     std::array<mmsghdr, kBatch> msgs;
   } rx_{};
@@ -265,12 +295,29 @@ std::string LoadRun::send_batch(size_t n, Nanos now) {
   auto& bufs = tx_.bufs;
   auto& iovs = tx_.iovs;
   auto& msgs = tx_.msgs;
+  if (nts_ != nullptr) {  // as many as there are cookies for
+    if (nts_->pool.size() < n) ++nts_->no_cookie;
+    n = std::min(n, nts_->pool.size());
+    if (n == 0) return "";
+  }
   for (size_t i = 0; i < n; ++i) {
     const uint64_t seq = sent_ + i;
     ring_[seq & mask_] = Slot{seq, now.count()};
     wire::build_client_request(static_cast<uint8_t>(opt_.version), 6,
                                base::NtpTimestamp{seq ^ key_}, bufs[i]);
-    iovs[i] = {bufs[i].data(), wire::kHeaderSize};
+    size_t length = wire::kHeaderSize;
+    if (nts_ != nullptr) {
+      const nts::ClientCookie cookie = nts_->pool.back();
+      nts_->pool.pop_back();
+      // 0-7 placeholders, as real clients ask for what they lack; fewer when the pool is full.
+      const unsigned placeholders = nts_->pool.size() + 8 >= kMaxPool ? 0
+                                    : opt_.placeholders >= 0   ? static_cast<unsigned>(opt_.placeholders)
+                                                               : static_cast<unsigned>(seq % 8);
+      length = nts::append_client_fields(bufs[i], nts_->uid(seq ^ key_), cookie.view(), placeholders,
+                                         nts_->c2s, nts_->random);
+      nts_->request_bytes += length;
+    }
+    iovs[i] = {bufs[i].data(), length};
     msghdr& h = msgs[i].msg_hdr;
     h = msghdr{};
     h.msg_name = &server_addr_;
@@ -340,6 +387,24 @@ void LoadRun::handle_reply(const uint8_t* data, size_t len, int64_t now_mono,
     ++results_.invalid;
     return;
   }
+  if (nts_ != nullptr) {
+    nts_->reply_bytes += len;
+    std::array<nts::ClientCookie, 8> got{};
+    size_t received = 0;
+    switch (nts::check_reply({data, len}, nts_->uid(h.origin.raw), nts_->s2c, got, received)) {
+      case nts::ReplyCheck::kOk: break;
+      case nts::ReplyCheck::kNak:
+        ++nts_->naks;
+        ++results_.kod;
+        return;
+      default:
+        ++nts_->bad_auth;
+        ++results_.invalid;
+        return;
+    }
+    nts_->cookies_received += received;
+    for (size_t i = 0; i < received && nts_->pool.size() < kMaxPool; ++i) nts_->pool.push_back(got[i]);
+  }
   if (wire::is_kod(h)) {
     ++results_.kod;
     return;
@@ -384,7 +449,21 @@ nlohmann::json LoadRun::report() const {
           {"response_ratio", sent ? static_cast<double>(matched) / static_cast<double>(sent) : 0.0},
           {"latency_us", quantiles_us(results_.latency_ns)},
           {"server_time_us", quantiles_us(results_.processing_ns)},
-          {"warnings", warnings(sent, results_.kod, matched)}};
+          {"warnings", warnings(sent, results_.kod, matched)},
+          {"nts", nts_report()}};
+}
+
+nlohmann::json LoadRun::nts_report() const {
+  if (nts_ == nullptr) return nullptr;
+  const double sent = static_cast<double>(std::max<uint64_t>(1, sent_));
+  return {{"ke_seconds", nts_->ke_seconds},
+          {"ke_cookies", nts_->ke_cookies},
+          {"naks", nts_->naks},
+          {"bad_auth", nts_->bad_auth},
+          {"cookies_received", nts_->cookies_received},
+          {"cookie_stalls", nts_->no_cookie},
+          {"request_octets", static_cast<double>(nts_->request_bytes) / sent},
+          {"reply_octets", static_cast<double>(nts_->reply_bytes) / std::max<double>(1, static_cast<double>(results_.matched))}};
 }
 
 // What a result that looks like a broken server usually means. Most requests answered with
@@ -445,15 +524,119 @@ void LoadRun::print_text(const nlohmann::json& r) const {
   const auto& s = r["server_time_us"];
   fmt::print("server time p50 {:.1f} us  p99 {:.1f} us  p99.9 {:.1f} us  (reply T3 - T2)\n",
              s["p50"].get<double>(), s["p99"].get<double>(), s["p999"].get<double>());
+  if (const auto& n = r["nts"]; !n.is_null())
+    fmt::print("nts         KE {:.3f} s, {} cookies; {} NAKs, {} not authentic; {:.0f} octets per "
+               "request, {:.0f} per reply; {} cookies received\n",
+               n["ke_seconds"].get<double>(), n["ke_cookies"].get<size_t>(), n["naks"].get<uint64_t>(),
+               n["bad_auth"].get<uint64_t>(), n["request_octets"].get<double>(), n["reply_octets"].get<double>(),
+               n["cookies_received"].get<uint64_t>());
   for (const auto& w : r["warnings"]) fmt::print("note: {}\n", w.get<std::string>());
 }
 
 }  // namespace
 
+// `--ke-only`: `sockets` threads, each running NTS-KE exchanges back to back for `duration`.
+int run_ke_load(const LoadOptions& opt, const nts::KeClientOptions& ko) {
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> done{0}, failed{0};
+  std::vector<stats::Histogram> latency(opt.sockets);
+  std::vector<std::string> errors(opt.sockets);
+  std::vector<std::thread> threads;
+  const auto start = std::chrono::steady_clock::now();
+  for (unsigned i = 0; i < opt.sockets; ++i)
+    threads.emplace_back([&, i] {
+      while (!stop.load(std::memory_order_relaxed)) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const nts::KeClientResult r = nts::ke_exchange(ko);
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+        if (r.error.empty() && !r.cookies.empty()) {
+          done.fetch_add(1, std::memory_order_relaxed);
+          latency[i].add(static_cast<uint64_t>(ns));
+        } else {
+          failed.fetch_add(1, std::memory_order_relaxed);
+          errors[i] = r.error;
+        }
+      }
+    });
+  std::this_thread::sleep_for(std::chrono::duration<double>(opt.duration));
+  stop.store(true);
+  for (auto& t : threads) t.join();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  stats::HistogramCounts all;
+  for (const auto& h : latency) h.add_to(all);
+  std::string last_error;
+  for (const auto& e : errors)
+    if (!e.empty()) last_error = e;
+  const nlohmann::json r = {{"server", fmt::format("{}:{}", ko.host, ko.port)},
+                            {"concurrency", opt.sockets},
+                            {"duration", secs},
+                            {"completed", done.load()},
+                            {"failed", failed.load()},
+                            {"rate", static_cast<double>(done.load()) / secs},
+                            {"latency_us", {{"p50", all.quantile(0.5) / 1e3}, {"p99", all.quantile(0.99) / 1e3}}},
+                            {"last_error", last_error}};
+  if (opt.json) {
+    fmt::print("{}\n", control::json_text(r, 2));
+  } else {
+    fmt::print("NTS-KE {}  {} at once  {:.2f} s\ncompleted   {:>10}  ({:.0f}/s)\nfailed      {:>10}{}\n"
+               "latency     p50 {:.0f} us  p99 {:.0f} us\n",
+               r["server"].get<std::string>(), opt.sockets, secs, done.load(), r["rate"].get<double>(), failed.load(),
+               last_error.empty() ? "" : "  (last: " + last_error + ")", all.quantile(0.5) / 1e3, all.quantile(0.99) / 1e3);
+  }
+  return done.load() > 0 ? 0 : 1;
+}
+
 int run_load(const LoadOptions& opt) {
+  std::unique_ptr<NtsSession> nts_session;
+  std::string target = opt.server;
+  if (opt.ke_only && opt.nts.empty()) {
+    fmt::print(stderr, "strata load: --ke-only needs --nts HOST[:PORT]\n");
+    return 2;
+  }
+  if (!opt.nts.empty()) {
+    nts::KeClientOptions ko;
+    const std::string& ke = opt.nts;
+    // HOST, HOST:PORT, [V6]:PORT
+    ko.host = ke;
+    if (!ke.empty() && ke.front() == '[') {
+      const size_t close = ke.find(']');
+      ko.host = ke.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+      if (close != std::string::npos && close + 2 < ke.size()) ko.port = static_cast<uint16_t>(std::stoul(ke.substr(close + 2)));
+    } else if (const size_t colon = ke.rfind(':'); colon != std::string::npos && ke.find(':') == colon) {
+      ko.host = ke.substr(0, colon);
+      ko.port = static_cast<uint16_t>(std::stoul(ke.substr(colon + 1)));
+    }
+    ko.ca_file = opt.ca;
+    if (opt.ke_only) return run_ke_load(opt, ko);
+    const nts::KeClientResult r = nts::ke_exchange(ko);
+    if (!r.error.empty()) {
+      fmt::print(stderr, "strata load: NTS-KE with {}: {}\n", opt.nts, r.error);
+      return 1;
+    }
+    nts_session = std::make_unique<NtsSession>();
+    nts_session->c2s.set_key(r.keys.c2s);
+    nts_session->s2c.set_key(r.keys.s2c);
+    nts_session->random.fill(nts_session->uid_salt);
+    nts_session->ke_seconds = r.seconds;
+    nts_session->ke_cookies = r.cookies.size();
+    for (const auto& c : r.cookies) {
+      nts::ClientCookie cc;
+      if (c.size() > cc.bytes.size()) continue;
+      std::copy(c.begin(), c.end(), cc.bytes.begin());
+      cc.length = c.size();
+      nts_session->pool.push_back(cc);
+    }
+    if (target.empty())
+      target = fmt::format("{}:{}", r.ntp_server.find(':') != std::string::npos ? "[" + r.ntp_server + "]" : r.ntp_server,
+                           r.ntp_port);
+  }
+  if (target.empty()) {
+    fmt::print(stderr, "strata load: --server is required (or --nts)\n");
+    return 2;
+  }
   std::vector<base::Endpoint> servers;
   try {
-    servers = resolve(opt.server, 123, FamilyFilter::kAny);
+    servers = resolve(target, 123, FamilyFilter::kAny);
   } catch (const std::exception& e) {
     fmt::print(stderr, "strata load: {}\n", e.what());
     return 2;
@@ -489,7 +672,7 @@ int run_load(const LoadOptions& opt) {
     }
     sources = *range;
   }
-  LoadRun run(opt, server, sources);
+  LoadRun run(opt, server, sources, nts_session.get());
   if (const std::string e = run.open_sockets(); !e.empty()) {
     fmt::print(stderr, "strata load: {}\n", e);
     return 2;

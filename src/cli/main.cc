@@ -118,7 +118,17 @@ int main(int argc, char** argv) {
   LoadOptions l;
   CLI::App* load = app.add_subcommand(
       "load", "load-test an NTP server from many source addresses, validating every reply");
-  load->add_option("--server", l.server, "ADDR:PORT of the server")->required();
+  load->add_option("--server", l.server, "ADDR:PORT of the server (with --nts: default the NTP server "
+                                         "and port of the NTS-KE response)");
+  load->add_option("--nts", l.nts, "Network Time Security: one NTS-KE with HOST[:PORT] (port 4460 by "
+                                   "default), then every request with a cookie of its own and 0-7 "
+                                   "placeholders, every reply decrypted and checked");
+  load->add_option("--ca", l.ca, "with --nts: CA certificates (PEM) to check the KE server's with");
+  load->add_option("--placeholders", l.placeholders,
+                   "with --nts: cookie placeholders per request, 0-7 (default: 0 to 7 in turn)")
+      ->check(CLI::Range(0, 7));
+  load->add_flag("--ke-only", l.ke_only, "with --nts: only NTS-KE exchanges, --sockets of them at once, "
+                                         "for --duration (handshakes per second and their latency)");
   load->add_option("--clients", l.clients,
                    "distinct source addresses (loopback servers: any 127.x.y.z is used)")
       ->check(CLI::Range(1u, 16000000u));
@@ -202,7 +212,7 @@ int main(int argc, char** argv) {
   if (merge->parsed()) return run_merge_sketches(sketch_files, merge_json);
   if (top->parsed()) return resolve(t.control, t.config_file) ? run_top(t) : 2;
   if (load->parsed()) {
-    if (!l.rate && !l.max) {
+    if (!l.rate && !l.max && !l.ke_only) {
       fmt::print(stderr, "strata load: give --rate R or --max\n");
       return 2;
     }
