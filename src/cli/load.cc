@@ -48,6 +48,7 @@ constexpr Nanos kPacingTick = std::chrono::microseconds(100);  // open loop: one
 constexpr size_t kTxBuffer = 1024;      // an NTS request with 7 placeholders is 956 octets
 constexpr size_t kRxBuffer = 2048;
 constexpr size_t kMaxPool = 16384;      // NTS cookies kept for the next requests
+constexpr size_t kPoolLow = 1024;       // below: requests ask for 7 more cookies
 
 // NTS: the session of one KE, shared by every simulated client (a server does not tie a
 // cookie to an address), and the pool of unused cookies that every reply refills.
@@ -56,7 +57,7 @@ struct NtsSession {
   nts::Random random;
   std::array<uint8_t, 24> uid_salt{};
   std::vector<nts::ClientCookie> pool;  // a stack: the freshest cookie first
-  uint64_t naks = 0, bad_auth = 0, no_cookie = 0, cookies_received = 0;
+  uint64_t naks = 0, bad_auth = 0, no_cookie = 0, cookies_received = 0, growth_requests = 0;
   uint64_t request_bytes = 0, reply_bytes = 0;
   double ke_seconds = 0;
   size_t ke_cookies = 0;
@@ -247,6 +248,17 @@ std::string LoadRun::run() {
       sending = false;
       send_end_ = now;
     }
+    if (sending && nts_ != nullptr && nts_->pool.empty()) {
+      // No cookie left to send with: only replies bring more. None for --timeout: stop.
+      if (results_.matched != last_matched) {
+        last_matched = results_.matched;
+        last_progress = now;
+      } else if (now - last_progress > linger) {
+        sending = false;
+        send_end_ = now;
+        continue;
+      }
+    }
     if (sending && !opt_.max) {
       const double secs = std::chrono::duration<double>(now - start_).count();
       const uint64_t due =
@@ -310,9 +322,13 @@ std::string LoadRun::send_batch(size_t n, Nanos now) {
       const nts::ClientCookie cookie = nts_->pool.back();
       nts_->pool.pop_back();
       // 0-7 placeholders, as real clients ask for what they lack; fewer when the pool is full.
-      const unsigned placeholders = nts_->pool.size() + 8 >= kMaxPool ? 0
-                                    : opt_.placeholders >= 0   ? static_cast<unsigned>(opt_.placeholders)
-                                                               : static_cast<unsigned>(seq % 8);
+      // Below kPoolLow the pool grows first (7 placeholders: 8 cookies back for 1 spent),
+      // else as asked; none when it is full.
+      const unsigned placeholders = nts_->pool.size() < kPoolLow             ? 7
+                                    : nts_->pool.size() + 8 >= kMaxPool      ? 0
+                                    : opt_.placeholders >= 0                 ? static_cast<unsigned>(opt_.placeholders)
+                                                                             : static_cast<unsigned>(seq % 8);
+      if (nts_->pool.size() < kPoolLow) ++nts_->growth_requests;
       length = nts::append_client_fields(bufs[i], nts_->uid(seq ^ key_), cookie.view(), placeholders,
                                          nts_->c2s, nts_->random);
       nts_->request_bytes += length;
@@ -462,6 +478,7 @@ nlohmann::json LoadRun::nts_report() const {
           {"bad_auth", nts_->bad_auth},
           {"cookies_received", nts_->cookies_received},
           {"cookie_stalls", nts_->no_cookie},
+          {"growth_requests", nts_->growth_requests},
           {"request_octets", static_cast<double>(nts_->request_bytes) / sent},
           {"reply_octets", static_cast<double>(nts_->reply_bytes) / std::max<double>(1, static_cast<double>(results_.matched))}};
 }
