@@ -182,6 +182,24 @@ void Analysis::prefetch_record(const Prepared& p) const {
   }
 }
 
+namespace {
+
+// An NTPv4 packet with NTS extension fields: a Unique Identifier (0x0104, in requests, replies
+// and NAKs) or an NTS Authenticator (0x0404), found by walking the fields after the header.
+bool has_nts_fields(std::span<const uint8_t> payload) {
+  if (payload.size() <= 48 || ((payload[0] >> 3) & 7) != 4) return false;
+  for (size_t pos = 48; payload.size() - pos >= 4;) {
+    const unsigned type = unsigned{payload[pos]} << 8 | payload[pos + 1];
+    const size_t length = size_t{payload[pos + 2]} << 8 | payload[pos + 3];
+    if (type == 0x0104 || type == 0x0404) return true;
+    if (length < 4 || length % 4 != 0 || length > payload.size() - pos) return false;
+    pos += length;
+  }
+  return false;
+}
+
+}  // namespace
+
 void Analysis::prepare(double ts, const Decoded& d, Prepared& p) const {
   p = Prepared{};
   p.ts = ts;
@@ -199,6 +217,9 @@ void Analysis::prepare(double ts, const Decoded& d, Prepared& p) const {
   if (p.direction == Direction::kUnknown) return;
   p.kod = p.direction == Direction::kReply && d.payload.size() >= 2 && (d.payload[0] & 7) == 4 &&
           d.payload[1] == 0;
+  p.nts = has_nts_fields(d.payload);
+  p.ntsn = p.kod && p.nts && d.payload.size() >= 16 && d.payload[12] == 'N' && d.payload[13] == 'T' &&
+           d.payload[14] == 'S' && d.payload[15] == 'N';
   p.key = clients::AddressKey::from(p.direction == Direction::kRequest ? d.source : d.destination);
   if (p.direction == Direction::kRequest) {
     p.software = fingerprint(d.payload);
@@ -265,6 +286,10 @@ void Analysis::apply(const Prepared& p) {
       ++t.requests;
       ++(p.v4 ? t.requests_v4 : t.requests_v6);
       t.request_bytes += p.ip_length;
+      if (p.nts) {
+        ++t.nts_requests;
+        t.nts_request_bytes += p.ip_length;
+      }
       ClientRecord& r = find_or_add(p.key, p.hash);
       if (epoch_s_ < 0) epoch_s_ = p.ts;
       const double since = std::clamp((p.ts - epoch_s_) * 1e3, 0.0, 4.0e9);
@@ -290,6 +315,11 @@ void Analysis::apply(const Prepared& p) {
       ++(p.v4 ? t.replies_v4 : t.replies_v6);
       t.reply_bytes += p.ip_length;
       if (p.kod) ++t.kod_replies;
+      if (p.nts) {
+        ++t.nts_replies;
+        t.nts_reply_bytes += p.ip_length;
+      }
+      if (p.ntsn) ++t.nts_naks;
       ServerStats& srv = server_stats(p.server);
       ++srv.replies;
       if (p.kod) ++srv.kod;

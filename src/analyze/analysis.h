@@ -98,6 +98,10 @@ struct Totals {
   uint64_t replies_v4 = 0, replies_v6 = 0;
   uint64_t request_bytes = 0, reply_bytes = 0;  // IP level
   uint64_t kod_replies = 0;   // replies with stratum 0 (Kiss-o'-Death)
+  // NTS (RFC 8915): packets carrying its extension fields, their IP-level bytes, and the
+  // KoD NTSN replies (a server that cannot open a cookie).
+  uint64_t nts_requests = 0, nts_replies = 0, nts_naks = 0;
+  uint64_t nts_request_bytes = 0, nts_reply_bytes = 0;
   double first_s = 0, last_s = 0;  // capture timestamps, s since 1970
   bool any = false;
   double duration() const { return any ? last_s - first_s : 0; }
@@ -124,6 +128,8 @@ class Analysis {
     Direction direction = Direction::kUnknown;
     bool v4 = true;
     bool kod = false;
+    bool nts = false;   // carries NTS extension fields (UID or authenticator)
+    bool ntsn = false;  // a KoD NTSN
     bool ntp = false;  // on the NTP port
     uint16_t source_port = 0, destination_port = 0;  // UDP not on the NTP port: counted by port
     uint32_t ip_length = 0;

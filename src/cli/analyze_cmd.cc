@@ -285,6 +285,16 @@ int run_analyze(const AnalyzeOptions& opt) {
     j["requests"] = {{"total", t.requests}, {"v4", t.requests_v4}, {"v6", t.requests_v6}, {"bytes", t.request_bytes}};
     j["replies"] = {{"total", t.replies}, {"v4", t.replies_v4}, {"v6", t.replies_v6}, {"bytes", t.reply_bytes},
                     {"kod", t.kod_replies}};
+    const auto share = [](uint64_t part, uint64_t whole) {
+      return whole ? static_cast<double>(part) / static_cast<double>(whole) : 0.0;
+    };
+    j["nts"] = {{"requests", t.nts_requests},
+                {"replies", t.nts_replies},
+                {"request_share", share(t.nts_requests, t.requests)},
+                {"request_bytes", t.nts_request_bytes},
+                {"reply_bytes", t.nts_reply_bytes},
+                {"byte_share", share(t.nts_request_bytes + t.nts_reply_bytes, t.request_bytes + t.reply_bytes)},
+                {"naks", t.nts_naks}};
     j["clients"] = {{"unique", requesting}, {"v4", v4}, {"v6", v6}, {"table_bytes", analysis.memory_bytes()}};
     nlohmann::json jd = nlohmann::json::array();
     for (const auto& b : dist.buckets)
@@ -374,6 +384,16 @@ int run_analyze(const AnalyzeOptions& opt) {
              duration > 0 ? fmt::format("; {:.1f}/s", static_cast<double>(t.requests) / duration) : "");
   fmt::print("Replies      IPv4 {}, IPv6 {}; {} bytes; KoD {}\n", grouped(t.replies_v4), grouped(t.replies_v6),
              grouped(t.reply_bytes), grouped(t.kod_replies));
+  if (t.nts_requests + t.nts_replies > 0) {
+    const uint64_t all = t.request_bytes + t.reply_bytes;
+    fmt::print("NTS          requests {} ({} of requests), replies {}, KoD NTSN {}; {} bytes in, {} out "
+               "({} of all bytes; {:.0f} per NTS request, {:.0f} per NTS reply)\n",
+               grouped(t.nts_requests), pct(t.requests ? static_cast<double>(t.nts_requests) / static_cast<double>(t.requests) : 0),
+               grouped(t.nts_replies), grouped(t.nts_naks), grouped(t.nts_request_bytes), grouped(t.nts_reply_bytes),
+               pct(all ? static_cast<double>(t.nts_request_bytes + t.nts_reply_bytes) / static_cast<double>(all) : 0),
+               t.nts_requests ? static_cast<double>(t.nts_request_bytes) / static_cast<double>(t.nts_requests) : 0.0,
+               t.nts_replies ? static_cast<double>(t.nts_reply_bytes) / static_cast<double>(t.nts_replies) : 0.0);
+  }
   fmt::print("Clients      {} unique: IPv4 {}, IPv6 {}\n", grouped(requesting), grouped(v4), grouped(v6));
   fmt::print("\nRequests per client\n  {:>13} {:>10} {:>9} {:>12} {:>9}\n", "requests", "clients", "share",
              "requests", "share");

@@ -257,7 +257,17 @@ double sysstats_replies(const Sysstats& s) {
 }
 
 double Traffic::in_bytes_per_packet() const {
-  return (1 - v6_share) * kPacketV4 + v6_share * kPacketV6 + (l2 ? kEthernet : 0);
+  return (1 - v6_share) * kPacketV4 + v6_share * kPacketV6 + nts_share * kNtsExtra + (l2 ? kEthernet : 0);
+}
+
+Traffic Traffic::without_nts() const {
+  Traffic t = *this;
+  t.nts_share = 0;
+  const double plain = (1 - v6_share) * kPacketV4 + v6_share * kPacketV6;
+  if (t.in_bytes_per_s) *t.in_bytes_per_s += nts_in_pps * plain - nts_in_bytes_per_s;
+  if (t.out_bytes_per_s) *t.out_bytes_per_s += nts_out_pps * plain - nts_out_bytes_per_s;
+  t.nts_in_pps = t.nts_out_pps = t.nts_in_bytes_per_s = t.nts_out_bytes_per_s = 0;
+  return t;
 }
 double Traffic::out_bytes_per_packet() const { return in_bytes_per_packet(); }
 double Traffic::in_gib_per_month() const {
@@ -326,6 +336,10 @@ int run_cost(const CostOptions& opt) {
     t.v6_share = opt.v6_share >= 0 ? opt.v6_share : rx > 0 ? get("received_v6") / rx : 0;
     t.in_bytes_per_s = (get("bytes_in_v4") + get("bytes_in_v6")) / secs;
     t.out_bytes_per_s = (get("bytes_out_v4") + get("bytes_out_v6")) / secs;
+    t.nts_in_pps = get("nts_requests") / secs;
+    t.nts_out_pps = (get("nts_authenticated") + get("nts_nak_sent")) / secs;
+    t.nts_in_bytes_per_s = get("nts_bytes_in") / secs;
+    t.nts_out_bytes_per_s = get("nts_bytes_out") / secs;
     input_lines.push_back(fmt::format("source             stratad at {}, {} s since start", opt.control,
                                       thousands(secs)));
     input_lines.push_back(fmt::format("packets received   {} ({:.1f}/s), IPv6 {:.1f}%", thousands(get("received")),
@@ -421,6 +435,10 @@ int run_cost(const CostOptions& opt) {
                                  : 0;
     t.in_bytes_per_s = static_cast<double>(tot.request_bytes) / secs;
     t.out_bytes_per_s = static_cast<double>(tot.reply_bytes) / secs;
+    t.nts_in_pps = static_cast<double>(tot.nts_requests) / secs;
+    t.nts_out_pps = static_cast<double>(tot.nts_replies) / secs;
+    t.nts_in_bytes_per_s = static_cast<double>(tot.nts_request_bytes) / secs;
+    t.nts_out_bytes_per_s = static_cast<double>(tot.nts_reply_bytes) / secs;
     std::string names;
     for (const auto& f : read.files) names += (names.empty() ? "" : ", ") + f.name;
     input_lines.push_back(fmt::format("source             capture {}, {:.1f} s", names, secs));
@@ -442,6 +460,7 @@ int run_cost(const CostOptions& opt) {
     t.in_pps = opt.rate;
     t.out_pps = opt.sent_rate >= 0 ? opt.sent_rate : opt.rate;
     t.v6_share = std::max(0.0, opt.v6_share);
+    t.nts_share = std::max(0.0, opt.nts_share);
     input_lines.push_back(fmt::format("source             given rates"));
     input_lines.push_back(fmt::format("packets received   {:.1f}/s", t.in_pps));
     input_lines.push_back(fmt::format("packets sent       {:.1f}/s", t.out_pps));
@@ -454,8 +473,24 @@ int run_cost(const CostOptions& opt) {
     input_lines.push_back(fmt::format("bytes per packet   {:.1f} at the IP level: IPv4 76, IPv6 96 (48 NTP + 8 UDP + "
                                       "20/40 IP), IPv6 share {:.1f}%{}",
                                       t.in_bytes_per_packet(), 100 * t.v6_share, opt.l2 ? ", +14 Ethernet" : ""));
+  if (t.has_nts()) {
+    if (t.nts_share > 0)
+      input_lines.push_back(fmt::format("NTS                {:.1f}% of the packets, {:.0f} octets more each way "
+                                        "(UID, one cookie, authenticator)", 100 * t.nts_share, kNtsExtra));
+    else
+      input_lines.push_back(fmt::format(
+          "NTS                {:.1f}% of the requests ({:.1f}/s), {:.1f}% of the bytes out; {:.0f} octets per NTS reply",
+          t.in_pps > 0 ? 100 * t.nts_in_pps / t.in_pps : 0, t.nts_in_pps,
+          t.out_bytes_per_s && *t.out_bytes_per_s > 0 ? 100 * t.nts_out_bytes_per_s / *t.out_bytes_per_s : 0,
+          t.nts_out_pps > 0 ? t.nts_out_bytes_per_s / t.nts_out_pps : 0));
+    inputs["nts"] = {{"share", t.nts_share}, {"in_pps", t.nts_in_pps}, {"out_pps", t.nts_out_pps},
+                     {"in_bytes_per_s", t.nts_in_bytes_per_s}, {"out_bytes_per_s", t.nts_out_bytes_per_s}};
+  }
   input_lines.push_back("month              30.436875 days; GiB = 2^30 bytes");
   const double in_gib = t.in_gib_per_month(), out_gib = t.out_gib_per_month();
+  // What the same packets would cost without NTS's fields: the difference is NTS's price.
+  const Traffic plain = t.without_nts();
+  const double plain_in_gib = plain.in_gib_per_month(), plain_out_gib = plain.out_gib_per_month();
   inputs["in_pps"] = t.in_pps;
   inputs["out_pps"] = t.out_pps;
   inputs["v6_share"] = t.v6_share;
@@ -466,6 +501,9 @@ int run_cost(const CostOptions& opt) {
   for (const Provider& p : providers) {
     const double gib = p.billed == "out" ? out_gib : p.billed == "in" ? in_gib : in_gib + out_gib;
     const Cost c = tiered_cost(p, gib);
+    const double plain_gib = p.billed == "out" ? plain_out_gib : p.billed == "in" ? plain_in_gib
+                                                                                  : plain_in_gib + plain_out_gib;
+    const double nts_usd = c.usd - tiered_cost(p, plain_gib).usd;
     nlohmann::json bands = nlohmann::json::array();
     std::string arithmetic;
     for (const auto& l : c.lines) {
@@ -475,11 +513,13 @@ int run_cost(const CostOptions& opt) {
     rows.push_back({{"provider", p.name}, {"title", p.title}, {"billed", p.billed},
                     {"billed_gib_per_month", gib}, {"free_gib", c.free_gib},
                     {"free_allowance_gib", p.free_gib}, {"bands", bands},
-                    {"usd_per_month", c.usd}, {"usd_per_year", 12 * c.usd}});
+                    {"usd_per_month", c.usd}, {"usd_per_year", 12 * c.usd},
+                    {"nts_usd_per_month", nts_usd}});
     // The free allowance: the part used of it, and all of it ("86.1 of 100").
     const std::string free = p.free_gib > 0 ? fmt::format("{:.1f} of {:.0f}", c.free_gib, p.free_gib) : "-";
-    text_rows.push_back(fmt::format("{:<14} {:>12.1f} {:>16} {:>12} {:>12}   {}", p.name, gib, free,
+    text_rows.push_back(fmt::format("{:<14} {:>12.1f} {:>16} {:>12} {:>12}{}   {}", p.name, gib, free,
                                     money(c.usd), money(12 * c.usd),
+                                    t.has_nts() ? fmt::format(" {:>12}", money(nts_usd)) : "",
                                     arithmetic.empty() ? "within the free allowance" : arithmetic));
   }
   if (opt.json) {
@@ -495,8 +535,9 @@ int run_cost(const CostOptions& opt) {
   for (const auto& l : input_lines) fmt::print("  {}\n", l);
   fmt::print("\nTraffic\n  in   {:.1f} GiB/month\n  out  {:.1f} GiB/month\n", in_gib, out_gib);
   fmt::print("\nCost{}\n", opt.price >= 0 ? "" : fmt::format(" (prices of {}, {})", prices->date, prices_name));
-  fmt::print("  {:<14} {:>12} {:>16} {:>12} {:>12}   {}\n", "provider", "billed GiB", "free used GiB", "per month",
-             "per year", "arithmetic (per month, after the free allowance)");
+  fmt::print("  {:<14} {:>12} {:>16} {:>12} {:>12}{}   {}\n", "provider", "billed GiB", "free used GiB", "per month",
+             "per year", t.has_nts() ? fmt::format(" {:>12}", "NTS's part") : "",
+             "arithmetic (per month, after the free allowance)");
   for (const auto& r : text_rows) fmt::print("  {}\n", r);
   return 0;
 }

@@ -17,6 +17,9 @@ inline constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 inline constexpr double kPacketV4 = 76;
 inline constexpr double kPacketV6 = 96;
 inline constexpr double kEthernet = 14;  // with --l2: providers that bill frames
+// What NTS adds to a packet with one cookie: UID field 36 + cookie field 104 + authenticator
+// 40 (228 octets of NTP against 48), each way (docs/configuration.md, bench/nts).
+inline constexpr double kNtsExtra = 180;
 
 struct Tier {
   double up_to_gib = 0;  // cumulative band end (inf for the last)
@@ -95,6 +98,14 @@ struct Traffic {
   // per-packet sizes.
   std::optional<double> in_bytes_per_s;
   std::optional<double> out_bytes_per_s;
+  // NTS (RFC 8915): the share of packets that carry it (per-packet sizes: 180 octets more
+  // each way, a UID, one cookie and an authenticator), or what was measured of it.
+  double nts_share = 0;
+  double nts_in_pps = 0, nts_out_pps = 0;
+  double nts_in_bytes_per_s = 0, nts_out_bytes_per_s = 0;
+  // The same packets as plain NTP: what the traffic would be without NTS's fields.
+  Traffic without_nts() const;
+  bool has_nts() const { return nts_share > 0 || nts_in_pps > 0 || nts_out_pps > 0; }
   double in_bytes_per_packet() const;
   double out_bytes_per_packet() const;
   double in_gib_per_month() const;
@@ -113,6 +124,7 @@ struct CostOptions {
   std::string provider;  // one provider (default: all)
   double price = -1;     // flat USD per GiB instead
   std::string prices;    // prices file instead of the built-in one
+  double nts_share = -1;  // with --rate: share of packets with NTS (default 0)
   bool json = false;
 };
 int run_cost(const CostOptions& options);

@@ -129,3 +129,29 @@ TEST(Cost, ShippedPricesParseAndBrokenOnesAreRefused) {
 
 }  // namespace
 }  // namespace strata::cli
+
+namespace strata::cli {
+namespace {
+
+TEST(Cost, NtsPacketsAndWhatTheyAdd) {
+  Traffic t;
+  t.in_pps = t.out_pps = 1000;
+  t.nts_share = 0.25;
+  EXPECT_DOUBLE_EQ(t.in_bytes_per_packet(), 76 + 0.25 * 180);
+  EXPECT_DOUBLE_EQ(t.without_nts().in_bytes_per_packet(), 76);
+  // Measured: 100 of the 1000 replies/s are NTS replies of 256 octets; as plain NTP they
+  // would be 76.
+  Traffic m;
+  m.in_pps = m.out_pps = 1000;
+  m.out_bytes_per_s = 900 * 76 + 100 * 256;
+  m.in_bytes_per_s = *m.out_bytes_per_s;
+  m.nts_in_pps = m.nts_out_pps = 100;
+  m.nts_in_bytes_per_s = m.nts_out_bytes_per_s = 100 * 256;
+  EXPECT_TRUE(m.has_nts());
+  EXPECT_DOUBLE_EQ(*m.without_nts().out_bytes_per_s, 1000 * 76);
+  EXPECT_FALSE(m.without_nts().has_nts());
+  EXPECT_NEAR(m.out_gib_per_month() / m.without_nts().out_gib_per_month(), (900.0 * 76 + 100 * 256) / 76000, 1e-12);
+}
+
+}  // namespace
+}  // namespace strata::cli

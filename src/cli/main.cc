@@ -187,6 +187,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1e12))->needs(from_rate);
   cost->add_option("--v6-share", co.v6_share, "share of IPv6 packets, 0..1 (default: measured, else 0)")
       ->check(CLI::Range(0.0, 1.0));
+  cost->add_option("--nts-share", co.nts_share,
+                   "with --rate: share of the packets with NTS, 0..1 (180 octets more each way; measured "
+                   "from --control and --capture)")
+      ->check(CLI::Range(0.0, 1.0))->needs(from_rate);
   cost->add_flag("--l2", co.l2, "count 14 octets of Ethernet per packet (providers that bill frames)");
   auto* provider = cost->add_option("--provider", co.provider, "one provider of the prices file (default: all)");
   cost->add_option("--price", co.price, "a flat price in USD per GiB instead of the prices file")
