@@ -80,6 +80,7 @@ struct TopOptions {
   bool previous = false;        // the last complete window
   int limit = 20;
   std::optional<double> watch;  // refresh every this many seconds, like top(1)
+  bool ke = false;              // NTS-KE clients instead of NTP clients
   bool json = false;
 };
 int run_top(const TopOptions& options);

@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
   top->add_option("--limit", t.limit, "rows to show")->check(CLI::Range(1, 512));
   top->add_option("--watch", t.watch, "refresh every SECONDS until interrupted, like top(1)")
       ->check(CLI::Range(0.1, 3600.0));
+  top->add_flag("--ke", t.ke, "NTS-KE clients (handshakes) instead of NTP clients: KE churn by address or prefix");
   top->add_flag("--json", t.json, "JSON output");
 
   std::vector<std::string> sketch_files;

@@ -27,7 +27,7 @@ std::string utc(int64_t s) {
 void print(const nlohmann::json& r) {
   const bool bytes = r.value("by", "") == "bytes";
   const std::string what = bytes ? "bytes" : "requests";
-  fmt::print("top {} by {}, {} window {} - {} UTC{}: {} {} in all\n",
+  fmt::print("top {}{} by {}, {} window {} - {} UTC{}: {} {} in all\n", r.value("ke", false) ? "NTS-KE " : "",
              r.value("prefix", false) ? "prefixes" : "clients", what, r.value("window", ""),
              utc(r.value("start", int64_t{0})), utc(r.value("end", int64_t{0})),
              r.value("complete", false) ? "" : " (so far)", r.value("total", uint64_t{0}), what);
@@ -47,7 +47,7 @@ void print(const nlohmann::json& r) {
 int run_top(const TopOptions& opt) {
   const nlohmann::json request{{"command", "top"},       {"by", opt.by},
                                {"window", opt.window},   {"prefix", opt.prefix},
-                               {"previous", opt.previous}, {"limit", opt.limit}};
+                               {"previous", opt.previous}, {"limit", opt.limit}, {"ke", opt.ke}};
   const bool tty = ::isatty(STDOUT_FILENO) == 1;
   uint64_t rounds = 0;
   for (;;) {

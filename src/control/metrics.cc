@@ -24,6 +24,13 @@ constexpr Family kOthers[] = {
      "Server processing time of each reply: kernel receive timestamp to transmit timestamp."},
     {"strata_poll_interval_seconds", "histogram",
      "Gaps between a client's consecutive requests (clients in the client table)."},
+    {"strata_nts_ke_duration_seconds", "histogram",
+     "NTS-KE exchanges answered: accept to the last octet of the response sent."},
+    {"strata_nts_certificate_expiry_seconds", "gauge",
+     "Seconds until the NTS-KE certificate in force expires (absent without NTS-KE)."},
+    {"strata_nts_key_age_seconds", "gauge",
+     "Seconds the current NTS cookie master key has been current (0 after each rotation; absent "
+     "without NTS)."},
     {"strata_unique_clients", "gauge",
      "Distinct clients in the current window (label window: 1m, 1h, 1d, UTC-aligned; kind: v4 "
      "and v6 addresses, v4/24, v6/64 and v6/48 prefixes), HyperLogLog estimate (0.8% error)."},
@@ -114,6 +121,11 @@ const std::vector<double>& processing_time_buckets() {
   return b;
 }
 
+const std::vector<double>& nts_ke_buckets() {
+  static const std::vector<double> b = {1e-3, 2e-3, 5e-3, 10e-3, 20e-3, 50e-3, 100e-3, 200e-3, 500e-3, 1, 2, 5};
+  return b;
+}
+
 const std::vector<double>& poll_interval_buckets() {
   static const std::vector<double> b = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 86400};
   return b;
@@ -131,6 +143,15 @@ std::string metrics_text(const MetricsInput& in) {
   }
   histogram(out, "strata_processing_time_seconds", s.processing_ns, processing_time_buckets(), 1e-9);
   histogram(out, "strata_poll_interval_seconds", s.poll_interval_ms, poll_interval_buckets(), 1e-3);
+  histogram(out, "strata_nts_ke_duration_seconds", s.nts_ke_ns, nts_ke_buckets(), 1e-9);
+  if (s.nts_certificate_expiry_s) {
+    header(out, "strata_nts_certificate_expiry_seconds", "gauge", other("strata_nts_certificate_expiry_seconds").help);
+    fmt::format_to(std::back_inserter(out), "strata_nts_certificate_expiry_seconds {:.0f}\n", *s.nts_certificate_expiry_s);
+  }
+  if (s.nts_key_age_s) {
+    header(out, "strata_nts_key_age_seconds", "gauge", other("strata_nts_key_age_seconds").help);
+    fmt::format_to(std::back_inserter(out), "strata_nts_key_age_seconds {:.0f}\n", *s.nts_key_age_s);
+  }
   header(out, "strata_unique_clients", "gauge", other("strata_unique_clients").help);
   for (const auto& u : in.unique)
     fmt::format_to(std::back_inserter(out), "strata_unique_clients{{window=\"{}\",kind=\"{}\"}} {:.0f}\n",

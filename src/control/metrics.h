@@ -35,5 +35,6 @@ std::string metrics_markdown();
 // The histogram boundaries exposed (seconds).
 const std::vector<double>& processing_time_buckets();
 const std::vector<double>& poll_interval_buckets();
+const std::vector<double>& nts_ke_buckets();
 
 }  // namespace strata::control

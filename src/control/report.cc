@@ -70,6 +70,10 @@ nlohmann::json stats_json(const StatsSnapshot& s, base::RealTime now) {
           {"processing_time_ns", histogram_json(s.processing_ns)},
           {"poll_interval_ms", histogram_json(s.poll_interval_ms)},
           {"poll_interval_clusters", poll_clusters(s.poll_interval_ms)},
+          {"nts",
+           {{"ke_time_ns", histogram_json(s.nts_ke_ns)},
+            {"certificate_expiry_s", s.nts_certificate_expiry_s ? nlohmann::json(*s.nts_certificate_expiry_s) : nlohmann::json()},
+            {"key_age_s", s.nts_key_age_s ? nlohmann::json(*s.nts_key_age_s) : nlohmann::json()}}},
           {"time", time}};
 }
 

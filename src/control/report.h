@@ -7,6 +7,8 @@
 #include <string>
 
 #include "clock/time_state.h"
+#include <optional>
+
 #include "stats/counters.h"
 #include "stats/histogram.h"
 
@@ -16,6 +18,11 @@ struct StatsSnapshot {
   stats::CounterTotals counters{};
   stats::HistogramCounts processing_ns;
   stats::HistogramCounts poll_interval_ms;
+  // NTS: KE exchange times (accept to response sent); the certificate's expiry and the
+  // current cookie key's age, seconds (none: no NTS-KE / no NTS).
+  stats::HistogramCounts nts_ke_ns;
+  std::optional<double> nts_certificate_expiry_s;
+  std::optional<double> nts_key_age_s;
   double uptime_s = 0;
   double since_reset_s = 0;
   unsigned workers = 0;

@@ -760,7 +760,17 @@ int run(const Flags& flags) {
       ws->processing_ns.add_to(s.processing_ns);
       ws->poll_interval_ms.add_to(s.poll_interval_ms);
     }
-    if (ke_server) ke_server->add_counters(s.counters);
+    if (ke_server) {
+      ke_server->add_counters(s.counters);
+      ke_server->add_durations(s.nts_ke_ns);
+      if (const auto c = ke_server->credentials())
+        s.nts_certificate_expiry_s = static_cast<double>(c->expires_unix() - unix_seconds());
+    }
+    if (cfg->nts.enabled()) {
+      const int64_t rotate = std::max<int64_t>(1, cfg->nts.keys.rotate_s);
+      const int64_t now_s = unix_seconds();
+      s.nts_key_age_s = static_cast<double>(now_s - nts::period_of(now_s, cfg->nts.keys) * rotate);
+    }
     s.uptime_s = std::chrono::duration<double>(base::now_mono() - started).count();
     s.since_reset_s = s.uptime_s;
     s.workers = n;
@@ -836,6 +846,12 @@ int run(const Flags& flags) {
       }
       if (command == "top") {
         try {
+          if (req.value("ke", false)) {
+            if (!ke_tracker) return {{"ok", false}, {"error", "NTS-KE is off ([nts] certificate)"}};
+            nlohmann::json doc = control::top_json({&ke_tracker->top()}, req, unix_seconds());
+            doc["ke"] = true;
+            return doc;
+          }
           return control::top_json(top_talkers(trackers), req, unix_seconds());
         } catch (const std::invalid_argument& e) {
           return {{"ok", false}, {"error", e.what()}};

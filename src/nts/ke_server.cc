@@ -290,8 +290,11 @@ void KeServer::accept_loop() {
   size_t next_thread = 0;
   std::array<epoll_event, 16> events{};
   for (;;) {
-    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 1000);
+    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 250);
     if (n < 0 && errno != EINTR) break;
+    // The KE clients' top talkers and sketches publish what they counted (as a worker does
+    // when its receive comes back empty), so `strata top --ke` is at most 250 ms behind.
+    tracker_.idle(base::now_real().time_since_epoch().count());
     bool stopping = false;
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 == ~uint64_t{0}) {

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -243,6 +244,25 @@ class StrataQueryNtsTest(unittest.TestCase):
             counters = d.counters()
             self.assertEqual(counters["ke_completed"], 2)
             self.assertEqual(counters["nts_authenticated"], 4)
+            # KE clients' top talkers, the KE times, the certificate's expiry and the key's age.
+            for _ in range(20):  # published within 250 ms
+                top = json.loads(h.run([h.STRATA, "top", "--ke", "--control", d.control, "--json"],
+                                       check=True).stdout)
+                if top["rows"] and top["rows"][0]["count"] == 3:
+                    break
+                time.sleep(0.1)
+            self.assertTrue(top["ke"])
+            self.assertEqual(top["rows"][0]["key"], "127.0.0.1")
+            self.assertEqual(top["rows"][0]["count"], 3)  # two good exchanges and the refused one
+            stats = d.stats()
+            self.assertEqual(stats["nts"]["ke_time_ns"]["count"], 2)
+            self.assertGreater(stats["nts"]["certificate_expiry_s"], 29 * 86400)
+            self.assertGreaterEqual(stats["nts"]["key_age_s"], 0)
+            metrics = urllib.request.urlopen(d.metrics_url, timeout=10).read().decode()
+            self.assertIn("strata_nts_ke_duration_seconds_count 2\n", metrics)
+            self.assertRegex(metrics, r"strata_nts_certificate_expiry_seconds \d+")
+            self.assertRegex(metrics, r"strata_nts_key_age_seconds \d+")
+            self.assertIn("strata_ke_completed_total 2\n", metrics)
 
 
 class NtsTlsRefusalTest(unittest.TestCase):
