@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -263,6 +264,46 @@ class StrataQueryNtsTest(unittest.TestCase):
             self.assertRegex(metrics, r"strata_nts_certificate_expiry_seconds \d+")
             self.assertRegex(metrics, r"strata_nts_key_age_seconds \d+")
             self.assertIn("strata_ke_completed_total 2\n", metrics)
+
+
+class NtsReloadUnderLoadTest(unittest.TestCase):
+    def test_no_handshake_fails_across_certificate_and_secret_reloads(self):
+        h.require(shutil.which("openssl") is not None, "openssl missing (./setup installs it)")
+        pki = Pki()
+        self.addCleanup(pki.cleanup)
+        pki.leaf("server")
+        state = h.state_dir()
+        secret = os.path.join(state, "nts-secret")
+        port = tcp_port()
+        with h.Stratad(nts_config(pki.dir, port, secret, "ke_interval = 0\n"), threads=1) as d:
+            load = subprocess.Popen([h.STRATA, "load", "--nts", f"localhost:{port}", "--ca", pki.ca, "--ke-only",
+                                     "--sockets", "4", "--duration", "4", "--json"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            reloads = 0
+            time.sleep(0.3)
+            for i in range(8):
+                # A renewal (the files rewritten one after the other, as ACME clients do: a
+                # reload may catch the new key with the old certificate, and keeps the old
+                # pair then), then the reload.
+                pki.leaf("server")
+                out = h.run([h.STRATA, "reload", "--control", d.control], timeout=20)
+                self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+                reloads += "loaded for new handshakes" in out.stdout + out.stderr
+                time.sleep(0.2)
+            # Rolling the secret, step 1: a second line that only opens cookies.
+            with open(secret, "a") as f:
+                f.write("cd" * 32 + "\n")
+            out = h.run([h.STRATA, "reload", "--control", d.control], timeout=20)
+            self.assertIn("nts: secrets from", out.stdout + out.stderr)
+            self.assertIn("2 secrets", out.stdout + out.stderr)
+            stdout, stderr = load.communicate(timeout=60)
+            r = json.loads(stdout)
+            self.assertGreater(r["completed"], 20, stderr)
+            self.assertEqual(r["failed"], 0, r)
+            self.assertGreaterEqual(reloads, 4)
+            counters = d.counters()
+            self.assertEqual(counters["ke_failed_tls"], 0)
+            self.assertEqual(counters["ke_completed"], r["completed"])
 
 
 class NtsTlsRefusalTest(unittest.TestCase):
