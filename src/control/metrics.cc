@@ -34,6 +34,8 @@ constexpr Family kOthers[] = {
     {"strata_unique_clients", "gauge",
      "Distinct clients in the current window (label window: 1m, 1h, 1d, UTC-aligned; kind: v4 "
      "and v6 addresses, v4/24, v6/64 and v6/48 prefixes), HyperLogLog estimate (0.8% error)."},
+    {"strata_nts_ke_unique_clients", "gauge",
+     "Distinct NTS-KE clients in the current window (labels as strata_unique_clients): KE churn."},
     {"strata_top_talker_share", "gauge",
      "Share of the current window's requests sent by the talker of this rank (1-10), from "
      "Space-Saving summaries (an upper bound)."},
@@ -156,6 +158,12 @@ std::string metrics_text(const MetricsInput& in) {
   for (const auto& u : in.unique)
     fmt::format_to(std::back_inserter(out), "strata_unique_clients{{window=\"{}\",kind=\"{}\"}} {:.0f}\n",
                    u.window, u.kind, u.estimate);
+  if (!in.ke_unique.empty()) {
+    header(out, "strata_nts_ke_unique_clients", "gauge", other("strata_nts_ke_unique_clients").help);
+    for (const auto& u : in.ke_unique)
+      fmt::format_to(std::back_inserter(out), "strata_nts_ke_unique_clients{{window=\"{}\",kind=\"{}\"}} {:.0f}\n",
+                     u.window, u.kind, u.estimate);
+  }
   header(out, "strata_top_talker_share", "gauge", other("strata_top_talker_share").help);
   for (const auto& t : in.top)
     for (size_t r = 0; r < t.shares.size() && r < 10; ++r)

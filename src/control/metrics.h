@@ -20,6 +20,7 @@ struct MetricsInput {
     double estimate = 0;
   };
   std::vector<Unique> unique;
+  std::vector<Unique> ke_unique;  // the same for NTS-KE clients (empty without NTS-KE)
   struct TopShare {
     std::string window;  // "1m", "1h", "1d" (current)
     std::vector<double> shares;  // the largest talkers' shares of requests, largest first

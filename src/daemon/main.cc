@@ -811,6 +811,14 @@ int run(const Flags& flags) {
         in.unique.push_back({clients::window_name(e.window), clients::kSketchKinds[e.kind].name,
                              e.sketch->estimate()});
       }
+      if (ke_tracker) {
+        for (const auto& e : control::collect_sketches({&ke_tracker->unique()}, now_s)) {
+          const int64_t len = clients::window_seconds(e.window);
+          if (e.start != now_s / len * len) continue;
+          in.ke_unique.push_back({clients::window_name(e.window), clients::kSketchKinds[e.kind].name,
+                                  e.sketch->estimate()});
+        }
+      }
       for (const char* w : {"1m", "1h", "1d"}) {
         const auto top = control::top_json(tops, {{"window", w}, {"limit", 10}}, now_s);
         control::MetricsInput::TopShare share{w, {}};

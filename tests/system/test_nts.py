@@ -264,6 +264,7 @@ class StrataQueryNtsTest(unittest.TestCase):
             self.assertRegex(metrics, r"strata_nts_certificate_expiry_seconds \d+")
             self.assertRegex(metrics, r"strata_nts_key_age_seconds \d+")
             self.assertIn("strata_ke_completed_total 2\n", metrics)
+            self.assertIn('strata_nts_ke_unique_clients{window="1m",kind="v4"} 1\n', metrics)
 
 
 class NtsReloadUnderLoadTest(unittest.TestCase):
