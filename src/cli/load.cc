@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -612,16 +613,11 @@ int run_load(const LoadOptions& opt) {
   }
   if (!opt.nts.empty()) {
     nts::KeClientOptions ko;
-    const std::string& ke = opt.nts;
-    // HOST, HOST:PORT, [V6]:PORT
-    ko.host = ke;
-    if (!ke.empty() && ke.front() == '[') {
-      const size_t close = ke.find(']');
-      ko.host = ke.substr(1, close == std::string::npos ? std::string::npos : close - 1);
-      if (close != std::string::npos && close + 2 < ke.size()) ko.port = static_cast<uint16_t>(std::stoul(ke.substr(close + 2)));
-    } else if (const size_t colon = ke.rfind(':'); colon != std::string::npos && ke.find(':') == colon) {
-      ko.host = ke.substr(0, colon);
-      ko.port = static_cast<uint16_t>(std::stoul(ke.substr(colon + 1)));
+    try {
+      std::tie(ko.host, ko.port) = split_host_port(opt.nts, 4460);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "strata load: --nts {}\n", e.what());
+      return 2;
     }
     ko.ca_file = opt.ca;
     if (opt.ke_only) return run_ke_load(opt, ko);

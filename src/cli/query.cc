@@ -93,29 +93,6 @@ Outcome describe(const base::Endpoint& server, const clock::NtpSample& s, int ve
   return o;
 }
 
-// HOST, HOST:PORT, [V6] or [V6]:PORT -> host (no brackets) and port.
-std::pair<std::string, uint16_t> split_host_port(const std::string& text, uint16_t default_port) {
-  std::string host = text;
-  std::string port;
-  if (!text.empty() && text.front() == '[') {
-    const size_t close = text.find(']');
-    if (close == std::string::npos) throw std::invalid_argument("'" + text + "': no ']'");
-    host = text.substr(1, close - 1);
-    if (close + 1 < text.size()) {
-      if (text[close + 1] != ':') throw std::invalid_argument("'" + text + "': expected :PORT after ']'");
-      port = text.substr(close + 2);
-    }
-  } else if (const size_t colon = text.rfind(':'); colon != std::string::npos && text.find(':') == colon) {
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-  }
-  if (port.empty()) return {host, default_port};
-  char* end = nullptr;
-  const unsigned long p = std::strtoul(port.c_str(), &end, 10);
-  if (*end != '\0' || p == 0 || p > 65535) throw std::invalid_argument("'" + port + "' is not a port");
-  return {host, static_cast<uint16_t>(p)};
-}
-
 std::string utc_date(int64_t unix_s) {
   const time_t t = static_cast<time_t>(unix_s);
   tm utc{};

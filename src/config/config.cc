@@ -110,27 +110,34 @@ void walk_table(Checker& check, const toml::table& table, std::string_view name,
   }
 }
 
-void parse_listen(Checker& check, const toml::node& node, ServerConfig& server) {
+// A listen list: "address[:port]" strings, `default_port` where none is given.
+void parse_endpoints(Checker& check, const toml::node& node, std::vector<base::Endpoint>& out,
+                     bool& is_default, uint16_t default_port) {
   const toml::array* list = node.as_array();
   if (list == nullptr) {
     check.fail(node, "listen must be an array of \"address:port\" strings");
     return;
   }
-  server.listen.clear();
-  server.listen_is_default = false;
+  out.clear();
+  is_default = false;
   for (const toml::node& item : *list) {
     const auto text = check.string(item, "listen entry");
     if (!text) continue;
-    const auto ep = base::Endpoint::parse(*text, kNtpPort);
+    const auto ep = base::Endpoint::parse(*text, default_port);
     if (!ep)
       check.fail(item, with_hint(fmt::format("listen entry '{}' is not an IPv4 or [IPv6] address "
                                              "with an optional :port",
                                              *text),
                                  *text));
     else
-      server.listen.push_back(*ep);
+      out.push_back(*ep);
   }
-  if (server.listen.empty() && list->empty()) check.fail(node, "listen must not be empty");
+}
+
+void parse_listen(Checker& check, const toml::node& node, ServerConfig& server) {
+  parse_endpoints(check, node, server.listen, server.listen_is_default, kNtpPort);
+  const toml::array* list = node.as_array();
+  if (server.listen.empty() && list != nullptr && list->empty()) check.fail(node, "listen must not be empty");
 }
 
 void parse_server(Checker& check, const toml::table& t, ServerConfig& s) {
@@ -481,25 +488,9 @@ void parse_nts(Checker& check, const toml::table& t, NtsConfig& c, const toml::n
            }},
           {"listen",
            [&](const toml::node& n) {
-             const toml::array* list = n.as_array();
-             if (list == nullptr) {
-               check.fail(n, "listen must be an array of \"address:port\" strings");
-               return;
-             }
-             c.listen.clear();
-             c.listen_is_default = false;
-             for (const toml::node& item : *list) {
-               const auto text = check.string(item, "listen entry");
-               if (!text) continue;
-               const auto ep = base::Endpoint::parse(*text, kNtsKePort);
-               if (!ep)
-                 check.fail(item, with_hint(fmt::format("listen entry '{}' is not an IPv4 or [IPv6] "
-                                                        "address with an optional :port", *text),
-                                            *text));
-               else
-                 c.listen.push_back(*ep);
-             }
-             if (list->empty()) check.fail(n, "listen must not be empty (leave certificate out to switch NTS-KE off)");
+             parse_endpoints(check, n, c.listen, c.listen_is_default, kNtsKePort);
+             if (const toml::array* list = n.as_array(); list != nullptr && list->empty())
+               check.fail(n, "listen must not be empty (leave certificate out to switch NTS-KE off)");
            }},
           {"ntp_server",
            [&](const toml::node& n) {

@@ -29,6 +29,17 @@ int hex_value(char c) {
   return -1;
 }
 
+// SHA-256 of a label and the secret: what may be shown of a secret (its tag, its fingerprint).
+std::array<uint8_t, SHA256_DIGEST_SIZE> labelled_hash(std::string_view label, const Secret& s) {
+  sha256_ctx h;
+  sha256_init(&h);
+  sha256_update(&h, label.size(), reinterpret_cast<const uint8_t*>(label.data()));
+  sha256_update(&h, s.bytes.size(), s.bytes.data());
+  std::array<uint8_t, SHA256_DIGEST_SIZE> d{};
+  sha256_digest(&h, d.size(), d.data());
+  return d;
+}
+
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
@@ -41,14 +52,7 @@ Secret make_secret(std::span<const uint8_t, kSecretSize> bytes) {
   Secret s;
   std::copy(bytes.begin(), bytes.end(), s.bytes.begin());
   // The tag is not secret: the first octet of a hash of the secret under its own label.
-  static constexpr std::string_view kLabel = "strata-nts-secret-tag";
-  sha256_ctx h;
-  sha256_init(&h);
-  sha256_update(&h, kLabel.size(), reinterpret_cast<const uint8_t*>(kLabel.data()));
-  sha256_update(&h, s.bytes.size(), s.bytes.data());
-  std::array<uint8_t, SHA256_DIGEST_SIZE> d{};
-  sha256_digest(&h, d.size(), d.data());
-  s.tag = d[0];
+  s.tag = labelled_hash("strata-nts-secret-tag", s)[0];
   return s;
 }
 
@@ -59,13 +63,7 @@ std::string format_secret(const Secret& s) {
 }
 
 std::string fingerprint(const Secret& s) {
-  static constexpr std::string_view kLabel = "strata-nts-secret-fingerprint";
-  sha256_ctx h;
-  sha256_init(&h);
-  sha256_update(&h, kLabel.size(), reinterpret_cast<const uint8_t*>(kLabel.data()));
-  sha256_update(&h, s.bytes.size(), s.bytes.data());
-  std::array<uint8_t, SHA256_DIGEST_SIZE> d{};
-  sha256_digest(&h, d.size(), d.data());
+  const auto d = labelled_hash("strata-nts-secret-fingerprint", s);
   return fmt::format("{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3]);
 }
 

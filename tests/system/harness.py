@@ -215,6 +215,25 @@ class Stratad:
         self.stop()
 
 
+def start_capture(capture_filter, pcap, seconds=20, count=None):
+    """tshark capturing on lo into `pcap` (it stops after `seconds`, or `count` packets), once
+    it says it is capturing. The caller waits for it (and closes its stderr)."""
+    args = ["tshark", "-i", "lo", "-f", capture_filter, "-a", f"duration:{seconds}", "-w", pcap]
+    if count is not None:
+        args[5:5] = ["-c", str(count)]
+    cap = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    line = ""
+    end = time.time() + 15
+    while "Capturing on" not in line and time.time() < end:
+        line = cap.stderr.readline()
+    if "Capturing on" not in line:
+        cap.kill()
+        cap.stderr.close()
+        raise AssertionError("tshark did not start capturing: " + line)
+    time.sleep(0.3)
+    return cap
+
+
 def rss_kib(pid):
     """A process's resident memory (VmRSS), KiB."""
     with open(f"/proc/{pid}/status") as f:

@@ -11,10 +11,8 @@ import os
 import shutil
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -45,16 +43,8 @@ class NtsCaptureTest(unittest.TestCase):
         pcap, keylog = os.path.join(work, "cap.pcapng"), os.path.join(work, "keys.log")
         config = nts_config(pki.dir, ke_port, os.path.join(state, "nts-secret"), f"ntp_port = {ntp_port}\n")
         with h.Stratad(config, threads=1, listen=[f"127.0.0.1:{ntp_port}"]):
-            cap = subprocess.Popen(["tshark", "-i", "lo", "-f", f"udp port {ntp_port} or tcp port {ke_port}",
-                                    "-a", "duration:8", "-w", pcap],
-                                   stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+            cap = h.start_capture(f"udp port {ntp_port} or tcp port {ke_port}", pcap, seconds=8)
             try:
-                line = ""
-                end = time.time() + 15
-                while "Capturing on" not in line and time.time() < end:
-                    line = cap.stderr.readline()
-                self.assertIn("Capturing on", line)
-                time.sleep(0.3)
                 q = h.run([h.STRATA, "query", "--nts", f"localhost:{ke_port}", "--ca", pki.ca, "-c", "3",
                            "-i", "0.05", "-4"], env=dict(os.environ, SSLKEYLOGFILE=keylog), timeout=30)
                 self.assertEqual(q.returncode, 0, q.stdout + q.stderr)

@@ -4,10 +4,8 @@ raw requests of every version against stratad on loopback dissects as valid NTP 
 replies with no expert warnings or malformed packets."""
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -23,16 +21,8 @@ class TsharkTest(unittest.TestCase):
         with h.Stratad() as d:
             pcap = os.path.join(tempfile.mkdtemp(prefix="tshark-test-"), "cap.pcapng")
             # 2 + 2 + 8 packets: query over v4 and v6, then versions 1-4 (mode 3) raw.
-            cap = subprocess.Popen(["tshark", "-i", "lo", "-f", f"udp port {d.port}", "-c", "12",
-                                    "-a", "duration:20", "-w", pcap],
-                                   stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+            cap = h.start_capture(f"udp port {d.port}", pcap, seconds=20, count=12)
             try:
-                line = ""
-                end = time.time() + 15
-                while "Capturing on" not in line and time.time() < end:
-                    line = cap.stderr.readline()
-                self.assertIn("Capturing on", line)
-                time.sleep(0.3)
                 h.run([h.STRATA, "query", f"127.0.0.1:{d.port}"], check=True)
                 h.run([h.STRATA, "query", f"[::1]:{d.port}"], check=True)
                 for v in range(1, 5):
