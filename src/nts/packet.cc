@@ -35,6 +35,21 @@ bool next_field(std::span<const uint8_t> bytes, size_t pos, Field& f) {
   return true;
 }
 
+// The authenticator's body: nonce length, ciphertext length, the nonce and the ciphertext
+// (tag first), each padded to 4. False when the lengths do not fit the field.
+bool split_authenticator(std::span<const uint8_t> body, std::span<const uint8_t>& nonce,
+                         std::span<const uint8_t>& sealed) {
+  if (body.size() < kAuthHeader) return false;
+  const size_t nonce_length = base::load_be16(body.data());
+  const size_t sealed_length = base::load_be16(body.data() + 2);
+  if (nonce_length < 1 || sealed_length < kTagSize ||
+      kAuthHeader + pad4(nonce_length) + pad4(sealed_length) > body.size())
+    return false;
+  nonce = body.subspan(kAuthHeader, nonce_length);
+  sealed = body.subspan(kAuthHeader + pad4(nonce_length), sealed_length);
+  return true;
+}
+
 void put_field_header(uint8_t* p, uint16_t type, size_t length) {
   base::store_be16(p, type);
   base::store_be16(p + 2, static_cast<uint16_t>(length));
@@ -72,18 +87,11 @@ Problem parse_request(std::span<const uint8_t> packet, ParsedRequest& out) {
         if (pos + f.length != packet.size()) return Problem::kAuthenticatorNotLast;
         auth = true;
         out.authenticator = pos;
-        if (f.body.size() < kAuthHeader) return Problem::kBadLengths;
-        const size_t nonce_length = base::load_be16(f.body.data());
-        const size_t sealed_length = base::load_be16(f.body.data() + 2);
-        if (nonce_length < 1 || sealed_length < kTagSize ||
-            kAuthHeader + pad4(nonce_length) + pad4(sealed_length) > f.body.size())
-          return Problem::kBadLengths;
+        if (!split_authenticator(f.body, out.nonce, out.sealed)) return Problem::kBadLengths;
         // Section 5.6: nonce plus additional padding at least N_REQ (16) octets.
-        if (kAuthHeader + std::max(pad4(nonce_length), kMinNonceAndPadding) + pad4(sealed_length) >
+        if (kAuthHeader + std::max(pad4(out.nonce.size()), kMinNonceAndPadding) + pad4(out.sealed.size()) >
             f.body.size())
           return Problem::kMissingPadding;
-        out.nonce = f.body.subspan(kAuthHeader, nonce_length);
-        out.sealed = f.body.subspan(kAuthHeader + pad4(nonce_length), sealed_length);
         break;
       }
       default:
@@ -243,16 +251,10 @@ ReplyCheck check_reply(std::span<const uint8_t> reply, std::span<const uint8_t> 
     }
     if (f.type != kEfAuthenticator) continue;  // unauthenticated until the authenticator
     if (!uid_seen) return ReplyCheck::kNoUid;
-    if (f.body.size() < kAuthHeader) return ReplyCheck::kMalformed;
-    const size_t nonce_length = base::load_be16(f.body.data());
-    const size_t sealed_length = base::load_be16(f.body.data() + 2);
-    if (nonce_length < 1 || sealed_length < kTagSize ||
-        kAuthHeader + pad4(nonce_length) + pad4(sealed_length) > f.body.size())
-      return ReplyCheck::kMalformed;
-    std::vector<uint8_t> plain(sealed_length - kTagSize);
-    if (!s2c.open(f.body.subspan(kAuthHeader, nonce_length), reply.first(pos),
-                  f.body.subspan(kAuthHeader + pad4(nonce_length), sealed_length), plain.data()))
-      return ReplyCheck::kBadAuthenticator;
+    std::span<const uint8_t> nonce, sealed;
+    if (!split_authenticator(f.body, nonce, sealed)) return ReplyCheck::kMalformed;
+    std::vector<uint8_t> plain(sealed.size() - kTagSize);
+    if (!s2c.open(nonce, reply.first(pos), sealed, plain.data())) return ReplyCheck::kBadAuthenticator;
     Field e;
     for (size_t q = 0; q < plain.size(); q += e.length) {
       if (!next_field(plain, q, e)) return ReplyCheck::kMalformed;
