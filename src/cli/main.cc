@@ -128,6 +128,10 @@ int main(int argc, char** argv) {
   load->add_option("--placeholders", l.placeholders,
                    "with --nts: cookie placeholders per request, 0-7 (default: 0 to 7 in turn)")
       ->check(CLI::Range(0, 7));
+  load->add_option("--check-every", l.check_every,
+                   "with --nts: decrypt and check one reply in N (default 1: every one); with N > 1 "
+                   "the pool's cookies are reused in turn, a cheaper generator for benchmarks")
+      ->check(CLI::Range(1u, 1000000u));
   load->add_flag("--ke-only", l.ke_only, "with --nts: only NTS-KE exchanges, --sockets of them at once, "
                                          "for --duration (handshakes per second and their latency)");
   load->add_option("--clients", l.clients,
