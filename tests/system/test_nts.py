@@ -267,6 +267,33 @@ class StrataQueryNtsTest(unittest.TestCase):
             self.assertIn('strata_nts_ke_unique_clients{window="1m",kind="v4"} 1\n', metrics)
 
 
+class NtsFleetTest(unittest.TestCase):
+    def test_a_secret_file_makes_a_fleet_without_a_key_service(self):
+        """NTS-KE on one stratad sends clients (Server/Port Negotiation) to another that has
+        no certificate, only the same secrets file: it accepts the cookies the first made."""
+        h.require(shutil.which("openssl") is not None, "openssl missing (./setup installs it)")
+        pki = Pki()
+        self.addCleanup(pki.cleanup)
+        pki.leaf("server")
+        state = h.state_dir()
+        secret = os.path.join(state, "nts-secret")
+        ke_port, ntp_port = tcp_port(), h.free_port()
+        ke_host = nts_config(pki.dir, ke_port, secret, f'ntp_server = "127.0.0.1"\nntp_port = {ntp_port}\n')
+        with h.Stratad(ke_host, threads=1) as ke:  # creates the secrets file
+            ntp_only = f'[time]\nsource = "local"\n[nts]\nsecret = "{secret}"\n'
+            with h.Stratad(ntp_only, threads=1, listen=[f"127.0.0.1:{ntp_port}"]) as ntp:
+                out = h.run([h.STRATA, "query", "--nts", f"localhost:{ke_port}", "--ca", pki.ca, "-c", "3",
+                             "-i", "0.05", "-4"], timeout=30)
+                self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+                self.assertIn(f"NTP server 127.0.0.1 port {ntp_port}", out.stdout)
+                self.assertEqual(out.stdout.count("nts ok"), 3, out.stdout)
+                c = ntp.counters()
+                self.assertEqual(c["nts_authenticated"], 3)
+                self.assertEqual(c["ke_accepted"], 0)  # no NTS-KE there
+                self.assertEqual(ke.counters()["ke_completed"], 1)
+                self.assertEqual(ke.counters()["nts_requests"], 0)
+
+
 class NtsReloadUnderLoadTest(unittest.TestCase):
     def test_no_handshake_fails_across_certificate_and_secret_reloads(self):
         h.require(shutil.which("openssl") is not None, "openssl missing (./setup installs it)")
