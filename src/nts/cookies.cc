@@ -161,9 +161,11 @@ SecretsResult load_secrets(const std::string& path, bool create) {
     return r;
   }
   struct stat st{};
-  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 0077) != 0) {
-    r.error = fmt::format("{}: readable by others (mode {:04o}); chmod 600 it", path,
-                          st.st_mode & 07777);
+  // Group access is allowed (root:stratad 0640 is a common way to give a service a secret);
+  // access for everyone is not.
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 0007) != 0) {
+    r.error = fmt::format("{}: open to every user (mode {:04o}); chmod 600 it (or 640 with stratad's group)",
+                          path, st.st_mode & 07777);
     return r;
   }
   std::ostringstream text;

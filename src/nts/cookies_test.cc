@@ -152,9 +152,11 @@ TEST(NtsKeys, CreatesAMissingSecretsFileOnceAndPrivately) {
   ASSERT_TRUE(again.secrets) << again.error;
   EXPECT_FALSE(again.created);
   EXPECT_EQ(again.secrets->secrets[0].bytes, made.secrets->secrets[0].bytes);
+  ::chmod(path.c_str(), 0640);  // the service's group may read it
+  EXPECT_TRUE(load_secrets(path, true).secrets);
   ::chmod(path.c_str(), 0644);
   EXPECT_EQ(load_secrets(path, true).error,
-            path + ": readable by others (mode 0644); chmod 600 it");
+            path + ": open to every user (mode 0644); chmod 600 it (or 640 with stratad's group)");
   ::unlink(path.c_str());
   EXPECT_FALSE(load_secrets(path, false).secrets);
   EXPECT_EQ(::access((path + ".new").c_str(), F_OK), -1);
