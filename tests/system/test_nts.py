@@ -267,6 +267,32 @@ class StrataQueryNtsTest(unittest.TestCase):
             self.assertIn('strata_nts_ke_unique_clients{window="1m",kind="v4"} 1\n', metrics)
 
 
+class NtsCheckConfigTest(unittest.TestCase):
+    def test_check_config_names_the_certificate_and_the_secrets(self):
+        h.require(shutil.which("openssl") is not None, "openssl missing (./setup installs it)")
+        pki = Pki()
+        self.addCleanup(pki.cleanup)
+        pki.leaf("server")
+        state = h.state_dir()
+        conf = os.path.join(pki.dir, "stratad.toml")
+        with open(conf, "w") as f:
+            f.write(nts_config(pki.dir, tcp_port(), os.path.join(state, "nts-secret")))
+        args = [h.STRATAD, "--config", conf, "--check-config"] + (["--user", "nobody"] if h.is_root() else [])
+        out = h.run(args)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertIn("nts KE with CN=server, expires", out.stdout)
+        self.assertIn("nts-secret will be created at start", out.stdout)
+        self.assertFalse(os.path.exists(os.path.join(state, "nts-secret")))  # --check-config writes nothing
+        # A key that is not the certificate's: refused, naming the key file.
+        other = Pki()
+        self.addCleanup(other.cleanup)
+        _, other_key = other.leaf("server")
+        shutil.copy(other_key, os.path.join(pki.dir, "server.key"))
+        out = h.run(args)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(f"nts-ke: {pki.dir}/server.key: ", out.stderr)
+
+
 class NtsFleetTest(unittest.TestCase):
     def test_a_secret_file_makes_a_fleet_without_a_key_service(self):
         """NTS-KE on one stratad sends clients (Server/Port Negotiation) to another that has
@@ -324,6 +350,16 @@ class NtsReloadUnderLoadTest(unittest.TestCase):
             out = h.run([h.STRATA, "reload", "--control", d.control], timeout=20)
             self.assertIn("nts: secrets from", out.stdout + out.stderr)
             self.assertIn("2 secrets", out.stdout + out.stderr)
+            # A broken secrets file keeps the secrets in force, and says so with the file's name.
+            with open(secret) as f:
+                good = f.read()
+            with open(secret, "w") as f:
+                f.write("not hex\n")
+            out = h.run([h.STRATA, "reload", "--control", d.control], timeout=20)
+            self.assertIn(f"nts: {secret}:1: a secret is 64 hex digits", out.stdout + out.stderr)
+            self.assertIn("the cookie secrets in force stay", out.stdout + out.stderr)
+            with open(secret, "w") as f:
+                f.write(good)
             stdout, stderr = load.communicate(timeout=60)
             r = json.loads(stdout)
             self.assertGreater(r["completed"], 20, stderr)
