@@ -124,24 +124,41 @@ class SystemdTest(unittest.TestCase):
             for source in ("kernel", "mirror"):
                 with self.subTest(source=source):
                     self.exercise(source, upstream, sandbox)
+            if shutil.which("openssl"):
+                with self.subTest(source="kernel, NTS"):
+                    self.exercise("kernel", upstream, sandbox, nts=True)
         finally:
             upstream.stop()
 
-    def exercise(self, source, upstream, sandbox):
+    def exercise(self, source, upstream, sandbox, nts=False):
         state = h.state_dir(prefix="unit-state-")
         config = f'[time]\nsource = "{source}"\n'
         if source == "mirror":
             config += f'mirror = "127.0.0.1:{upstream.port}"\nmirror_interval = 1\n'
         config += (f'[clients]\nstate_dir = "{state}"\n[ratelimit]\nenabled = true\n'
                    '[access]\nrules = ["127.0.0.0/8 query"]\n')
+        if nts:  # NTS-KE threads, the secrets file made at start, cookies on the workers
+            from test_nts import Pki, tcp_port
+            pki = Pki()
+            self.addCleanup(pki.cleanup)
+            pki.leaf("server")
+            ke_port, ntp_port = tcp_port(), h.free_port()
+            config += (f'[nts]\ncertificate = "{pki.dir}/server.crt"\nkey = "{pki.dir}/server.key"\n'
+                       f'listen = ["127.0.0.1:{ke_port}"]\nntp_port = {ntp_port}\n')
         # The unit's filter has no ptrace for LeakSanitizer's check at exit (ASan tree only).
-        d = h.Stratad(config=config, wrapper=sandbox, ratelimit=True,
-                      env=h.env_without_leak_check())
+        d = h.Stratad(config=config, wrapper=sandbox, ratelimit=True, env=h.env_without_leak_check(),
+                      listen=[f"127.0.0.1:{ntp_port}", f"[::1]:{ntp_port}"] if nts else None)
+        if nts:
+            d.port = ntp_port  # the port named in [nts] ntp_port, chosen before the start
         try:
             # Time requests, rate limiting and KoDs, then every control command.
             h.run([h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", "20",
                    "--rate", "400", "--duration", "1"], check=True)
             self.assertIsNotNone(h.exchange(d.v6, h.request()))
+            if nts:  # NTS-KE, then an authenticated exchange
+                r = h.run([h.STRATA, "query", "--nts", f"localhost:{ke_port}", "--ca", pki.ca, "-4"], timeout=30)
+                # (exit 1 when this machine's kernel clock is unsynchronised: LI 3 is not valid time)
+                self.assertIn("nts ok", r.stdout, r.stdout + r.stderr + "\n".join(d.log))
             for args in (["stats"], ["clients"], ["clients", "--count"], ["clients", "--kod-effect"],
                          ["top"], ["top", "--by", "bytes", "--prefix"]):
                 r = h.run([h.STRATA] + args + ["--control", d.control])
