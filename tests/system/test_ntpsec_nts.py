@@ -16,16 +16,14 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-from test_nts import Pki, nts_config, tcp_port  # noqa: E402
+from test_nts import nts_config, server_pki, tcp_port  # noqa: E402
 
 NTPD = os.path.join(h.PEERS, "ntpsec", "usr", "sbin", "ntpd")
 
 
 class NtpsecNtsTest(unittest.TestCase):
     def test_ntpd_selects_stratad_over_nts(self):
-        pki = Pki()
-        self.addCleanup(pki.cleanup)
-        pki.leaf("server")
+        pki = server_pki(self)
         state = h.state_dir()
         ke_port = tcp_port()
         ntp_port = h.free_port()

@@ -67,6 +67,15 @@ def nts_config(pki_dir, ke_port, secret, extra=""):
             f'listen = ["127.0.0.1:{ke_port}"]\nsecret = "{secret}"\n{extra}')
 
 
+def server_pki(test):
+    """A CA and its leaf for the server, removed after `test`; skips without openssl."""
+    h.require(shutil.which("openssl") is not None, "openssl missing (./setup installs it)")
+    pki = Pki()
+    test.addCleanup(pki.cleanup)
+    pki.leaf("server")
+    return pki
+
+
 class NtsChronyTest(unittest.TestCase):
     def setUp(self):
         h.require(os.access(h.CHRONYD, os.X_OK), f"{h.CHRONYD} missing (./setup unpacks chrony)")
@@ -212,10 +221,7 @@ def cert_fingerprint(path):
 
 class StrataQueryNtsTest(unittest.TestCase):
     def test_query_nts_runs_ke_then_verified_exchanges(self):
-        h.require(shutil.which("openssl") is not None, "openssl missing (./setup installs it)")
-        pki = Pki()
-        self.addCleanup(pki.cleanup)
-        pki.leaf("server")
+        pki = server_pki(self)
         state = h.state_dir()
         port = tcp_port()
         ntp_port = h.free_port()
@@ -269,10 +275,7 @@ class StrataQueryNtsTest(unittest.TestCase):
 
 class NtsCheckConfigTest(unittest.TestCase):
     def test_check_config_names_the_certificate_and_the_secrets(self):
-        h.require(shutil.which("openssl") is not None, "openssl missing (./setup installs it)")
-        pki = Pki()
-        self.addCleanup(pki.cleanup)
-        pki.leaf("server")
+        pki = server_pki(self)
         state = h.state_dir()
         conf = os.path.join(pki.dir, "stratad.toml")
         with open(conf, "w") as f:
@@ -297,10 +300,7 @@ class NtsFleetTest(unittest.TestCase):
     def test_a_secret_file_makes_a_fleet_without_a_key_service(self):
         """NTS-KE on one stratad sends clients (Server/Port Negotiation) to another that has
         no certificate, only the same secrets file: it accepts the cookies the first made."""
-        h.require(shutil.which("openssl") is not None, "openssl missing (./setup installs it)")
-        pki = Pki()
-        self.addCleanup(pki.cleanup)
-        pki.leaf("server")
+        pki = server_pki(self)
         state = h.state_dir()
         secret = os.path.join(state, "nts-secret")
         ke_port, ntp_port = tcp_port(), h.free_port()
@@ -322,10 +322,7 @@ class NtsFleetTest(unittest.TestCase):
 
 class NtsReloadUnderLoadTest(unittest.TestCase):
     def test_no_handshake_fails_across_certificate_and_secret_reloads(self):
-        h.require(shutil.which("openssl") is not None, "openssl missing (./setup installs it)")
-        pki = Pki()
-        self.addCleanup(pki.cleanup)
-        pki.leaf("server")
+        pki = server_pki(self)
         state = h.state_dir()
         secret = os.path.join(state, "nts-secret")
         port = tcp_port()
@@ -373,9 +370,7 @@ class NtsReloadUnderLoadTest(unittest.TestCase):
 class NtsTlsRefusalTest(unittest.TestCase):
     def test_tls12_and_missing_alpn_are_refused(self):
         h.require(shutil.which("gnutls-cli") is not None, "gnutls-cli missing (./setup installs gnutls-bin)")
-        pki = Pki()
-        self.addCleanup(pki.cleanup)
-        pki.leaf("server")
+        pki = server_pki(self)
         state = h.state_dir()
         port = tcp_port()
         with h.Stratad(nts_config(pki.dir, port, os.path.join(state, "nts-secret")), threads=1) as d:

@@ -17,7 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
-from test_nts import Pki, nts_config, tcp_port  # noqa: E402
+from test_nts import nts_config, server_pki, tcp_port  # noqa: E402
 
 
 def forged_nts_request():
@@ -34,9 +34,7 @@ class NtsCaptureTest(unittest.TestCase):
         h.require(shutil.which("tshark") is not None, "tshark not installed")
         h.require(h.is_root(), "live capture on lo needs root")
         h.require(shutil.which("openssl") is not None, "openssl missing")
-        pki = Pki()
-        self.addCleanup(pki.cleanup)
-        pki.leaf("server")
+        pki = server_pki(self)
         state = h.state_dir()
         ke_port, ntp_port = tcp_port(), h.free_port()
         work = tempfile.mkdtemp(prefix="nts-capture-")
