@@ -60,15 +60,21 @@ class PrometheusTest(unittest.TestCase):
             with open(conf, "w") as f:
                 f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n"
                         f"  - job_name: stratad\n    static_configs:\n      - targets: ['{target}']\n")
-            web = f"127.0.0.1:{h.free_port()}"
-            prom = subprocess.Popen([PROMETHEUS, f"--config.file={conf}",
-                                     f"--storage.tsdb.path={work}/data", f"--web.listen-address={web}"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # A port free for UDP may be taken for TCP: Prometheus then exits at once, and is
+            # started again on another one.
+            for _ in range(3):
+                web = f"127.0.0.1:{h.free_port()}"
+                prom = subprocess.Popen([PROMETHEUS, f"--config.file={conf}",
+                                         f"--storage.tsdb.path={work}/data", f"--web.listen-address={web}"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1)
+                if prom.poll() is None:
+                    break
             try:
                 for _ in range(40):
                     h.exchange(d.v4, h.request())
                 query = urllib.parse.quote('strata_received_total{job="stratad"}')
-                value, deadline = None, time.time() + 30
+                value, deadline = None, time.time() + 60  # a busy machine starts Prometheus slowly
                 while time.time() < deadline:
                     try:
                         status, _, body = fetch(f"http://{web}/api/v1/query?query={query}")
