@@ -215,6 +215,14 @@ class Stratad:
         self.stop()
 
 
+def expert_infos(field):
+    """tshark's _ws.expert field as a list, without the IP layer's "possible traceroute", which
+    it gives any UDP datagram with a port in 33434-33534 (an ephemeral port lands there now and
+    then; it says nothing about the packet). The text holds a comma itself, so it goes first."""
+    field = re.sub(r"Expert Info \([^)]*\): Possible traceroute: hop #\d+, attempt #\d+", "", field)
+    return [e for e in field.split(",") if e.strip()]
+
+
 def start_capture(capture_filter, pcap, seconds=20, count=None):
     """tshark capturing on lo into `pcap` (it stops after `seconds`, or `count` packets), once
     it says it is capturing. The caller waits for it (and closes its stderr)."""

@@ -72,7 +72,7 @@ class NtsCaptureTest(unittest.TestCase):
             self.assertEqual(r[1].split(",")[-1], "0x0404", r)
         self.assertEqual(sorted(r[1] for r in replies), ["0x0104", "0x0104,0x0404", "0x0104,0x0404", "0x0104,0x0404"])
         for r in rows:
-            self.assertEqual(r[3:], ["", ""], r)  # neither malformed nor any expert info
+            self.assertEqual((r[3], h.expert_infos(r[4])), ("", []), r)  # neither malformed nor expert info
         tls = h.run(["tshark", *decode, "-Y", "tls.handshake", "-T", "fields",
                      "-e", "tls.handshake.extensions_alpn_str", "-e", "tls.handshake.extensions.supported_version",
                      "-e", "_ws.malformed"], check=True).stdout

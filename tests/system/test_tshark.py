@@ -48,7 +48,7 @@ class TsharkTest(unittest.TestCase):
                 # Not malformed, no expert info about NTP. Wireshark's IP layer calls any UDP
                 # datagram with a port in 33434-33534 a "possible traceroute": an ephemeral
                 # port lands there now and then, which says nothing about the packet.
-                expert = [e for e in r[6].split(",") if e and TRACEROUTE not in e]
+                expert = h.expert_infos(r[6])
                 self.assertEqual((r[5], expert), ("", []), r)
             verbose = h.run(["tshark", *decode, "-V"], check=True).stdout
             self.assertEqual(verbose.count("Network Time Protocol (NTP Version"), 12)
