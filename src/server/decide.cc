@@ -237,39 +237,24 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
       return x;
     }
     note(d);
-    if (o.verdict == clients::Verdict::kKod && nts_request) {
-      // An authenticated KoD (RATE or DENY), with cookies so the client is not starved of
-      // them; sealed now: it has no T3. A failed authentication is not answered at all.
-      Decision x = d;
-      if (!nts_check(x) || x.nts_nak != nts::Nak::kNone) {
-        Decision y = drop(denied ? DropReason::kDenied : DropReason::kRateLimited, version);
-        note(y);
-        y.limited = !denied;
-        y.denied = denied;
-        y.nts = true;
-        return y;
-      }
-      x.reply = true;
-      x.version = version;
-      x.kod = true;
-      x.limited = !denied;
-      x.denied = denied;
-      if (wire::build_kod(req, denied ? wire::kKissDeny : wire::kKissRate,
-                          std::max(req.header.poll, limits.kod_poll()), out) == 0 ||
-          !nts_fields_out(x))
-        return dropped(x);
-      nts::seal_reply(out.first(x.length), x.nts_seal, *tracking->nts_seal);
-      return x;
-    }
     if (o.verdict == clients::Verdict::kKod) {
+      d.limited = !denied;
+      d.denied = denied;
+      // To an NTS client the KoD is authenticated and carries cookies, so the client is not
+      // starved of them; one whose authentication fails is not answered at all.
+      if (nts_request && (!nts_check(d) || d.nts_nak != nts::Nak::kNone))
+        return dropped(d, denied ? DropReason::kDenied : DropReason::kRateLimited);
       d.reply = true;
       d.version = version;
       d.kod = true;
-      d.limited = !denied;
-      d.denied = denied;
       d.length = static_cast<uint16_t>(
           wire::build_kod(req, denied ? wire::kKissDeny : wire::kKissRate,
                           std::max(req.header.poll, limits.kod_poll()), out));
+      if (nts_request) {  // sealed now: a KoD has no transmit stamp to wait for
+        if (d.length == 0 || !nts_fields_out(d)) return dropped(d);
+        nts::seal_reply(out.first(d.length), d.nts_seal, *tracking->nts_seal);
+        return d;
+      }
       if (key != nullptr) {  // a KoD has no transmit stamp to wait for: sign it now
         d.length = static_cast<uint16_t>(
             d.length + auth::sign(*key, out.first(d.length), out.subspan(d.length)));

@@ -19,6 +19,7 @@ constexpr uint16_t kRxBufferSize = 2048;
 // Replies are 48 octets plus a MAC of at most 24; with NTS as long as the request.
 constexpr uint16_t kTxBufferSize = 128;
 constexpr uint16_t kNtsTxBufferSize = kRxBufferSize;
+uint16_t tx_buffer_size(const WorkerOptions& o) { return o.nts ? kNtsTxBufferSize : kTxBufferSize; }
 // How long a receive waits before re-checking the stop flag.
 constexpr base::Nanos kReceiveTimeout = std::chrono::milliseconds(250);
 }  // namespace
@@ -39,14 +40,14 @@ Worker::Worker(io::Backend& backend, const clock::TimeStateCell& time, WorkerSta
       stats_(stats),
       options_(options),
       rx_buffers_(options.batch * kRxBufferSize),
-      tx_buffers_(options.batch * (options.nts ? kNtsTxBufferSize : kTxBufferSize)),
+      tx_buffers_(options.batch * tx_buffer_size(options)),
       rx_(options.batch),
       tx_(options.batch),
       needs_stamp_(options.batch),
       keys_(options.batch),
       rng_state_(std::random_device{}() | 1) {
   if (options.tracker != nullptr) default_rules_.limits = options.tracker->options().limits;
-  const uint16_t tx_size = options.nts ? kNtsTxBufferSize : kTxBufferSize;
+  const uint16_t tx_size = tx_buffer_size(options);
   for (size_t i = 0; i < options.batch; ++i) {
     rx_[i].data = &rx_buffers_[i * kRxBufferSize];
     rx_[i].capacity = kRxBufferSize;
