@@ -23,25 +23,23 @@ T relaxed_load(const T& field) {
 ClientTable::ClientTable(const TableOptions& options, uint64_t seed)
     : options_(options),
       seed_(seed),
-      records_(std::max<uint32_t>(options.capacity, 1)),
-      index_(static_cast<uint32_t>(records_.size())),
+      index_(std::max<uint32_t>(options.capacity, 1)),
       locals_(kMaxLocals) {}
 
 size_t ClientTable::memory_bytes() const {
-  return records_.size() * (sizeof(Record) + 12) + index_.bucket_count() * sizeof(uint32_t) +
-         locals_.size() * sizeof(base::IpAddress);
+  return index_.memory_bytes() + locals_.size() * sizeof(base::IpAddress);
 }
 
 AddressKey ClientTable::key_of(uint32_t slot) const {
   AddressKey k;
-  std::memcpy(k.bytes.data(), &records_[slot].key_lo, 8);
-  std::memcpy(k.bytes.data() + 8, &records_[slot].key_hi, 8);
+  std::memcpy(k.bytes.data(), &rec(slot).key_lo, 8);
+  std::memcpy(k.bytes.data() + 8, &rec(slot).key_hi, 8);
   return k;
 }
 
 void ClientTable::store(uint32_t slot, const Record& r) {
   // Sequence-lock write: odd while the fields change, even again after.
-  Record& d = records_[slot];
+  Record& d = rec(slot);
   const uint16_t seq = d.seq;
   std::atomic_ref<uint16_t>(d.seq).store(static_cast<uint16_t>(seq + 1), std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
@@ -59,7 +57,7 @@ void ClientTable::store(uint32_t slot, const Record& r) {
 }
 
 bool ClientTable::read(uint32_t slot, ClientSnapshot& out) const {
-  const Record& r = records_[slot];
+  const Record& r = rec(slot);
   for (int attempt = 0; attempt < 8; ++attempt) {
     const uint16_t s1 =
         std::atomic_ref<uint16_t>(const_cast<uint16_t&>(r.seq)).load(std::memory_order_acquire);
@@ -105,19 +103,19 @@ ClientTable::Lookup ClientTable::find_or_create(const AddressKey& key, int64_t n
   const uint64_t hash = hash_key(key, seed_);
   const uint64_t lo = key.lo(), hi = key.hi();
   l.slot = index_.find(hash, [&](uint32_t s) {
-    return records_[s].key_lo == lo && records_[s].key_hi == hi;
+    return rec(s).key_lo == lo && rec(s).key_hi == hi;
   });
   if (l.slot != kNone) {
-    l.previous_ns = records_[l.slot].last_ns;
-    index_.touch(l.slot);
+    l.previous_ns = rec(l.slot).last_ns;
+    index_.reference(l.slot);
     return l;
   }
   if (index_.full()) {
     // ntpd's MRU rules in bytes: the newest `mindepth` records and those seen within
-    // `maxage` stay; otherwise the oldest makes room. A protected oldest means the request
-    // is served but not tracked.
-    const uint32_t oldest = index_.oldest();
-    const bool young = now_ns - records_[oldest].last_ns < options_.maxage_ns;
+    // `maxage` stay; otherwise the oldest makes room (the least recently used with a second
+    // chance, lru_index.h). A protected oldest means the request is served but not tracked.
+    const uint32_t oldest = index_.candidate();
+    const bool young = now_ns - rec(oldest).last_ns < options_.maxage_ns;
     if (young || index_.size() <= options_.mindepth) return l;  // slot kNone: untracked
     index_.remove(oldest, hash_key(key_of(oldest), seed_));
     l.evicted = true;
@@ -130,8 +128,8 @@ ClientTable::Lookup ClientTable::find_or_create(const AddressKey& key, int64_t n
   r.key_hi = hi;
   r.first_ns = now_ns;
   r.last_ns = now_ns;
-  r.seq = records_[l.slot].seq;
-  store(l.slot, r);
+  r.seq = rec(l.slot).seq;
+  store(l.slot, r);  // (insert() zeroed the hint)
   size_.store(index_.size(), std::memory_order_relaxed);
   // Slots are handed out from 0 upwards (then reused): readers need not look past this.
   if (l.slot >= used_.load(std::memory_order_relaxed)) used_.store(l.slot + 1, std::memory_order_release);
@@ -140,7 +138,7 @@ ClientTable::Lookup ClientTable::find_or_create(const AddressKey& key, int64_t n
 
 void ClientTable::record(uint32_t slot, int64_t now_ns, uint8_t mode, uint8_t version,
                          uint16_t local, uint8_t flags, bool dropped) {
-  Record r = records_[slot];
+  Record r = rec(slot);
   r.last_ns = std::max(r.last_ns, now_ns);
   if (r.count != UINT32_MAX) ++r.count;
   r.mode_version = static_cast<uint8_t>((version & 7) << 3 | (mode & 7));

@@ -8,7 +8,9 @@
 // and version, the local address it hit, drops and KoDs sent, and the rate-limit outcome of
 // its last request. The average interval is ntpd's (last - first) / (count - 1).
 //
-// Memory per slot: 48 octets of record + 12 of LRU links + at most 4 of hash buckets.
+// Memory per slot: one 64-octet line (48 octets of record, the tracker's hint, the LRU links
+// and reference bit) plus a fifth of a 64-octet hash bucket (lru_index.h). A request of a
+// known client reads and writes that line and reads its bucket's, nothing else.
 #pragma once
 
 #include <atomic>
@@ -51,8 +53,9 @@ struct ClientSnapshot {
   uint8_t flags = 0;  // ClientFlags of the last request
 };
 
-// Bytes of memory one slot costs (record, links, buckets), for sizing from a memory budget.
-inline constexpr size_t kClientSlotBytes = 64;
+// Bytes of memory one slot costs (its line and its share of the buckets, rounded up), for
+// sizing from a memory budget.
+inline constexpr size_t kClientSlotBytes = 77;
 
 class ClientTable {
  public:
@@ -84,11 +87,20 @@ class ClientTable {
     int64_t first_ns;
   };
   Peek peek(uint32_t slot) const {
-    const Record& r = records_[slot];
+    const Record& r = rec(slot);
     return {r.count, r.kods, r.first_ns};
   }
   // The index of a local address, for record(); kNoLocal when more than kMaxLocals were seen.
   uint16_t local_index(const base::IpAddress& local);
+  // A word the owner keeps with each record (the tracker: where the client's limiter prefix
+  // was last found), zero in a new record. Worker side only.
+  uint32_t hint(uint32_t slot) const { return index_.word(slot); }
+  void set_hint(uint32_t slot, uint32_t value) { index_.word(slot) = value; }
+
+  // Prefetching for a batch (see Tracker::prepare): hints, never needed for a right answer.
+  uint64_t hash(const AddressKey& key) const { return hash_key(key, seed_); }
+  void prefetch_bucket(uint64_t hash) const { index_.prefetch_bucket(hash); }
+  uint32_t prefetch_record(uint64_t hash) const { return index_.prefetch_slot(hash); }
 
   // --- any thread ---
   uint32_t capacity() const { return index_.capacity(); }
@@ -126,13 +138,15 @@ class ClientTable {
   };
   static_assert(sizeof(Record) == 48);
 
+  // A slot's line holds the record and (lru_index.h) the LRU links and the tracker's hint.
+  Record& rec(uint32_t slot) { return index_.payload(slot); }
+  const Record& rec(uint32_t slot) const { return index_.payload(slot); }
   void store(uint32_t slot, const Record& r);
   AddressKey key_of(uint32_t slot) const;
 
   TableOptions options_;
   uint64_t seed_;
-  ZeroedArray<Record> records_;
-  LruIndex index_;
+  LruIndexT<Record> index_;
   std::atomic<size_t> size_{0};
   std::atomic<uint32_t> used_{0};  // one past the highest slot ever used
   // Local addresses by index: append-only; count published with release.

@@ -2,6 +2,9 @@
 // the per-worker tracker.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+
 #include <atomic>
 #include <cmath>
 #include <thread>
@@ -31,6 +34,23 @@ TEST(AddressKey, MapsIpv4AndCutsPrefixes) {
   EXPECT_EQ(b.prefix(24, 56).address(), ip("2001:db8:1::"));
   EXPECT_EQ(b.prefix(24, 128), b);
   EXPECT_NE(hash_key(a, 1), hash_key(a, 2));
+}
+
+TEST(AddressKey, PrefixesOfEveryLengthMatchABitByBitCut) {
+  std::mt19937_64 rng(5);
+  for (int round = 0; round < 50; ++round) {
+    base::IpAddress a;
+    a.family = round % 2 ? base::Family::kV6 : base::Family::kV4;
+    for (auto& b : a.bytes) b = static_cast<uint8_t>(rng());
+    const AddressKey k = AddressKey::from(a);
+    for (int bits = -1; bits <= 129; ++bits) {
+      const int keep = std::clamp(k.is_v4() ? 96 + bits : bits, 0, 128);
+      AddressKey want = k;
+      for (int i = 0; i < 128; ++i)
+        if (i >= keep) want.bytes[i / 8] &= static_cast<uint8_t>(~(0x80 >> (i % 8)));
+      ASSERT_EQ(k.prefix(bits, bits), want) << bits;
+    }
+  }
 }
 
 TEST(ZeroedArray, GrowsInPlaceKeepingContents) {
@@ -105,6 +125,46 @@ TEST(LruIndex, ManyKeysCollideInBucketsAndStayFindable) {
   for (uint64_t k = 0; k < 1000; ++k) key_of[idx.insert(k * 1024)] = k * 1024;  // same bucket bits
   for (uint64_t k = 0; k < 1000; ++k)
     EXPECT_NE(idx.find(k * 1024, [&](uint32_t s) { return key_of[s] == k * 1024; }), LruIndex::kNone);
+}
+
+TEST(LruIndex, SecondChanceGivesUpTheOldestNotUsedSinceItMoved) {
+  LruIndex idx(4);
+  std::vector<uint32_t> slot(4);
+  for (uint32_t k = 0; k < 4; ++k) slot[k] = idx.insert(k);
+  EXPECT_EQ(idx.candidate(), slot[0]);  // nothing referenced: the exact oldest
+  idx.reference(slot[0]);
+  idx.reference(slot[2]);
+  // 0 is referenced: it moves to the front with its bit cleared, and 1 is the candidate.
+  EXPECT_EQ(idx.candidate(), slot[1]);
+  EXPECT_EQ(idx.newest(), slot[0]);
+  idx.remove(slot[1], 1);
+  // Next: 2 (referenced) moves to the front, then 3 is given up.
+  EXPECT_EQ(idx.candidate(), slot[3]);
+  // Every slot referenced: each moves once, and the oldest of them comes round again.
+  for (uint32_t k : {0u, 2u, 3u}) idx.reference(slot[k]);
+  const uint32_t c = idx.candidate();
+  EXPECT_NE(c, LruIndex::kNone);
+  EXPECT_EQ(idx.size(), 3u);
+}
+
+TEST(LruIndex, BucketsThatOverflowStayFindableAndShrinkBack) {
+  // 200 keys with the same home bucket and distinct tags: they run on through the following
+  // buckets; removing them all leaves no overflow behind (a missing key ends at home).
+  LruIndex idx(400);
+  std::vector<uint32_t> slots;
+  auto key = [](uint64_t i) { return (uint64_t{7} << 32) | (i + 1); };  // same upper half
+  std::vector<uint64_t> key_of(400);
+  for (uint64_t i = 0; i < 200; ++i) {
+    slots.push_back(idx.insert(key(i)));
+    key_of[slots.back()] = key(i);
+  }
+  auto find = [&](uint64_t k) { return idx.find(k, [&](uint32_t s) { return key_of[s] == k; }); };
+  for (uint64_t i = 0; i < 200; ++i) EXPECT_EQ(find(key(i)), slots[i]);
+  for (uint64_t i = 0; i < 200; i += 2) idx.remove(slots[i], key(i));
+  for (uint64_t i = 0; i < 200; ++i) EXPECT_EQ(find(key(i)), i % 2 ? slots[i] : LruIndex::kNone);
+  for (uint64_t i = 1; i < 200; i += 2) idx.remove(slots[i], key(i));
+  EXPECT_EQ(idx.size(), 0u);
+  EXPECT_EQ(find(key(5)), LruIndex::kNone);
 }
 
 TEST(ClientTable, RecordsRequests) {
@@ -374,6 +434,29 @@ TEST(PrefixTable, AFullTableDoesNotFailOpen) {
   EXPECT_EQ(answered, 10000u);
 }
 
+TEST(PrefixTable, AStaleHintFindsTheRightPrefix) {
+  LimitParams p;
+  PrefixTable t(2, 9);
+  const auto a = AddressKey::from(ip("10.0.0.1")), b = AddressKey::from(ip("10.0.0.2")),
+             c = AddressKey::from(ip("10.0.0.3"));
+  uint32_t hint_a = 0, hint_b = 0, hint_c = 0;
+  PrefixState* sa = t.find_or_create(a, p, 0, &hint_a).state;
+  EXPECT_NE(hint_a, 0u);
+  t.find_or_create(b, p, kSec, &hint_b);
+  EXPECT_EQ(t.find_or_create(a, p, 2 * kSec, &hint_a).state, sa);  // through the hint
+  // b goes; c takes its slot. b's old hint now names c's record: it must not be taken.
+  t.find_or_create(c, p, 3 * kSec, &hint_c);
+  EXPECT_EQ(hint_c, hint_b);
+  uint32_t stale = hint_b;
+  const auto l = t.find_or_create(b, p, 4 * kSec, &stale);
+  EXPECT_TRUE(l.created);
+  EXPECT_NE(l.state, t.find_or_create(c, p, 4 * kSec).state);
+  // A hint past the table or zero is ignored.
+  uint32_t wild = 1000;
+  EXPECT_FALSE(t.find_or_create(b, p, 5 * kSec, &wild).created);
+  EXPECT_NE(wild, 1000u);
+}
+
 // --- the tracker: table and limiter together ---
 
 TrackerOptions small_tracker() {
@@ -471,6 +554,44 @@ TEST(Tracker, WatchesFirstKods) {
   EXPECT_EQ(watched[0].kod_ns, 10 * kSec + kSec / 10);
   EXPECT_EQ(watched[0].first_ns, 10 * kSec);
   EXPECT_EQ(t.kod_watch().skipped(), 0u);
+}
+
+TEST(Tracker, PreparedBatchesGiveTheSameObservations) {
+  // The same trace through two trackers, one of them prepared batch by batch: identical
+  // observations (prefetching is a hint only), with evictions in both tables.
+  TrackerOptions o = small_tracker();
+  o.table.capacity = 300;
+  o.table.maxage_ns = 0;
+  o.prefix_capacity = 10;
+  o.limits.v4_prefix = 24;
+  Tracker plain(o), prepared(o);
+  size_t evictions = 0, prefix_evictions = 0, limited = 0;
+  std::mt19937 rng(8);
+  std::vector<base::IpAddress> trace(20000);
+  for (auto& a : trace) a = base::IpAddress::v4(0x0a000000u | (rng() % 2000) | (rng() % 3) << 16);
+  const base::IpAddress local = ip("192.0.2.1");
+  int64_t now = 100 * kSec;
+  for (size_t b = 0; b < trace.size(); b += 64) {
+    prepared.prepare(64, [&](size_t j) -> const base::IpAddress& { return trace[b + j]; },
+                     o.limits);
+    for (size_t j = 0; j < 64 && b + j < trace.size(); ++j) {
+      now += kSec / 500;
+      const Observation x = plain.observe(trace[b + j], local, 3, 4, now);
+      const Observation y = prepared.observe(trace[b + j], local, 3, 4, now);
+      ASSERT_EQ(x.verdict, y.verdict) << b + j;
+      ASSERT_EQ(x.created, y.created);
+      ASSERT_EQ(x.evicted, y.evicted);
+      ASSERT_EQ(x.prefix_evicted, y.prefix_evicted);
+      ASSERT_EQ(x.gap_ns, y.gap_ns);
+      evictions += x.evicted;
+      prefix_evictions += x.prefix_evicted;
+      limited += x.verdict != Verdict::kPass;
+    }
+  }
+  EXPECT_EQ(plain.table().size(), prepared.table().size());
+  EXPECT_GT(evictions, 1000u);
+  EXPECT_GT(prefix_evictions, 0u);
+  EXPECT_GT(limited, 0u);
 }
 
 TEST(Tracker, SizesItselfFromMemory) {

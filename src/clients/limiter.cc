@@ -15,11 +15,20 @@ PrefixState fresh_state(const LimitParams& p, int64_t now_ns) {
 
 namespace {
 
+// e^-x for x >= 0. Requests of a busy prefix come a fraction of the time constant apart, and
+// there a Taylor polynomial is exact to the double's last bits (the error term is below
+// x^5/120 < 1e-8 for x < 1/16, far below the float the score is kept in): a few multiplies
+// instead of a libm call on every request.
+double exp_minus(double x) {
+  if (x < 0.0625) return 1.0 - x * (1.0 - x * (0.5 - x * (1.0 / 6 - x * (1.0 / 24))));
+  return std::exp(-x);
+}
+
 // The decayed request-rate score and the time of the last request, for one more request.
 double advance(PrefixState& s, const LimitParams& p, int64_t now_ns) {
   const double dt = static_cast<double>(std::max<int64_t>(0, now_ns - s.last_ns)) * 1e-9;
   s.last_ns = std::max(s.last_ns, now_ns);
-  s.score = static_cast<float>(s.score * std::exp(-dt / p.score_decay_s) + 1.0 / p.score_decay_s);
+  s.score = static_cast<float>(s.score * exp_minus(dt / p.score_decay_s) + 1.0 / p.score_decay_s);
   return dt;
 }
 
@@ -60,23 +69,28 @@ Verdict limit(PrefixState& s, const LimitParams& p, int64_t now_ns, int64_t addr
 }
 
 PrefixTable::PrefixTable(uint32_t capacity, uint64_t seed)
-    : seed_(seed), records_(std::max<uint32_t>(capacity, 1)),
-      index_(static_cast<uint32_t>(records_.size())) {}
+    : seed_(seed), index_(std::max<uint32_t>(capacity, 1)) {}
 
-size_t PrefixTable::memory_bytes() const {
-  return records_.size() * (sizeof(Record) + 12) + index_.bucket_count() * sizeof(uint32_t);
+size_t PrefixTable::memory_bytes() const { return index_.memory_bytes(); }
+
+PrefixTable::Lookup PrefixTable::found(uint32_t slot, uint32_t* hint) {
+  index_.reference(slot);
+  if (hint != nullptr) *hint = slot + 1;
+  Lookup l;
+  l.state = &index_.payload(slot).state;
+  return l;
 }
 
 PrefixTable::Lookup PrefixTable::find_or_create(const AddressKey& prefix, const LimitParams& p,
-                                                int64_t now_ns) {
+                                                int64_t now_ns, uint32_t* hint) {
+  if (hint != nullptr && *hint != 0 && *hint <= index_.capacity()) {
+    const Record& r = index_.payload(*hint - 1);
+    if (r.live != 0 && r.key == prefix) return found(*hint - 1, hint);
+  }
   Lookup l;
   const uint64_t hash = hash_key(prefix, seed_);
-  uint32_t slot = index_.find(hash, [&](uint32_t s) { return records_[s].key == prefix; });
-  if (slot != kNone) {
-    index_.touch(slot);
-    l.state = &records_[slot].state;
-    return l;
-  }
+  uint32_t slot = index_.find(hash, [&](uint32_t s) { return index_.payload(s).key == prefix; });
+  if (slot != kNone) return found(slot, hint);
   PrefixState start = fresh_state(p, now_ns);
   if (index_.full()) {
     // The least recently seen prefix goes. If it had not yet refilled its bucket, its
@@ -85,8 +99,8 @@ PrefixTable::Lookup PrefixTable::find_or_create(const AddressKey& prefix, const 
     // every one of them (the limiter failing open), so it takes over the state it evicts:
     // that bucket refilled to now, its request-rate score and its KoD pacing. The table's
     // budget is then that of its slots, however many sources pass through them.
-    const uint32_t oldest = index_.oldest();
-    const Record& old = records_[oldest];
+    const uint32_t oldest = index_.candidate();  // least recently seen, second chance
+    Record& old = index_.payload(oldest);
     const double idle = static_cast<double>(now_ns - old.state.last_ns) * 1e-9;
     l.evicted_active = idle < p.burst * p.interval_s;
     if (l.evicted_active) {
@@ -95,11 +109,15 @@ PrefixTable::Lookup PrefixTable::find_or_create(const AddressKey& prefix, const 
       start.last_kod_ns = old.state.last_kod_ns;
     }
     index_.remove(oldest, hash_key(old.key, seed_));
+    old.live = 0;
   }
   slot = index_.insert(hash);
-  records_[slot].key = prefix;
-  records_[slot].state = start;
-  l.state = &records_[slot].state;
+  Record& r = index_.payload(slot);
+  r.key = prefix;
+  r.state = start;
+  r.live = 1;
+  if (hint != nullptr) *hint = slot + 1;
+  l.state = &r.state;
   l.created = true;
   return l;
 }

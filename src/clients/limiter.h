@@ -68,8 +68,9 @@ Verdict limit(PrefixState& s, const LimitParams& p, int64_t now_ns, int64_t addr
 // flood rule as RATE KoDs), else kDrop. Updates the rate score and KoD time.
 Verdict deny(PrefixState& s, const LimitParams& p, int64_t now_ns);
 
-// Bytes of memory one prefix slot costs (record, links, buckets).
-inline constexpr size_t kPrefixSlotBytes = 56;
+// Bytes of memory one prefix slot costs (its 64-octet line and its share of the buckets,
+// rounded up; lru_index.h).
+inline constexpr size_t kPrefixSlotBytes = 77;
 
 class PrefixTable {
  public:
@@ -82,22 +83,32 @@ class PrefixTable {
     bool evicted_active = false;  // the evicted prefix still had limiter state worth keeping
   };
   // The state of `prefix`, made fresh (and made room for, evicting the least recently seen
-  // prefix) when absent.
-  Lookup find_or_create(const AddressKey& prefix, const LimitParams& p, int64_t now_ns);
+  // prefix) when absent. `hint`, when given: where the caller last found this prefix (slot +
+  // 1, 0 unknown), tried before the hash index and updated.
+  Lookup find_or_create(const AddressKey& prefix, const LimitParams& p, int64_t now_ns,
+                        uint32_t* hint = nullptr);
   uint32_t capacity() const { return index_.capacity(); }
   uint32_t size() const { return index_.size(); }
   size_t memory_bytes() const;
+
+  // Prefetching for a batch (see Tracker::prepare): hints, never needed for a right answer.
+  uint64_t hash(const AddressKey& prefix) const { return hash_key(prefix, seed_); }
+  void prefetch_bucket(uint64_t hash) const { index_.prefetch_bucket(hash); }
+  uint32_t prefetch_record(uint64_t hash) const { return index_.prefetch_slot(hash); }
+  void prefetch_line(uint32_t slot) const { index_.prefetch_line(slot); }
 
  private:
   struct Record {
     AddressKey key;
     PrefixState state;
+    uint32_t live;  // 1 while indexed (a hint may name a slot freed since)
   };
-  static_assert(sizeof(Record) == 40);
+  static_assert(sizeof(Record) <= 48);
+
+  Lookup found(uint32_t slot, uint32_t* hint);
 
   uint64_t seed_;
-  ZeroedArray<Record> records_;
-  LruIndex index_;
+  LruIndexT<Record> index_;
 };
 
 }  // namespace strata::clients

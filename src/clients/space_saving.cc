@@ -10,6 +10,14 @@ namespace {
 uint64_t key_hash(const AddressKey& k) { return hash_key(k, 0x53504143455341ULL); }
 }  // namespace
 
+SpaceSavingFilter::SpaceSavingFilter(uint32_t buckets)
+    : alpha(std::bit_ceil(std::max<uint32_t>(buckets, 1))),
+      mask(static_cast<uint32_t>(alpha.size() - 1)) {}
+
+void SpaceSavingFilter::clear() { std::fill(alpha.begin(), alpha.end(), 0); }
+
+uint64_t SpaceSaving::hash_of(const AddressKey& key) { return key_hash(key); }
+
 SpaceSaving::SpaceSaving(uint32_t k)
     : k_(std::max<uint32_t>(k, 1)),
       pos_(k_),
@@ -83,8 +91,12 @@ void SpaceSaving::sift_up(uint32_t i) {
 }
 
 void SpaceSaving::add(const AddressKey& key, uint64_t weight) {
+  add(key, key_hash(key), weight, nullptr);
+}
+
+void SpaceSaving::add(const AddressKey& key, uint64_t hash, uint64_t weight,
+                      SpaceSavingFilter* filter) {
   total_ += weight;
-  const uint64_t hash = key_hash(key);
   const uint32_t slot = find(key, hash);
   if (slot != UINT32_MAX) {
     entries_[slot].count += weight;  // grew: it may move down in a min-heap
@@ -103,8 +115,21 @@ void SpaceSaving::add(const AddressKey& key, uint64_t weight) {
   // Replace the smallest: the newcomer may have had up to its count before.
   const uint32_t s = heap_[0];
   Entry& min = entries_[s];
+  uint64_t floor = min.count;
+  if (filter != nullptr) {
+    // The newcomer has had at most its counter's weight so far (all keys of its counter
+    // outside the summary together); below the smallest count it stays out.
+    uint32_t& a = filter->alpha[(hash >> 40) & filter->mask];
+    if (a + weight < floor) {
+      a = static_cast<uint32_t>(a + weight);
+      return;
+    }
+    floor = a;
+    // The leaving key keeps its bound in its own counter (at most the smallest count).
+    uint32_t& left = filter->alpha[(key_hash(min.key) >> 40) & filter->mask];
+    left = static_cast<uint32_t>(std::min<uint64_t>(UINT32_MAX, std::max<uint64_t>(left, min.count)));
+  }
   index_erase(min.key);
-  const uint64_t floor = min.count;
   min = {key, floor + weight, floor};
   index_insert(hash, s);
   sift_down(0);

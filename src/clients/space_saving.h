@@ -5,6 +5,15 @@
 // push a real top talker out. Weighted (requests or bytes), with a min-heap for the smallest
 // and an open-addressing index. Mergeable (Agarwal et al., "Mergeable summaries", 2012) for
 // windows and across workers. Single writer; copies are taken under the owner's control.
+//
+// With a filter (Filtered Space-Saving, Homem and Carvalho 2010): a key not in a full
+// summary first adds its weight to a counter chosen by its hash, and takes the smallest
+// entry's place only once that counter reaches the smallest count; the entry it replaces
+// leaves its count in its own counter. Each counter is then at least the weight of every
+// key outside the summary that hashes to it, and at most the smallest count, so the
+// guarantees are Space-Saving's (counts never under, errors at most total/k, every key with
+// more than total/k in the summary), and a flood of one-off sources costs a counter
+// increment per request instead of a replacement (heap and index work) per request.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +22,15 @@
 #include "clients/address_key.h"
 
 namespace strata::clients {
+
+// The counters of Filtered Space-Saving, kept beside the summary they filter (only the one
+// being added to needs them; copies and merges do not).
+struct SpaceSavingFilter {
+  explicit SpaceSavingFilter(uint32_t buckets);
+  void clear();
+  std::vector<uint32_t> alpha;
+  uint32_t mask;
+};
 
 class SpaceSaving {
  public:
@@ -25,6 +43,11 @@ class SpaceSaving {
   explicit SpaceSaving(uint32_t k = 512);
 
   void add(const AddressKey& key, uint64_t weight);
+  // The same with the key's hash (hash_of: the summary's index is built with it, no other
+  // hash will do) computed once for several summaries, and an optional filter (cleared
+  // whenever this summary is).
+  void add(const AddressKey& key, uint64_t hash, uint64_t weight, SpaceSavingFilter* filter);
+  static uint64_t hash_of(const AddressKey& key);
   // this = this + other (same k), as mergeable summaries combine.
   void merge(const SpaceSaving& other);
   void clear();

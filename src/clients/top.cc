@@ -34,12 +34,18 @@ void TopTalkers::rotate_minute(int64_t minute) {
     std::swap(live_[0], live_[1]);
   }
   for (auto& s : live_[0].s) s.clear();
+  for (auto& f : filters_) f.clear();
   live_[0].number = minute;
 }
 
 void TopTalkers::add(const AddressKey& key, uint64_t bytes, int64_t now_ns) {
-  const int64_t now_s = floor_div(now_ns, 1'000'000'000);
-  const int64_t minute = floor_div(now_s, 60);
+  if (now_ns < second_start_ns_ || now_ns - second_start_ns_ >= 1'000'000'000) {
+    second_ = floor_div(now_ns, 1'000'000'000);
+    second_start_ns_ = second_ * 1'000'000'000;
+    minute_ = floor_div(second_, 60);
+  }
+  const int64_t now_s = second_;
+  const int64_t minute = minute_;
   bool rotated = false;
   if (live_[0].number != minute && minute > live_[0].number) {
     rotate_minute(minute);
@@ -48,10 +54,14 @@ void TopTalkers::add(const AddressKey& key, uint64_t bytes, int64_t now_ns) {
   Slot& m = live_[0];
   if (m.number == minute) {  // (a request stamped in an earlier minute is not counted)
     const AddressKey prefix = key.prefix(kTopV4Prefix, kTopV6Prefix);
-    m.s[0].add(key, 1);
-    m.s[1].add(key, bytes);
-    m.s[2].add(prefix, 1);
-    m.s[3].add(prefix, bytes);
+    // One hash per key for its two summaries (they must be Space-Saving's own hash: the
+    // summaries' index is built with it).
+    const uint64_t key_hash = SpaceSaving::hash_of(key);
+    const uint64_t prefix_hash = SpaceSaving::hash_of(prefix);
+    m.s[0].add(key, key_hash, 1, &filters_[0]);
+    m.s[1].add(key, key_hash, bytes, &filters_[1]);
+    m.s[2].add(prefix, prefix_hash, 1, &filters_[2]);
+    m.s[3].add(prefix, prefix_hash, bytes, &filters_[3]);
     dirty_ = true;
   }
   if (rotated || now_s != last_publish_s_) publish(now_s);

@@ -5,8 +5,12 @@
 // once a second (and at every rotation) under a mutex the worker only ever try-locks, so the
 // packet path never waits.
 //
+// The current minute's summaries are filtered (Filtered Space-Saving, space_saving.h): a
+// source not among the top k costs a counter increment, not a replacement.
+//
 // Memory: k = 512 entries x 4 summaries x (1 minute + 2 hours + 2 days + the minute before)
-// x 2 (live and published), about 1.2 MiB per worker.
+// x 2 (live and published), about 1.2 MiB per worker, plus 4 x 128 KiB of filter counters
+// (kTopFilterCounters; docs/performance.md says what smaller filters cost).
 #pragma once
 
 #include <array>
@@ -19,6 +23,8 @@ namespace strata::clients {
 
 enum class TopKind : uint8_t { kAddressRequests, kAddressBytes, kPrefixRequests, kPrefixBytes };
 inline constexpr int kTopV4Prefix = 24;
+// Counters of each filter of the current minute's summaries (Filtered Space-Saving).
+inline constexpr uint32_t kTopFilterCounters = 32768;
 inline constexpr int kTopV6Prefix = 48;
 
 class TopTalkers {
@@ -52,6 +58,14 @@ class TopTalkers {
   void publish(int64_t now_s);
 
   Slots live_;
+  std::array<SpaceSavingFilter, 4> filters_{SpaceSavingFilter(kTopFilterCounters),
+                                             SpaceSavingFilter(kTopFilterCounters),
+                                             SpaceSavingFilter(kTopFilterCounters),
+                                             SpaceSavingFilter(kTopFilterCounters)};  // of live_[0]
+  // The second and minute of the last request, worked out once per second.
+  int64_t second_start_ns_ = INT64_MAX;
+  int64_t second_ = 0;
+  int64_t minute_ = 0;
   int64_t last_publish_s_ = -1;
   bool dirty_ = false;  // added to since the last publish
   int64_t last_flush_ns_ = 0;

@@ -81,6 +81,78 @@ TEST(SpaceSaving, MergeAddsCountsAndKeepsTheGuarantee) {
   EXPECT_LE(top.size(), 64u);
 }
 
+TEST(FilteredSpaceSaving, ExactBelowCapacityAndKeepsTheGuaranteesUnderAFlood) {
+  // Below capacity the filter is never consulted: exact counts.
+  {
+    SpaceSaving s(16);
+    SpaceSavingFilter f(64);
+    for (uint32_t i = 0; i < 1000; ++i) s.add(v4(i % 10), SpaceSaving::hash_of(v4(i % 10)), 3, &f);
+    for (const auto& e : s.top()) {
+      EXPECT_EQ(e.count, 300u);
+      EXPECT_EQ(e.error, 0u);
+    }
+  }
+  // The flood of the unfiltered test: 1,000,000 one-off sources and five talkers at 1% each,
+  // k = 512, a filter of 4,096 counters. The same guarantees hold, and every count is at
+  // least its key's true weight.
+  SpaceSaving s(512), plain(512);
+  SpaceSavingFilter f(4096);
+  const uint32_t heavy[5] = {0xc0000201, 0xc0000202, 0xc6336401, 0xcb007101, 0x0a0a0a0a};
+  uint64_t heavy_sent[5] = {};
+  uint64_t n = 0;
+  for (uint32_t i = 0; i < 1000000; ++i) {
+    const AddressKey k = v4(0x64000000u + i);
+    s.add(k, SpaceSaving::hash_of(k), 1, &f);
+    ++n;
+    if (i % 95 == 0) {
+      const size_t h = i / 95 % 5;
+      s.add(v4(heavy[h]), SpaceSaving::hash_of(v4(heavy[h])), 1, &f);
+      ++heavy_sent[h];
+      ++n;
+    }
+  }
+  EXPECT_EQ(s.total(), n);
+  const auto top = s.top();
+  for (size_t h = 0; h < 5; ++h) {
+    bool found = false;
+    for (size_t i = 0; i < 5; ++i) {
+      if (top[i].key != v4(heavy[h])) continue;
+      found = true;
+      EXPECT_GE(top[i].count, heavy_sent[h]);
+      EXPECT_LE(top[i].count - top[i].error, heavy_sent[h]);
+      EXPECT_LE(top[i].error, n / 512);
+    }
+    EXPECT_TRUE(found) << h;
+  }
+  // No count under the truth for the one-off sources that stayed in (each sent 1).
+  uint64_t sum = 0;
+  for (const auto& e : top) sum += e.count;
+  EXPECT_LE(sum, n);  // the summary never holds more weight than was added
+  EXPECT_LE(s.min_count(), n / 512);
+}
+
+TEST(FilteredSpaceSaving, CountsNeverUnderTheTruthOnASkewedStream) {
+  // Zipf-like traffic over 20,000 keys; every key in the summary has count >= its true
+  // weight and count - error <= it, with weights of 48 to 1,000 octets.
+  SpaceSaving s(128);
+  SpaceSavingFilter f(1024);
+  std::mt19937_64 rng(11);
+  std::map<uint32_t, uint64_t> truth;
+  for (int i = 0; i < 300000; ++i) {
+    const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+    const auto key = static_cast<uint32_t>(20000 * u * u * u);
+    const uint64_t w = 48 + rng() % 953;
+    s.add(v4(key), SpaceSaving::hash_of(v4(key)), w, &f);
+    truth[key] += w;
+  }
+  for (const auto& e : s.top()) {
+    const uint64_t t = truth[e.key.address().v4_host_order()];
+    EXPECT_GE(e.count, t);
+    EXPECT_LE(e.count - e.error, t);
+  }
+  EXPECT_EQ(s.top()[0].key, v4(0));
+}
+
 TEST(TopTalkers, MinutesRollIntoHoursAndDays) {
   TopTalkers t(64);
   const int64_t day0 = 1'800'000'000LL * 1'000'000'000;  // a UTC day boundary

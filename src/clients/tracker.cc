@@ -25,6 +25,35 @@ uint64_t Tracker::next_random() {
   return rng_ * 0x2545F4914F6CDD1DULL;
 }
 
+void Tracker::prefetch_prepared(size_t n, const LimitParams& p) {
+  // One software pipeline over the batch, three stages kStage requests apart: request i's
+  // bucket was prefetched (prepare()), then request i - kStage's bucket is read for its
+  // record, and request i - 2 kStage's record for its prefix (through the hint, or the
+  // prefix bucket, whose record is read a stage later). Each line then has a stage's time to
+  // arrive, and few enough are in flight at once for none of the prefetches to be dropped.
+  constexpr size_t kStage = 16;
+  for (size_t i = 0; i < n + 3 * kStage; ++i) {
+    if (i < n) table_.prefetch_bucket(prepared_[i].hash);
+    if (i >= kStage && i - kStage < n) {
+      Prepared& r = prepared_[i - kStage];
+      r.slot = table_.prefetch_record(r.hash);
+    }
+    if (i >= 2 * kStage && i - 2 * kStage < n) {
+      Prepared& r = prepared_[i - 2 * kStage];
+      const uint32_t hint = r.slot != ClientTable::kNone ? table_.hint(r.slot) : 0;
+      if (hint != 0) {
+        prefixes_.prefetch_line(hint - 1);
+        r.hash = 0;
+      } else {
+        r.hash = prefixes_.hash(r.key.prefix(p.v4_prefix, p.v6_prefix));
+        prefixes_.prefetch_bucket(r.hash);
+      }
+    }
+    if (i >= 3 * kStage && i - 3 * kStage < n && prepared_[i - 3 * kStage].hash != 0)
+      prefixes_.prefetch_record(prepared_[i - 3 * kStage].hash);
+  }
+}
+
 Observation Tracker::observe(const base::IpAddress& peer, const base::IpAddress& local,
                              uint8_t mode, uint8_t version, int64_t now_ns, const LimitParams& p,
                              Treatment treatment, uint32_t bytes, uint8_t request_flags) {
@@ -39,8 +68,11 @@ Observation Tracker::observe(const base::IpAddress& peer, const base::IpAddress&
   top_.add(key, bytes, now_ns);
 
   if (treatment != Treatment::kUnlimited) {
-    const PrefixTable::Lookup pl =
-        prefixes_.find_or_create(key.prefix(p.v4_prefix, p.v6_prefix), p, now_ns);
+    // The record remembers where its prefix was: one line instead of a bucket and a line.
+    uint32_t hint = o.tracked ? table_.hint(c.slot) : 0;
+    const PrefixTable::Lookup pl = prefixes_.find_or_create(
+        key.prefix(p.v4_prefix, p.v6_prefix), p, now_ns, o.tracked ? &hint : nullptr);
+    if (o.tracked) table_.set_hint(c.slot, hint);
     o.prefix_evicted = pl.evicted_active;
     if (treatment == Treatment::kDenied) {
       o.verdict = deny(*pl.state, p, now_ns);

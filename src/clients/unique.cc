@@ -13,17 +13,29 @@ void UniqueCounter::open(Slot& s, int64_t number) {
   s.number.store(number, std::memory_order_release);
 }
 
-void UniqueCounter::add(const AddressKey& key, int64_t now_ns, int64_t previous_ns) {
+void UniqueCounter::enter_second(int64_t now_ns) {
   const int64_t now_s = floor_div(now_ns, 1'000'000'000);
-  const int64_t previous_s = previous_ns < 0 ? -1 : floor_div(previous_ns, 1'000'000'000);
+  second_start_ns_ = now_s * 1'000'000'000;
+  for (size_t i = 0; i < std::size(kWindows); ++i) {
+    const int64_t len = window_seconds(kWindows[i]);
+    number_[i] = floor_div(now_s, len);
+    start_ns_[i] = number_[i] * len * 1'000'000'000;
+  }
+}
+
+void UniqueCounter::add(const AddressKey& key, int64_t now_ns, int64_t previous_ns) {
+  if (now_ns < second_start_ns_ || now_ns - second_start_ns_ >= 1'000'000'000) enter_second(now_ns);
   const bool v4 = key.is_v4();
   uint64_t hashes[kSketchKindCount];
   bool hashed = false;
-  for (Window w : kWindows) {
-    const int64_t len = window_seconds(w);
-    const int64_t number = floor_div(now_s, len);
-    if (previous_s >= 0 && floor_div(previous_s, len) == number) continue;  // counted already
-    Slot& s = slot(w, number);
+  for (size_t i = 0; i < std::size(kWindows); ++i) {
+    const int64_t number = number_[i];
+    // Seen in this window already: its previous request fell in it (windows are whole
+    // seconds, so comparing nanoseconds with the window's bounds is comparing seconds).
+    if (previous_ns >= 0 && previous_ns >= start_ns_[i] &&
+        previous_ns - start_ns_[i] < window_seconds(kWindows[i]) * 1'000'000'000)
+      continue;
+    Slot& s = slot(kWindows[i], number);
     if (s.number.load(std::memory_order_relaxed) != number) open(s, number);
     if (!hashed) {
       for (size_t k = 0; k < kSketchKindCount; ++k) {

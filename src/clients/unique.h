@@ -77,8 +77,14 @@ class UniqueCounter {
     return slots_[static_cast<size_t>(w) * 2 + static_cast<size_t>(number & 1)];
   }
   void open(Slot& s, int64_t number);
+  // The windows of the second `second_start_ns_` belongs to, worked out once per second
+  // (64-bit divisions cost more than the rest of add()).
+  void enter_second(int64_t now_ns);
 
   std::unique_ptr<Slot[]> slots_;
+  int64_t second_start_ns_ = INT64_MAX;  // none yet
+  std::array<int64_t, std::size(kWindows)> number_{};    // window numbers of that second
+  std::array<int64_t, std::size(kWindows)> start_ns_{};  // when those windows began
 };
 
 }  // namespace strata::clients
