@@ -6,6 +6,7 @@
 #include <benchmark/benchmark.h>
 
 #include <array>
+#include <memory>
 #include <random>
 
 #include "clients/tracker.h"
@@ -30,28 +31,34 @@ class Draw {
   uint64_t n_;
 };
 
-void BM_TrackerObserve(benchmark::State& state) {
-  const auto n = static_cast<uint32_t>(state.range(0));
+const base::IpAddress kLocal = base::IpAddress::v4(0xc0000201u);
+
+// A tracker whose tables hold n clients (each seen once, `now` advanced 1 us a request),
+// with limits that pass everything. Addresses spread over the IPv4 space, as real clients
+// are: client i is i * 2654435761.
+std::unique_ptr<Tracker> filled_tracker(uint32_t n, int64_t& now) {
   TrackerOptions o;
   o.table.capacity = n + n / 8;
   o.table.mindepth = 0;
   o.prefix_capacity = n + n / 8;
   o.seed = 7;
   o.limits.min_spacing_s = 0;
-  Tracker t(o);
-  const base::IpAddress local = base::IpAddress::v4(0xc0000201u);
-  // Addresses spread over the IPv4 space, as real clients are.
-  std::vector<base::IpAddress> clients;
-  clients.reserve(n);
-  for (uint32_t i = 0; i < n; ++i) clients.push_back(base::IpAddress::v4(i * 2654435761u));
+  auto t = std::make_unique<Tracker>(o);
+  for (uint32_t i = 0; i < n; ++i) t->observe(base::IpAddress::v4(i * 2654435761u), kLocal, 3, 4, now += 1000);
+  return t;
+}
+
+void BM_TrackerObserve(benchmark::State& state) {
+  const auto n = static_cast<uint32_t>(state.range(0));
   int64_t now = 1'000'000'000'000'000'000;
-  for (const auto& c : clients) t.observe(c, local, 3, 4, now += 1000);
+  const auto tracker = filled_tracker(n, now);
+  Tracker& t = *tracker;
   // Each request from a client drawn at random from all n, its address computed, not read
   // from a table (a random read of `clients` per request would add a cache miss of the
   // benchmark's own: a worker reads the address from the packet it just received).
   Draw draw(n);
   for (auto _ : state) {
-    const Observation obs = t.observe(base::IpAddress::v4(draw() * 2654435761u), local, 3, 4, now += 1000);
+    const Observation obs = t.observe(base::IpAddress::v4(draw() * 2654435761u), kLocal, 3, 4, now += 1000);
     benchmark::DoNotOptimize(obs);
   }
   state.counters["clients"] = static_cast<double>(t.table().size());
@@ -65,19 +72,9 @@ BENCHMARK(BM_TrackerObserve)->Arg(1000)->Arg(1000000)->Arg(10000000)->Unit(bench
 void BM_TrackerObserveBatch(benchmark::State& state) {
   const auto n = static_cast<uint32_t>(state.range(0));
   constexpr size_t kBatch = 64;
-  TrackerOptions o;
-  o.table.capacity = n + n / 8;
-  o.table.mindepth = 0;
-  o.prefix_capacity = n + n / 8;
-  o.seed = 7;
-  o.limits.min_spacing_s = 0;
-  Tracker t(o);
-  const base::IpAddress local = base::IpAddress::v4(0xc0000201u);
-  std::vector<base::IpAddress> clients;
-  clients.reserve(n);
-  for (uint32_t i = 0; i < n; ++i) clients.push_back(base::IpAddress::v4(i * 2654435761u));
   int64_t now = 1'000'000'000'000'000'000;
-  for (const auto& c : clients) t.observe(c, local, 3, 4, now += 1000);
+  const auto tracker = filled_tracker(n, now);
+  Tracker& t = *tracker;
   Draw draw(n);
   const LimitParams& limits = t.options().limits;
   std::array<base::IpAddress, kBatch> batch;  // the receive buffers: in the cache
@@ -85,7 +82,7 @@ void BM_TrackerObserveBatch(benchmark::State& state) {
     for (auto& a : batch) a = base::IpAddress::v4(draw() * 2654435761u);
     t.prepare(kBatch, [&](size_t j) -> const base::IpAddress& { return batch[j]; }, limits);
     for (size_t j = 0; j < kBatch; ++j) {
-      const Observation obs = t.observe(batch[j], local, 3, 4, now += 1000);
+      const Observation obs = t.observe(batch[j], kLocal, 3, 4, now += 1000);
       benchmark::DoNotOptimize(obs);
     }
   }
