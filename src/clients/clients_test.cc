@@ -572,8 +572,8 @@ TEST(Tracker, PreparedBatchesGiveTheSameObservations) {
   const base::IpAddress local = ip("192.0.2.1");
   int64_t now = 100 * kSec;
   for (size_t b = 0; b < trace.size(); b += 64) {
-    prepared.prepare(64, [&](size_t j) -> const base::IpAddress& { return trace[b + j]; },
-                     o.limits);
+    prepared.prepare(std::min<size_t>(64, trace.size() - b),
+                     [&](size_t j) -> const base::IpAddress& { return trace[b + j]; }, o.limits);
     for (size_t j = 0; j < 64 && b + j < trace.size(); ++j) {
       now += kSec / 500;
       const Observation x = plain.observe(trace[b + j], local, 3, 4, now);
