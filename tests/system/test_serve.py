@@ -209,7 +209,11 @@ class ServeTest(unittest.TestCase):
             r = h.run([h.STRATA, "load", "--server", f"127.0.0.1:{d.port}", "--clients", "5",
                        "--rate", "1000", "--duration", "1"], check=True)
             self.assertIn("note: most requests got no reply: most likely the server's rate limiter", r.stdout)
-            self.assertIn("each of its 5 source addresses sent 200 requests/s", r.stdout)
+            # The rate is what the generator achieved (997/s once in the ASan tree): about 200
+            # each, not exactly.
+            m = re.search(r"each of its 5 source addresses sent (\d+) requests/s", r.stdout)
+            self.assertIsNotNone(m, r.stdout)
+            self.assertAlmostEqual(int(m.group(1)), 200, delta=20)
 
     def test_control_socket_found_and_absence_explained(self):
         d = h.Stratad()
