@@ -87,8 +87,6 @@ class LruIndexT {
   uint32_t newest() const { return head_; }
   uint32_t oldest() const { return tail_; }
   uint32_t older(uint32_t slot) const { return slots_[slot].older; }
-  uint32_t newer(uint32_t slot) const { return slots_[slot].newer; }
-  size_t bucket_count() const { return nbuckets_; }
 
   Payload& payload(uint32_t slot) { return slots_[slot].payload; }
   const Payload& payload(uint32_t slot) const { return slots_[slot].payload; }

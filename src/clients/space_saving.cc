@@ -49,9 +49,9 @@ void SpaceSaving::index_insert(uint64_t hash, uint32_t slot) {
   index_[i] = slot + 1;
 }
 
-void SpaceSaving::index_erase(const AddressKey& key) {
+void SpaceSaving::index_erase(const AddressKey& key, uint64_t hash) {
   // Linear probing deletion: remove, then re-place the rest of the cluster.
-  uint32_t i = static_cast<uint32_t>(key_hash(key)) & mask_;
+  uint32_t i = static_cast<uint32_t>(hash) & mask_;
   while (index_[i] != 0 && !(entries_[index_[i] - 1].key == key)) i = (i + 1) & mask_;
   if (index_[i] == 0) return;
   index_[i] = 0;
@@ -119,17 +119,19 @@ void SpaceSaving::add(const AddressKey& key, uint64_t hash, uint64_t weight,
   if (filter != nullptr) {
     // The newcomer has had at most its counter's weight so far (all keys of its counter
     // outside the summary together); below the smallest count it stays out.
-    uint32_t& a = filter->alpha[(hash >> 40) & filter->mask];
+    uint32_t& a = filter->counter(hash);
     if (a + weight < floor) {
       a = static_cast<uint32_t>(a + weight);
       return;
     }
     floor = a;
-    // The leaving key keeps its bound in its own counter (at most the smallest count).
-    uint32_t& left = filter->alpha[(key_hash(min.key) >> 40) & filter->mask];
+  }
+  const uint64_t min_hash = key_hash(min.key);
+  if (filter != nullptr) {  // the leaving key keeps its bound (at most the smallest count)
+    uint32_t& left = filter->counter(min_hash);
     left = static_cast<uint32_t>(std::min<uint64_t>(UINT32_MAX, std::max<uint64_t>(left, min.count)));
   }
-  index_erase(min.key);
+  index_erase(min.key, min_hash);
   min = {key, floor + weight, floor};
   index_insert(hash, s);
   sift_down(0);

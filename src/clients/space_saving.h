@@ -28,6 +28,8 @@ namespace strata::clients {
 struct SpaceSavingFilter {
   explicit SpaceSavingFilter(uint32_t buckets);
   void clear();
+  // The counter of a key with Space-Saving hash `hash` (other bits than the index's).
+  uint32_t& counter(uint64_t hash) { return alpha[(hash >> 40) & mask]; }
   std::vector<uint32_t> alpha;
   uint32_t mask;
 };
@@ -69,7 +71,7 @@ class SpaceSaving {
     pos_[slot] = i;
   }
   void index_insert(uint64_t hash, uint32_t slot);
-  void index_erase(const AddressKey& key);
+  void index_erase(const AddressKey& key, uint64_t hash);
   void rebuild();
 
   uint32_t k_;

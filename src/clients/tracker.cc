@@ -30,7 +30,7 @@ void Tracker::prefetch_prepared(size_t n, const LimitParams& p) {
   // bucket was prefetched (prepare()), then request i - kStage's bucket is read for its
   // record, and request i - 2 kStage's record for its prefix (through the hint, or the
   // prefix bucket, whose record is read a stage later). Each line then has a stage's time to
-  // arrive, and few enough are in flight at once for none of the prefetches to be dropped.
+  // arrive before it is read (8, 12, 16 and 21 measured alike at a million clients).
   constexpr size_t kStage = 16;
   for (size_t i = 0; i < n + 3 * kStage; ++i) {
     if (i < n) table_.prefetch_bucket(prepared_[i].hash);
