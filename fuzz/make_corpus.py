@@ -95,6 +95,51 @@ def frames_corpus():
     return out
 
 
+def history_corpus():
+    """The console's parsers (fuzz_history.cc): a history file's head (octet 0: the harness
+    appends its checksum), times for --since (2) and api_key hashes (3)."""
+    names = [b"requests", b"replies", b"kod"]
+    head = b"STRAHIST" + struct.pack("<II", 1, len(names))
+    for n in names:
+        head += bytes([len(n)]) + n
+    head += struct.pack("<I", 3) + struct.pack("<qQq", 1, 3600, 29934720)
+    acc = struct.pack("<ddI", 10.0, 12.0, 3) * len(names)
+    return {
+        "history_head": b"\x00" + head + acc,
+        "history_bad_tiers": b"\x00" + head[:-24] + struct.pack("<I", 3) + struct.pack("<qQq", 5, 10, 0),
+        "history_raw": b"\x01" + head,
+        "when_relative": b"\x02-7d",
+        "when_iso": b"\x022026-12-04T10:00:00Z",
+        "when_unix": b"\x021796083200",
+        "key": b"\x03sha256:" + b"ab" * 32,
+    }
+
+
+def xdp_frame_corpus():
+    """Ethernet frames as the XDP program redirects them, after a reply-length octet."""
+    frames = frames_corpus()
+    req = packet(4, 3)
+    def ip4_options(payload):
+        udp = struct.pack("!HHHH", 40000, 123, 8 + len(payload), 0) + payload
+        return struct.pack("!BBHHHBBH4s4s", 0x47, 0, 28 + len(udp), 1, 0, 64, 17, 0,
+                           bytes([198, 51, 100, 1]), bytes([192, 0, 2, 1])) + bytes([1] * 8) + udp
+    def ip6_checked(payload):
+        udp = struct.pack("!HHHH", 40000, 123, 8 + len(payload), 0x1234) + payload
+        return struct.pack("!IHBB", 6 << 28, len(udp), 17, 64) + bytes(15) + b"\1" + bytes(15) + b"\2" + udp
+    eth = b"\2" * 12
+    return {
+        "v4": bytes([48]) + frames["eth_v4"][1:],
+        "v6": bytes([48]) + eth + b"\x86\xdd" + ip6_checked(req),
+        "v6_zero_checksum": bytes([48]) + eth + b"\x86\xdd" + frames["ipv6"][1:],
+        "vlan_v6": bytes([48]) + frames["eth_vlan_v6"][1:],
+        "qinq_v4": bytes([48]) + eth + b"\x88\xa8\x00\x01\x81\x00\x00\x07\x08\x00" + frames["raw_v4"][1:],
+        "v4_options": bytes([48]) + eth + b"\x08\x00" + ip4_options(req),
+        "v4_padded": bytes([48]) + frames["eth_v4"][1:] + bytes(20),
+        "v4_frag": bytes([48]) + eth + b"\x08\x00" + frames["ipv4_frag"][1:],
+        "short": bytes([48]) + frames["eth_v4"][1:40],
+    }
+
+
 def write(dirname, files):
     d = os.path.join(HERE, "corpus", dirname)
     os.makedirs(d, exist_ok=True)
@@ -147,6 +192,28 @@ def main():
     })
     write("mode6", mode6_corpus())
     write("frames", frames_corpus())
+    write("xdp_frame", xdp_frame_corpus())
+    write("history", history_corpus())
+    write("blocks", {  # fuzz_blocks.cc: octet 0 the state file, 1 a control request, 2 a duration
+        "state": b"\x00" + b'{"format": "strata-blocks 1", "saved": 1796083000, "blocks": ['
+                 b'{"prefix": "192.0.2.0/24", "action": "drop", "reason": "flood", "rule": "network flood", '
+                 b'"since": 1796083000, "expires": 1796090000, "offence": 2, "hits": 12345}, '
+                 b'{"prefix": "2001:db8::/48", "action": "kod", "reason": "by hand", "rule": "", '
+                 b'"since": 1796083000, "expires": 1796090000, "offence": 1, "hits": 0}], '
+                 b'"offenders": [{"prefix": "198.51.100.7/32", "until": 1796170000, "offences": 3}]}',
+        "state_expired": b"\x00" + b'{"format": "strata-blocks 1", "blocks": [{"prefix": "10.0.0.0/8", '
+                         b'"action": "leak", "reason": "", "rule": "", "since": 1, "expires": 2, "offence": 1, '
+                         b'"hits": 1}], "offenders": []}',
+        "add": b"\x01" + b'{"command": "blocks", "op": "add", "prefix": "203.0.113.0/24", "for": 3600, '
+               b'"action": "kod", "reason": "test"}',
+        "remove": b"\x01" + b'{"op": "remove", "prefix": "203.0.113.0/24"}',
+        "list": b"\x01" + b'{"op": "list"}',
+        "duration": b"\x02" + b"90m",
+        "format_number": b"\x00" + b'{"format":79608300, "offenders": []}',  # threw (fuzz_blocks found it)
+        "huge_hits": b"\x00" + b'{"format": "strata-blocks 1", "blocks": [{"prefix": "192.0.2.0/24", '
+                     b'"action": "kod", "reason": "", "rule": "", "since": 1796083000, "expires": 1796090000, '
+                     b'"offence": 1, "hits": 77777777777777777777777777777777777777770}], "offenders": []}',
+    })
     write("rules", {
         "nested": b"# c\n10.0.0.0/8 nolimit query\n10.1.0.0/16 deny\n10.1.2.3 ignore\n0.0.0.0/0 limited\n",
         "v6": b"2001:db8::/32 noquery\n2001:db8:1::/48 ignore\n::1 query\n::/0 allow\n",

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <cmath>
 
@@ -23,6 +24,7 @@
 #include "cli/analyze_html.h"
 #include "cli/captures.h"
 #include "cli/commands.h"
+#include "policy/networks.h"
 #include "cli/cost.h"
 
 namespace strata::cli {
@@ -141,22 +143,14 @@ int run_analyze(const AnalyzeOptions& opt) {
       return 2;
     }
   }
-  // Prices for the money columns.
-  std::vector<std::string> errors;
-  const auto prices = parse_prices(builtin_prices(), "built-in data/prices.toml", errors);
-  Provider provider{"flat", "", "", "out", 0, {{INFINITY, opt.price}}};
-  if (opt.price < 0) {
-    bool found = false;
-    for (const auto& p : prices->providers)
-      if (p.name == opt.provider) {
-        provider = p;
-        found = true;
-      }
-    if (!found) {
-      fmt::print(stderr, "strata analyze: no provider '{}' in the prices file\n", opt.provider);
-      return 2;
-    }
+  // Prices for the money columns: the built-in file's provider, or a flat price.
+  std::string price_error;
+  const std::optional<Provider> chosen = stats::choose_provider(opt.provider, "", opt.price, price_error);
+  if (!chosen) {
+    fmt::print(stderr, "strata analyze: {}\n", price_error);
+    return 2;
   }
+  const Provider& provider = *chosen;
 
   std::unique_ptr<analyze::Replay> replay;
   if (!opt.policy.empty()) {
@@ -165,7 +159,23 @@ int run_analyze(const AnalyzeOptions& opt) {
       for (const auto& e : loaded.errors) fmt::print(stderr, "strata analyze: {}\n", e.to_string());
       return 2;
     }
-    replay = std::make_unique<analyze::Replay>(config::make_rules(*loaded.config), loaded.config->clients.memory);
+    replay = std::make_unique<analyze::Replay>(config::make_rules(*loaded.config), loaded.config->clients.memory,
+                                               loaded.config->blocks);
+  }
+
+  std::shared_ptr<const policy::NetworkDb> networks;
+  if (!opt.networks.empty()) {
+    if (opt.networks.size() > 2) {
+      fmt::print(stderr, "strata analyze: --networks takes an ASN and a country database at most\n");
+      return 2;
+    }
+    // One file may hold both fields (IPinfo Lite); a lookup of a field a file lacks finds nothing.
+    std::string error;
+    networks = policy::NetworkDb::open(opt.networks[0], opt.networks.back(), error);
+    if (!networks) {
+      fmt::print(stderr, "strata analyze: --networks: {}\n", error);
+      return 2;
+    }
   }
 
   analyze::Analysis analysis(options);
@@ -342,6 +352,57 @@ int run_analyze(const AnalyzeOptions& opt) {
     j["seconds_to_read"] = elapsed;
     j["seconds_for_reports"] =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() - elapsed;
+    if (networks) {
+      // Every client looked up (exact: the capture has every address), grouped by its AS and
+      // by its country; money: its share of the replies' bytes of the month's bill.
+      struct Group {
+        uint64_t clients = 0, requests = 0, replies = 0, request_bytes = 0, reply_bytes = 0;
+        uint32_t asn = 0;
+      };
+      std::map<std::string, Group> by_network, by_country;
+      for (const auto& c : clients) {
+        if (c.requests == 0 && c.replies == 0) continue;
+        const policy::NetworkInfo info = networks->lookup(c.key.address());
+        for (auto* g : {&by_network[policy::network_name(info)],
+                        &by_country[policy::country_name(info)]}) {
+          g->clients += c.requests != 0;
+          g->requests += c.requests;
+          g->replies += c.replies;
+          g->request_bytes += c.request_bytes;
+          g->reply_bytes += c.reply_bytes;
+          g->asn = info.asn;
+        }
+      }
+      const auto ranked = [&](const std::map<std::string, Group>& groups, bool asn) {
+        std::vector<std::pair<std::string, Group>> v(groups.begin(), groups.end());
+        std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
+          return a.second.requests != b.second.requests ? a.second.requests > b.second.requests : a.first < b.first;
+        });
+        nlohmann::json out = nlohmann::json::array();
+        for (size_t i = 0; i < v.size() && i < std::max<size_t>(opt.top, 1); ++i) {
+          const auto& [name, g] = v[i];
+          const double reply_share = share(g.reply_bytes, t.reply_bytes);
+          nlohmann::json row{{"name", name}, {"clients", g.clients}, {"requests", g.requests},
+                             {"request_share", share(g.requests, t.requests)}, {"replies", g.replies},
+                             {"request_bytes", g.request_bytes}, {"reply_bytes", g.reply_bytes},
+                             {"reply_byte_share", reply_share}, {"usd_per_year", 12 * cost_now * reply_share}};
+          if (asn) row["asn"] = g.asn;
+          out.push_back(std::move(row));
+        }
+        return out;
+      };
+      j["networks"] = {{"databases", networks->describe()},
+                       {"by_network", ranked(by_network, true)},
+                       {"by_country", ranked(by_country, false)}};
+    }
+    const auto placed_json = [&] {
+      nlohmann::json list = nlohmann::json::array();
+      for (const policy::Block& b : replay->blocks_placed())
+        list.push_back({{"prefix", b.prefix.to_string()}, {"action", policy::block_action_name(b.action)},
+                        {"rule", b.rule}, {"reason", b.reason}, {"since", b.since_s}, {"expires", b.expires_s},
+                        {"offence", b.offence}, {"hits", b.total_hits()}});
+      return list;
+    };
     if (replay) {
       const auto& r = replay->totals();
       const double saved_gib = static_cast<double>(r.bytes_saved) * month_factor / kGiB;
@@ -350,6 +411,7 @@ int run_analyze(const AnalyzeOptions& opt) {
       j["what_if"] = {{"policy", opt.policy}, {"requests", r.requests}, {"answered", r.answered},
                       {"kod", r.kod}, {"dropped", r.dropped}, {"dropped_limited", r.dropped_limited},
                       {"dropped_denied", r.dropped_denied}, {"dropped_other", r.dropped_other},
+                      {"blocked", r.blocked}, {"dropped_blocked", r.dropped_blocked}, {"blocks", placed_json()},
                       {"reply_bytes_saved", r.bytes_saved}, {"reply_gib_per_month_saved", saved_gib},
                       {"usd_per_year_saved", what_if_saving(saved_gib)},
                       {"clients_touched", touched}, {"clients_touched_polling_64s_or_slower", touched_slow},
@@ -408,6 +470,19 @@ int run_analyze(const AnalyzeOptions& opt) {
   for (size_t i = 0; i < top.size(); ++i)
     fmt::print("  {:>4} {:<40} {:>10} {:>9}\n", i + 1, top[i].address.to_string(), grouped(top[i].requests),
                pct(t.requests ? static_cast<double>(top[i].requests) / static_cast<double>(t.requests) : 0));
+  if (j.contains("networks")) {
+    for (const auto& [title, key] : {std::pair{"Top networks", "by_network"}, std::pair{"Top countries", "by_country"}}) {
+      fmt::print("\n{} ({})\n  {:>4} {:<40} {:>9} {:>10} {:>9} {:>10} {:>12}\n", title,
+                 j["networks"]["databases"].get<std::string>(), "rank", key == std::string("by_network") ? "network" : "country",
+                 "clients", "requests", "share", "replies", "cost/year");
+      int rank = 0;
+      for (const auto& row : j["networks"][key])
+        fmt::print("  {:>4} {:<40} {:>9} {:>10} {:>9} {:>10} {:>12}\n", ++rank, row["name"].get<std::string>(),
+                   grouped(row["clients"].get<uint64_t>()), grouped(row["requests"].get<uint64_t>()),
+                   pct(row["request_share"].get<double>()), grouped(row["replies"].get<uint64_t>()),
+                   fmt::format("${:.2f}", row["usd_per_year"].get<double>()));
+    }
+  }
   fmt::print("\nShare of requests from clients with at most N requests, and blocking those with more\n");
   fmt::print("(money: the replies' bytes scaled from {:.1f} s to a month, {} prices; now {:.1f} GiB/month, {}/year)\n",
              duration, provider.name, reply_gib_month, fmt::format("${:.2f}", 12 * cost_now));
@@ -465,10 +540,20 @@ int run_analyze(const AnalyzeOptions& opt) {
     const auto share = [&](uint64_t x) { return pct(r.requests ? static_cast<double>(x) / static_cast<double>(r.requests) : 0); };
     fmt::print("\nWhat if {} had been in force (stratad's rules and rate limiter, at the capture's times)\n", opt.policy);
     fmt::print("  requests      {}\n  answered      {} ({})\n  KoD           {} ({})\n"
-               "  dropped       {} ({}): rate limit {}, deny/ignore rules {}, malformed or declined {}\n",
+               "  dropped       {} ({}): rate limit {}, deny/ignore rules {}, dynamic blocks {}, malformed or declined {}\n",
                grouped(r.requests), grouped(r.answered), share(r.answered), grouped(r.kod), share(r.kod),
                grouped(r.dropped), share(r.dropped), grouped(r.dropped_limited), grouped(r.dropped_denied),
-               grouped(r.dropped_other));
+               grouped(r.dropped_blocked), grouped(r.dropped_other));
+    const auto& placed = replay->blocks_placed();
+    fmt::print("  dynamic blocks placed by the rules: {}; requests that met one: {}\n", grouped(placed.size()),
+               grouped(r.blocked));
+    for (size_t i = 0; i < placed.size() && i < 20; ++i) {
+      const policy::Block& b = placed[i];
+      fmt::print("    {:<24} {:<5} rule \"{}\" at {} for {} s{}: {}; {} requests refused\n", b.prefix.to_string(),
+                 policy::block_action_name(b.action), b.rule, utc_text(b.since_s), b.expires_s - b.since_s,
+                 b.offence > 1 ? fmt::format(" (offence {})", b.offence) : "", b.reason, grouped(b.total_hits()));
+    }
+    if (placed.size() > 20) fmt::print("    ... and {} more (--json lists them all)\n", placed.size() - 20);
     fmt::print("  saved, compared with answering every request: {} bytes of replies, {:.2f} of {:.2f} GiB/month, "
                "{} a year at {} prices\n", grouped(r.bytes_saved), saved_gib, all_answered_gib,
                fmt::format("${:.2f}", what_if_saving(saved_gib)), provider.name);

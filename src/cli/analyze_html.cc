@@ -242,6 +242,21 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
   }
   h += "</table>\n" + svg_bars("Share of requests by client software (%)", sw, false, "% of requests");
 
+  // Networks (--networks): top networks and countries, with their share of the bill.
+  if (r.contains("networks")) {
+    for (const auto& [title, key] : {std::pair{"Top networks", "by_network"}, std::pair{"Top countries", "by_country"}}) {
+      h += fmt::format("<h2>{}</h2>\n<p>{}</p>\n<table id=\"{}\"><tr><th>{}</th><th class=\"n\">clients</th>"
+                       "<th class=\"n\">requests</th><th class=\"n\">share</th><th class=\"n\">cost per year</th></tr>\n",
+                       title, html_escape(r["networks"]["databases"].get<std::string>()), key,
+                       std::string(key) == "by_network" ? "network" : "country");
+      for (const auto& n : r["networks"][key])
+        h += "<tr>" + cell(n["name"].get<std::string>()) + ncell(std::to_string(n["clients"].get<uint64_t>())) +
+             ncell(std::to_string(n["requests"].get<uint64_t>())) + ncell(pct(n["request_share"].get<double>())) +
+             ncell(fmt::format("${:.2f}", n["usd_per_year"].get<double>())) + "</tr>\n";
+      h += "</table>\n";
+    }
+  }
+
   // Servers.
   if (!r["servers"].empty()) {
     h += "<h2>Replies by server</h2>\n<table id=\"servers\"><tr><th>server</th><th class=\"n\">replies</th>"

@@ -157,9 +157,9 @@ int run_clients(const ClientsOptions& opt) {
                            "# {} clients tracked ({} capacity), {} match, showing {}\n",
                            header.value("tracked", 0), header.value("capacity", 0),
                            header.value("matched", 0), header.value("rows", 0));
-            fmt::format_to(std::back_inserter(out), "{:>8} {:>8} {:<3} {} {} {:>10} {:>8} {:>5}  {:<39} {}\n",
+            fmt::format_to(std::back_inserter(out), "{:>8} {:>8} {:<3} {} {} {:>10} {:>8} {:>5}  {:<39} {:<39}{}\n",
                            "lstint", "avgint", "lim", "m", "v", "count", "drops", "kods",
-                           "local address", "address");
+                           "local address", "address", columns.size() > 12 ? " country network" : "");
           }
         },
         [&](std::string_view line) {
@@ -178,11 +178,19 @@ int run_clients(const ClientsOptions& opt) {
             out += '\n';
           } else {
             // address, local, first, last, lstint, avgint, count, mode, version, drops, kods, flags
-            fmt::format_to(std::back_inserter(out), "{:>8} {:>8} {:<3} {} {} {:>10} {:>8} {:>5}  {:<39} {}\n",
+            // With [networks]: asn, org, country after them.
+            std::string network;
+            if (row.size() > 14) {
+              const uint32_t asn = row[12].get<uint32_t>();
+              const std::string org = row[13].get<std::string>(), country = row[14].get<std::string>();
+              network = fmt::format(" {:<7} {}", country.empty() ? "-" : country,
+                                    asn == 0 ? std::string("-") : fmt::format("AS{}{}{}", asn, org.empty() ? "" : " ", org));
+            }
+            fmt::format_to(std::back_inserter(out), "{:>8} {:>8} {:<3} {} {} {:>10} {:>8} {:>5}  {:<39} {:<39}{}\n",
                            seconds_text(row[4].get<double>()), seconds_text(row[5].get<double>()),
                            row[11].get<std::string>(), row[7].get<int>(), row[8].get<int>(),
                            row[6].get<uint64_t>(), row[9].get<uint64_t>(), row[10].get<uint64_t>(),
-                           row[1].get<std::string>(), row[0].get<std::string>());
+                           row[1].get<std::string>(), row[0].get<std::string>(), network);
           }
           ++rows;
           emit(false);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace strata::cli {
@@ -42,6 +43,9 @@ struct AnalyzeOptions {
   std::string csv_dir;      // write clients.csv, distribution.csv, thresholds.csv there
   std::string policy;       // a stratad config: replay the requests through its rules and limits
   std::string html;         // write the report as one self-contained HTML page
+  // MaxMind-format databases (one with both fields, or an ASN and a country one): top
+  // networks and countries by requests, replies, bytes and money.
+  std::vector<std::string> networks;
 };
 int run_analyze(const AnalyzeOptions& options);
 
@@ -84,6 +88,38 @@ struct TopOptions {
   bool json = false;
 };
 int run_top(const TopOptions& options);
+
+struct BlockOptions {
+  std::string control;      // resolved by control_path() before the command runs
+  std::string config_file;  // stratad's config: its [server] control
+  std::string op = "list";  // list | add | remove
+  std::string prefix;
+  std::string for_text = "1h";
+  std::string action = "drop";  // drop | kod | leak
+  std::string reason = "by hand";
+  bool json = false;
+};
+int run_block(const BlockOptions& options);
+// "90s", "30m", "1h", "7d" or plain seconds -> seconds (> 0).
+std::optional<double> parse_duration(std::string_view text);
+
+struct HistoryOptions {
+  std::string control;      // resolved by control_path() before the command runs
+  std::string config_file;  // stratad's config: its [server] control
+  std::string series;       // "a,b" ("": requests, replies, rate_limited, kod, kernel_drops, unique_1m)
+  std::string since = "1h"; // how far back (1h, 30m, 7d), unix seconds, or UTC 2026-12-04T10:00:00Z
+  std::string until;        // the same ("": now)
+  std::string step;         // 1s | 1m | 1h ("": the finest tier that covers the range)
+  bool max = false;         // text and CSV: the points' maxima instead of their means
+  bool json = false;
+  bool csv = false;
+};
+int run_history(const HistoryOptions& options);
+// A time for --since/--until: "90s", "30m", "1h", "7d" (that long before now, a leading "-"
+// allowed), unix seconds ("1796083200"), or UTC "2026-12-04T10:00:00Z" / "2026-12-04 10:00".
+std::optional<int64_t> parse_when(std::string_view text, int64_t now_s);
+// "2026-12-04 10:00:00": unix seconds as UTC, for the commands' tables.
+std::string utc_text(int64_t unix_seconds);
 
 // `strata merge-sketches FILE...`: unique clients over several servers' saved sketches.
 int run_merge_sketches(const std::vector<std::string>& files, bool json);

@@ -9,10 +9,10 @@
 #include <string_view>
 #include <vector>
 
+#include "stats/prices.h"
+
 namespace strata::cli {
 
-inline constexpr double kMonthSeconds = 30.436875 * 86400;  // a mean Gregorian month
-inline constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 // IP-level octets of one NTP packet without extensions: 48 + 8 UDP + 20 IPv4 / 40 IPv6.
 inline constexpr double kPacketV4 = 76;
 inline constexpr double kPacketV6 = 96;
@@ -21,44 +21,17 @@ inline constexpr double kEthernet = 14;  // with --l2: providers that bill frame
 // 40 (228 octets of NTP against 48), each way (docs/configuration.md, bench/nts).
 inline constexpr double kNtsExtra = 180;
 
-struct Tier {
-  double up_to_gib = 0;  // cumulative band end (inf for the last)
-  double usd_per_gib = 0;
-};
-
-struct Provider {
-  std::string name;
-  std::string title;
-  std::string source;
-  std::string billed = "out";  // "out", "in" or "both"
-  double free_gib = 0;
-  std::vector<Tier> tiers;
-};
-
-struct Prices {
-  std::string date;
-  std::vector<Provider> providers;
-};
-
-// Parses a prices file; errors name the file and say what is wrong.
-std::optional<Prices> parse_prices(std::string_view text, const std::string& name,
-                                   std::vector<std::string>& errors);
-// The prices shipped in data/prices.toml (built in).
-std::string_view builtin_prices();
-
-// Money for `gib` of billed traffic in a month: the free allowance first, then band by band.
-struct CostLine {
-  double gib = 0;
-  double usd_per_gib = 0;
-  double usd = 0;
-};
-struct Cost {
-  double billed_gib = 0;
-  double free_gib = 0;
-  std::vector<CostLine> lines;  // per band with traffic in it
-  double usd = 0;
-};
-Cost tiered_cost(const Provider& p, double gib);
+// The prices and their arithmetic live in stats/prices.h (stratad prices its history too).
+using stats::Cost;
+using stats::kGiB;
+using stats::kMonthSeconds;
+using stats::CostLine;
+using stats::Prices;
+using stats::Provider;
+using stats::Tier;
+using stats::builtin_prices;
+using stats::parse_prices;
+using stats::tiered_cost;
 
 // Counts from `ntpq -c sysstats` (NTPsec's or ntp.org's) or `strata stats` text: the
 // period they cover (sysstats reset, else uptime) and the counters of the sent formula.

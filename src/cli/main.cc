@@ -97,8 +97,9 @@ int main(int argc, char** argv) {
              "a flood of one-packet sources cannot push real top talkers out)");
   top->add_option("--control", t.control, kControlHelp);
   top->add_option("--config", t.config_file, kConfigHelp);
-  top->add_option("--by", t.by, "rank by requests or bytes (IP level)")
-      ->check(CLI::IsMember({"requests", "bytes"}));
+  top->add_option("--by", t.by, "rank by requests or bytes (IP level), or requests grouped by network "
+                                 "or country ([networks] databases)")
+      ->check(CLI::IsMember({"requests", "bytes", "network", "country"}));
   top->add_option("--window", t.window, "1m, 1h or 1d (UTC-aligned)")->check(CLI::IsMember({"1m", "1h", "1d"}));
   top->add_flag("--prefix", t.prefix, "IPv4 /24 and IPv6 /48 prefixes instead of addresses");
   top->add_flag("--previous", t.previous, "the last complete window instead of the current one");
@@ -107,6 +108,45 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.1, 3600.0));
   top->add_flag("--ke", t.ke, "NTS-KE clients (handshakes) instead of NTP clients: KE churn by address or prefix");
   top->add_flag("--json", t.json, "JSON output");
+
+  HistoryOptions h;
+  CLI::App* history = app.add_subcommand(
+      "history", "stratad's own history of its main series: 1 s for the last hour, 1 min for 7 "
+                 "days, 1 h for 400 days (kept in its state directory across restarts)");
+  history->add_option("--control", h.control, kControlHelp);
+  history->add_option("--config", h.config_file, kConfigHelp);
+  history->add_option("--series", h.series,
+                      "series, comma-separated (default in the table: requests, replies, "
+                      "rate_limited, kod, kernel_drops, unique_1m; JSON and CSV: all)");
+  history->add_option("--since", h.since, "from: 30m, 1h, 7d (before now), unix seconds, or UTC "
+                                          "2026-12-04T10:00:00Z");
+  history->add_option("--until", h.until, "to (default now), as --since");
+  history->add_option("--step", h.step, "1s, 1m or 1h (default: the finest that covers the range)")
+      ->check(CLI::IsMember({"1s", "1m", "1h"}));
+  history->add_flag("--max", h.max, "the highest second of each row instead of the mean (1m and 1h)");
+  auto* history_json = history->add_flag("--json", h.json, "JSON output (every series, means and maxima)");
+  history->add_flag("--csv", h.csv, "CSV output")->excludes(history_json);
+
+  BlockOptions b;
+  CLI::App* block = app.add_subcommand(
+      "block", "stratad's dynamic blocks: list them (rules' and yours), add or remove one by hand");
+  block->require_subcommand(1);
+  CLI::App* block_list = block->add_subcommand("list", "the active blocks (prefix, action, reason, rule or hand, "
+                                                       "hits, since, expires) and recent warnings");
+  CLI::App* block_add = block->add_subcommand("add", "block a prefix for a while (kept across restarts)");
+  block_add->add_option("prefix", b.prefix, "address or prefix: 192.0.2.0/24, 2001:db8::/48")->required();
+  block_add->add_option("--for", b.for_text, "how long: 90s, 30m, 1h, 7d (default 1h)");
+  block_add->add_option("--action", b.action, "drop, kod (KoD RATE, paced) or leak (only the limiter's leak "
+                                              "share answered)")
+      ->check(CLI::IsMember({"drop", "kod", "leak"}));
+  block_add->add_option("--reason", b.reason, "why, shown in strata block list and the log");
+  CLI::App* block_remove = block->add_subcommand("remove", "lift the block on exactly this prefix");
+  block_remove->add_option("prefix", b.prefix, "address or prefix, as listed")->required();
+  for (CLI::App* sub : {block_list, block_add, block_remove}) {
+    sub->add_option("--control", b.control, kControlHelp);
+    sub->add_option("--config", b.config_file, kConfigHelp);
+    sub->add_flag("--json", b.json, "JSON output");
+  }
 
   std::vector<std::string> sketch_files;
   bool merge_json = false;
@@ -166,8 +206,12 @@ int main(int argc, char** argv) {
   analyze->add_flag("--json", an.json, "JSON output");
   analyze->add_option("--policy", an.policy,
                       "what if: replay the requests, at their capture times, through the access "
-                      "rules and rate limits of this stratad config file")
+                      "rules, rate limits and dynamic-block rules of this stratad config file")
       ->check(CLI::ExistingFile);
+  analyze->add_option("--networks", an.networks,
+                      "MaxMind-format database(s): an ASN and/or a country one (GeoLite2, DB-IP Lite, "
+                      "IPinfo Lite), for top networks and countries; repeat for two")
+      ->check(CLI::ExistingFile)->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   analyze->add_option("--html", an.html, "also write the report with its charts as one self-contained HTML page");
   analyze->add_option("--csv", an.csv_dir, "also write clients.csv (every client's counts), "
                                            "distribution.csv, intervals.csv and thresholds.csv "
@@ -220,6 +264,11 @@ int main(int argc, char** argv) {
   if (reload->parsed()) return resolve(reload_control, reload_config) ? run_reload(reload_control) : 2;
   if (merge->parsed()) return run_merge_sketches(sketch_files, merge_json);
   if (top->parsed()) return resolve(t.control, t.config_file) ? run_top(t) : 2;
+  if (history->parsed()) return resolve(h.control, h.config_file) ? run_history(h) : 2;
+  if (block->parsed()) {
+    b.op = block_add->parsed() ? "add" : block_remove->parsed() ? "remove" : "list";
+    return resolve(b.control, b.config_file) ? run_block(b) : 2;
+  }
   if (load->parsed()) {
     if (!l.rate && !l.max && !l.ke_only) {
       fmt::print(stderr, "strata load: give --rate R or --max\n");

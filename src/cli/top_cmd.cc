@@ -16,20 +16,27 @@ namespace strata::cli {
 
 namespace {
 
-std::string utc(int64_t s) {
-  const time_t t = static_cast<time_t>(s);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+void print_groups(const nlohmann::json& r) {
+  const bool network = r.value("group", "") == "network";
+  fmt::print("top {} by requests, {} window {} - {} UTC{}: {} requests in all\n", network ? "networks" : "countries",
+             r.value("window", ""), utc_text(r.value("start", int64_t{0})), utc_text(r.value("end", int64_t{0})),
+             r.value("complete", false) ? "" : " (so far)", r.value("total", uint64_t{0}));
+  fmt::print("{:>4}  {:<43} {:>14} {:>8} {:>9}\n", "#", network ? "network" : "country", "requests", "share", "prefixes");
+  int rank = 0;
+  for (const auto& row : r["rows"])
+    fmt::print("{:>4}  {:<43} {:>14} {:>7.2f}% {:>9}\n", ++rank, row.value("key", ""), row.value("count", uint64_t{0}),
+               100 * row.value("share", 0.0), row.value("prefixes", size_t{0}));
+  fmt::print("{:>4}  {:<43} {:>14} {:>7.2f}%\n", "", "(rest: prefixes too light to be counted apart)",
+             r["rest"].value("count", uint64_t{0}), 100 * r["rest"].value("share", 0.0));
 }
 
 void print(const nlohmann::json& r) {
+  if (r.contains("group")) return print_groups(r);
   const bool bytes = r.value("by", "") == "bytes";
   const std::string what = bytes ? "bytes" : "requests";
   fmt::print("top {}{} by {}, {} window {} - {} UTC{}: {} {} in all\n", r.value("ke", false) ? "NTS-KE " : "",
              r.value("prefix", false) ? "prefixes" : "clients", what, r.value("window", ""),
-             utc(r.value("start", int64_t{0})), utc(r.value("end", int64_t{0})),
+             utc_text(r.value("start", int64_t{0})), utc_text(r.value("end", int64_t{0})),
              r.value("complete", false) ? "" : " (so far)", r.value("total", uint64_t{0}), what);
   fmt::print("{:>4}  {:<43} {:>14} {:>8} {:>12}\n", "#", r.value("prefix", false) ? "prefix" : "address",
              what, "share", "+- error");
@@ -45,9 +52,14 @@ void print(const nlohmann::json& r) {
 }  // namespace
 
 int run_top(const TopOptions& opt) {
-  const nlohmann::json request{{"command", "top"},       {"by", opt.by},
-                               {"window", opt.window},   {"prefix", opt.prefix},
-                               {"previous", opt.previous}, {"limit", opt.limit}, {"ke", opt.ke}};
+  nlohmann::json request{{"command", "top"},       {"by", opt.by},
+                         {"window", opt.window},   {"prefix", opt.prefix},
+                         {"previous", opt.previous}, {"limit", opt.limit}, {"ke", opt.ke}};
+  if (opt.by == "network" || opt.by == "country") {  // the heaviest prefixes, grouped
+    request["group"] = opt.by;
+    request.erase("by");
+    request.erase("prefix");
+  }
   const bool tty = ::isatty(STDOUT_FILENO) == 1;
   uint64_t rounds = 0;
   for (;;) {

@@ -31,6 +31,7 @@ enum ClientFlags : uint8_t {
   kFlagLeaked = 4,   // over the limit but answered (the random leak)
   kFlagDenied = 8,   // refused by an access rule (deny)
   kFlagNts = 16,     // the request carried NTS fields (RFC 8915)
+  kFlagBlocked = 32, // refused by a dynamic block (policy/blocks.h)
 };
 
 struct TableOptions {

@@ -9,7 +9,9 @@
 #include <memory>
 #include <random>
 
+#include "clients/block_meter.h"
 #include "clients/tracker.h"
+#include "policy/blocks.h"
 #include "policy/policy.h"
 
 namespace strata::clients {
@@ -91,6 +93,50 @@ void BM_TrackerObserveBatch(benchmark::State& state) {
   state.counters["clients"] = static_cast<double>(t.table().size());
 }
 BENCHMARK(BM_TrackerObserveBatch)->Arg(1000)->Arg(1000000)->Arg(10000000)->Unit(benchmark::kMicrosecond);
+
+// The dynamic-block rules' meter (the two default rules: /32 over 30 s, /24 over 10 s), per
+// request, with n distinct addresses at random (1 us apart), at the default table_size (16384
+// prefixes per rule: at 10^6 addresses nearly every request evicts the least recent one).
+void BM_BlockMeter(benchmark::State& state) {
+  const auto n = static_cast<uint32_t>(state.range(0));
+  BlockMeter meter(static_cast<uint32_t>(state.range(1)), 7);
+  std::vector<MeterRule> rules;
+  for (const auto& r : policy::default_block_rules()) rules.push_back(r.meter());
+  Draw draw(n);
+  int64_t now = 1'000'000'000'000'000'000;
+  uint64_t events = 0;
+  for (auto _ : state)
+    meter.observe(AddressKey::from(base::IpAddress::v4(draw() * 2654435761u)), now += 1000, rules, 1,
+                  [&](const BlockEvent&) { ++events; });
+  state.counters["events"] = static_cast<double>(events);
+  state.counters["MiB_per_rule"] = static_cast<double>(meter.memory_bytes() / kMaxBlockRules) / (1 << 20);
+}
+BENCHMARK(BM_BlockMeter)->Args({1000, 16384})->Args({1000000, 16384})->Unit(benchmark::kNanosecond);
+
+
+// The lookup of a source in the active blocks: n blocks, half /24s and half /32s (two
+// groups: two binary searches), probes at random (most match nothing).
+void BM_BlockSetMatch(benchmark::State& state) {
+  const auto n = static_cast<uint32_t>(state.range(0));
+  policy::BlockBook book(1);
+  policy::BlocksConfig config;
+  config.max_active = n + 1;
+  book.configure(config);
+  book.set_logging(false);
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t a = i * 2654435761u;
+    const base::Cidr c = i % 2 ? base::Cidr{base::IpAddress::v4(a & 0xffffff00u), 24} : base::Cidr{base::IpAddress::v4(a), 32};
+    book.add(c, policy::BlockAction::kDrop, 3600, "bench", 0);
+  }
+  const auto set = book.build_set();
+  std::mt19937 rng(3);
+  std::vector<AddressKey> probes(1 << 16);
+  for (auto& k : probes) k = AddressKey::from(base::IpAddress::v4(rng()));
+  size_t i = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(set->match(probes[i++ & 0xffff]));
+  state.counters["blocks"] = static_cast<double>(set->blocks().size());
+}
+BENCHMARK(BM_BlockSetMatch)->Arg(0)->Arg(100)->Arg(10000);
 
 // One lookup is one binary search over the compiled ranges: the cost grows with log2 of the
 // rule count (issue 12, 3.6: a 1,000,000-line rules file).

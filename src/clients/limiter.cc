@@ -62,9 +62,8 @@ Verdict limit(PrefixState& s, const LimitParams& p, int64_t now_ns, int64_t addr
     s.tokens -= 1.0f;
     return Verdict::kPass;
   }
-  // Over the limit. The leak: a uniform draw in [0, 1).
-  const double u = static_cast<double>(random >> 11) * 0x1.0p-53;
-  if (u < p.leak) return Verdict::kLeak;
+  // Over the limit. The leak first.
+  if (leaks(p, random)) return Verdict::kLeak;
   return kod_due(s, p, now_ns) ? Verdict::kKod : Verdict::kDrop;
 }
 

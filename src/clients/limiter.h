@@ -59,6 +59,12 @@ struct PrefixState {
 // takes over that one's state, see PrefixTable::find_or_create).
 PrefixState fresh_state(const LimitParams& p, int64_t now_ns);
 
+// Whether an over-limit request is let through by the leak: a uniform draw in [0, 1) from
+// `random` (64 uniformly random bits) below `p.leak`.
+inline bool leaks(const LimitParams& p, uint64_t random) {
+  return static_cast<double>(random >> 11) * 0x1.0p-53 < p.leak;
+}
+
 // One request of a prefix at `now_ns`. `address_gap_ns`: time since the same address's
 // previous request, or -1 when unknown. `random`: 64 uniformly random bits.
 Verdict limit(PrefixState& s, const LimitParams& p, int64_t now_ns, int64_t address_gap_ns,

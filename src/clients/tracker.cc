@@ -74,25 +74,31 @@ Observation Tracker::observe(const base::IpAddress& peer, const base::IpAddress&
         key.prefix(p.v4_prefix, p.v6_prefix), p, now_ns, o.tracked ? &hint : nullptr);
     if (o.tracked) table_.set_hint(c.slot, hint);
     o.prefix_evicted = pl.evicted_active;
-    if (treatment == Treatment::kDenied) {
+    if (treatment == Treatment::kDenied || treatment == Treatment::kBlockedKod) {
       o.verdict = deny(*pl.state, p, now_ns);
+    } else if (treatment == Treatment::kBlockedDrop) {
+      o.verdict = Verdict::kDrop;
+    } else if (treatment == Treatment::kBlockedLeak) {
+      o.verdict = leaks(p, next_random()) ? Verdict::kLeak : Verdict::kDrop;
     } else {
       const int64_t gap = o.tracked && !c.created ? now_ns - c.previous_ns : -1;
       o.verdict = limit(*pl.state, p, now_ns, gap, next_random());
     }
   }
   if (o.tracked) {
-    uint8_t flags = static_cast<uint8_t>((treatment == Treatment::kDenied ? kFlagDenied : 0) | request_flags);
+    const bool refused = treatment == Treatment::kDenied || blocked(treatment);
+    uint8_t flags = static_cast<uint8_t>((treatment == Treatment::kDenied ? kFlagDenied : 0) |
+                                         (blocked(treatment) ? kFlagBlocked : 0) | request_flags);
     switch (o.verdict) {
       case Verdict::kPass: break;
-      case Verdict::kLeak: flags |= kFlagLimited | kFlagLeaked; break;
-      case Verdict::kKod: flags |= treatment == Treatment::kDenied ? kFlagKod : kFlagLimited | kFlagKod; break;
-      case Verdict::kDrop: flags |= treatment == Treatment::kDenied ? 0 : kFlagLimited; break;
+      case Verdict::kLeak: flags |= refused ? kFlagLeaked : kFlagLimited | kFlagLeaked; break;
+      case Verdict::kKod: flags |= refused ? kFlagKod : kFlagLimited | kFlagKod; break;
+      case Verdict::kDrop: flags |= refused ? 0 : kFlagLimited; break;
     }
     const uint16_t kods_before = table_.peek(c.slot).kods;
     table_.record(c.slot, now_ns, mode, version, table_.local_index(local), flags,
                   o.verdict == Verdict::kDrop);
-    if (o.verdict == Verdict::kKod && treatment != Treatment::kDenied && kods_before == 0) {
+    if (o.verdict == Verdict::kKod && treatment == Treatment::kLimited && kods_before == 0) {
       const ClientTable::Peek after = table_.peek(c.slot);
       kod_watch_.record({key, after.first_ns, now_ns, after.count, c.slot});
     }

@@ -42,7 +42,12 @@ enum class Treatment : uint8_t {
   kLimited,    // the rate limiter decides
   kUnlimited,  // always served (nolimit, or limiting switched off)
   kDenied,     // refused: a KoD DENY, paced like RATE KoDs, else a silent drop
+  // A dynamic block (policy/blocks.h) covers the source, with its action:
+  kBlockedDrop,  // dropped
+  kBlockedKod,   // a KoD RATE, paced and never to a flood as the limiter's, else dropped
+  kBlockedLeak,  // the limiter's leak share answered, the rest dropped
 };
+inline bool blocked(Treatment t) { return t >= Treatment::kBlockedDrop; }
 
 class Tracker {
  public:

@@ -52,14 +52,18 @@ void UniqueCounter::add(const AddressKey& key, int64_t now_ns, int64_t previous_
 }
 
 bool UniqueCounter::merge_into(Window w, size_t kind, int64_t number, Hll& out) const {
-  const Slot& s = slot(w, number);
   auto copy = std::make_unique<Hll>();
+  return merge_into(w, kind, number, out, *copy);
+}
+
+bool UniqueCounter::merge_into(Window w, size_t kind, int64_t number, Hll& out, Hll& copy) const {
+  const Slot& s = slot(w, number);
   for (int attempt = 0; attempt < 4; ++attempt) {
     if (s.number.load(std::memory_order_acquire) != number) return false;
-    copy->copy_from(s.sketches[kind]);
+    copy.copy_from(s.sketches[kind]);
     std::atomic_thread_fence(std::memory_order_acquire);
     if (s.number.load(std::memory_order_relaxed) != number) continue;
-    out.merge(*copy);
+    out.merge(copy);
     return true;
   }
   return false;

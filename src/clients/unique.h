@@ -61,6 +61,9 @@ class UniqueCounter {
   // Any thread: merges the sketch of `kind` for window number `number` (unix seconds /
   // window length) into `out`. False when this worker has none for that window.
   bool merge_into(Window w, size_t kind, int64_t number, Hll& out) const;
+  // The same with the consistent copy made in `copy` (a reader that merges every second
+  // allocates nothing).
+  bool merge_into(Window w, size_t kind, int64_t number, Hll& out, Hll& copy) const;
 
   // Before the worker starts: puts a saved sketch back (state kept across a restart).
   void restore(Window w, size_t kind, int64_t number, const Hll& sketch);

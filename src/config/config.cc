@@ -7,6 +7,9 @@
 
 #include "base/atomic_file.h"
 #include "base/text.h"
+#include "stats/prices.h"
+#include "web/api.h"
+#include "policy/networks.h"
 
 #include <algorithm>
 #include <cctype>
@@ -173,6 +176,14 @@ void parse_server(Checker& check, const toml::table& t, ServerConfig& s) {
              else if (*v == "off") s.seccomp = Seccomp::kOff;
              else check.fail(n, fmt::format("seccomp = \"{}\": expected \"kill\", \"log\" or \"off\"", *v));
            }},
+          {"backend",
+           [&](const toml::node& n) {
+             const auto v = check.string(n, "backend");
+             if (!v) return;
+             if (*v == "sockets") s.backend = io::BackendKind::kSockets;
+             else if (*v == "xdp") s.backend = io::BackendKind::kXdp;
+             else check.fail(n, fmt::format("backend = \"{}\": expected \"sockets\" or \"xdp\"", *v));
+           }},
           {"batch",
            [&](const toml::node& n) {
              if (auto v = check.integer(n, "batch", 1, 1024)) s.batch = static_cast<size_t>(*v);
@@ -273,9 +284,64 @@ void parse_time(Checker& check, const toml::table& t, clock::Options& o) {
   if (refid) o.reference_id = *refid;
 }
 
+void parse_networks(Checker& check, const toml::table& t, NetworksConfig& c) {
+  // A database file, opened here to say now (file and line) what is wrong with it, not at
+  // the first lookup.
+  const auto database = [&](const toml::node& n, const char* key, bool asn, std::string& into) {
+    const auto v = check.string(n, key);
+    if (!v || v->empty()) return;
+    std::string path = check.resolve(*v), error;
+    if (!policy::NetworkDb::open(asn ? path : "", asn ? "" : path, error))
+      check.fail(n, fmt::format("[networks] {}: {}", key, error));
+    into = path;
+  };
+  walk_table(check, t, "networks",
+             {
+                 {"asn", [&](const toml::node& n) { database(n, "asn", true, c.asn); }},
+                 {"country", [&](const toml::node& n) { database(n, "country", false, c.country); }},
+             });
+}
+
+void parse_cost(Checker& check, const toml::table& t, CostConfig& c) {
+  const toml::node* provider_node = nullptr;
+  walk_table(check, t, "cost",
+             {
+                 {"provider",
+                  [&](const toml::node& n) {
+                    provider_node = &n;
+                    if (auto v = check.string(n, "provider")) c.provider = *v;
+                  }},
+                 {"prices",
+                  [&](const toml::node& n) {
+                    if (auto v = check.string(n, "prices")) c.prices = check.resolve(*v);
+                  }},
+                 {"price",
+                  [&](const toml::node& n) {
+                    if (auto v = check.number(n, "price", 0, 1000)) c.price = *v;
+                  }},
+             });
+  if (!c.provider.empty() && c.price >= 0)
+    check.fail(*provider_node, "[cost] takes provider or price (flat USD per GiB), not both");
+  else if (!c.provider.empty()) {
+    std::string error;
+    if (!stats::choose_provider(c.provider, c.prices, -1, error)) check.fail(*provider_node, "[cost] " + error);
+  } else if (!c.prices.empty() && c.price < 0) {
+    check.fail(t, "[cost] prices = FILE needs provider = NAME (one of the file's providers)");
+  }
+}
+
 void parse_metrics(Checker& check, const toml::table& t, MetricsConfig& m) {
   walk_table(check, t, "metrics",
              {
+                 {"api_key",
+                  [&](const toml::node& n) {
+                    const auto v = check.string(n, "api_key");
+                    if (!v) return;
+                    if (!v->empty() && !web::parse_key_hash(*v))
+                      check.fail(n, "api_key must be \"sha256:\" and the 64 hex digits of the key's SHA-256 "
+                                    "(printf %s \"$KEY\" | sha256sum): the file keeps no key");
+                    else m.api_key = *v;
+                  }},
                  {"listen",
                   [&](const toml::node& n) {
                     const auto v = check.string(n, "listen");
@@ -294,6 +360,67 @@ void parse_metrics(Checker& check, const toml::table& t, MetricsConfig& m) {
                       m.listen = *ep;
                   }},
              });
+}
+
+void parse_xdp(Checker& check, const toml::table& t, io::XdpConfig& x) {
+  walk_table(
+      check, t, "xdp",
+      {
+          {"interfaces",
+           [&](const toml::node& n) {
+             const toml::array* list = n.as_array();
+             if (list == nullptr) {
+               check.fail(n, "interfaces must be an array of interface names, e.g. [\"eth0\"]");
+               return;
+             }
+             x.interfaces.clear();
+             for (const toml::node& item : *list) {
+               const auto v = check.string(item, "interface");
+               if (!v) continue;
+               // IFNAMSIZ: 15 characters; no '/' (sysfs paths), no spaces.
+               if (v->empty() || v->size() > 15 || v->find_first_of("/ \t:") != std::string::npos)
+                 check.fail(item, fmt::format("interface \"{}\" is not an interface name (1-15 characters, "
+                                              "no '/', ':' or spaces)", *v));
+               else if (std::find(x.interfaces.begin(), x.interfaces.end(), *v) != x.interfaces.end())
+                 check.fail(item, fmt::format("interface \"{}\" is listed twice", *v));
+               else
+                 x.interfaces.push_back(*v);
+             }
+           }},
+          {"queues",
+           [&](const toml::node& n) {
+             const toml::array* list = n.as_array();
+             if (list == nullptr) {
+               check.fail(n, "queues must be an array of receive-queue numbers, e.g. [0, 1]");
+               return;
+             }
+             x.queues.clear();
+             for (const toml::node& item : *list)
+               if (auto v = check.integer(item, "queue", 0, 4095)) x.queues.push_back(static_cast<uint32_t>(*v));
+           }},
+          {"mode",
+           [&](const toml::node& n) {
+             const auto v = check.string(n, "mode");
+             if (!v) return;
+             if (*v == "auto") x.mode = io::XdpMode::kAuto;
+             else if (*v == "native") x.mode = io::XdpMode::kNative;
+             else if (*v == "generic") x.mode = io::XdpMode::kGeneric;
+             else check.fail(n, fmt::format("mode = \"{}\": expected \"auto\", \"native\" or \"generic\"", *v));
+           }},
+          {"zerocopy",
+           [&](const toml::node& n) {
+             const auto v = check.string(n, "zerocopy");
+             if (!v) return;
+             if (*v == "auto") x.zerocopy = io::XdpZeroCopy::kAuto;
+             else if (*v == "on") x.zerocopy = io::XdpZeroCopy::kOn;
+             else if (*v == "off") x.zerocopy = io::XdpZeroCopy::kOff;
+             else check.fail(n, fmt::format("zerocopy = \"{}\": expected \"auto\", \"on\" or \"off\"", *v));
+           }},
+          {"busy_poll",
+           [&](const toml::node& n) {
+             if (auto v = check.boolean(n, "busy_poll")) x.busy_poll = *v;
+           }},
+      });
 }
 
 void parse_mode6(Checker& check, const toml::table& t, Mode6Config& m) {
@@ -364,12 +491,14 @@ void parse_clients(Checker& check, const toml::table& t, ClientsConfig& c) {
       });
 }
 
-void parse_ratelimit(Checker& check, const toml::table& t, clients::LimitParams& p) {
-  const auto number = [&](std::string_view key, double& out, double lo, double hi) {
-    return [&, key, lo, hi](const toml::node& n) {
-      if (auto v = check.number(n, key, lo, hi)) out = *v;
-    };
+// A handler that stores a number in lo..hi at `out` (or fails naming `key`).
+Handler set_number(Checker& check, std::string_view key, double& out, double lo, double hi) {
+  return [&check, &out, key, lo, hi](const toml::node& n) {
+    if (auto v = check.number(n, key, lo, hi)) out = *v;
   };
+}
+
+void parse_ratelimit(Checker& check, const toml::table& t, clients::LimitParams& p) {
   const auto flag = [&](std::string_view key, bool& out) {
     return [&, key](const toml::node& n) {
       if (auto v = check.boolean(n, key)) out = *v;
@@ -387,14 +516,116 @@ void parse_ratelimit(Checker& check, const toml::table& t, clients::LimitParams&
            [&](const toml::node& n) {
              if (auto v = check.integer(n, "v6_prefix", 16, 128)) p.v6_prefix = static_cast<int>(*v);
            }},
-          {"interval", number("interval", p.interval_s, 1e-6, 86400)},
-          {"burst", number("burst", p.burst, 1, 1000000)},
-          {"min_spacing", number("min_spacing", p.min_spacing_s, 0, 3600)},
-          {"leak", number("leak", p.leak, 0, 1)},
+          {"interval", set_number(check, "interval", p.interval_s, 1e-6, 86400)},
+          {"burst", set_number(check, "burst", p.burst, 1, 1000000)},
+          {"min_spacing", set_number(check, "min_spacing", p.min_spacing_s, 0, 3600)},
+          {"leak", set_number(check, "leak", p.leak, 0, 1)},
           {"kod", flag("kod", p.kod)},
-          {"kod_interval", number("kod_interval", p.kod_interval_s, 0, 86400)},
-          {"flood_rate", number("flood_rate", p.flood_rate, 0, 1e9)},
-          {"score_decay", number("score_decay", p.score_decay_s, 0.1, 86400)},
+          {"kod_interval", set_number(check, "kod_interval", p.kod_interval_s, 0, 86400)},
+          {"flood_rate", set_number(check, "flood_rate", p.flood_rate, 0, 1e9)},
+          {"score_decay", set_number(check, "score_decay", p.score_decay_s, 0.1, 86400)},
+      });
+}
+
+// A list of prefixes ("192.0.2.0/24", "2001:db8::/32", a bare address).
+void parse_prefixes(Checker& check, const toml::node& n, std::string_view key, std::vector<base::Cidr>& out) {
+  const toml::array* list = n.as_array();
+  if (list == nullptr) {
+    check.fail(n, fmt::format("{} must be an array of prefixes (\"192.0.2.0/24\", \"2001:db8::/32\")", key));
+    return;
+  }
+  out.clear();
+  for (const toml::node& item : *list) {
+    const auto text = check.string(item, key);
+    if (!text) continue;
+    const auto c = base::Cidr::parse(*text);
+    if (!c) check.fail(item, fmt::format("{} entry '{}' is not an address or prefix", key, *text));
+    else out.push_back(*c);
+  }
+}
+
+void parse_block_rule(Checker& check, const toml::table& t, policy::BlockRule& r) {
+  const toml::node* duration_node = nullptr;
+  walk_table(check, t, "[blocks.rule]",
+             {
+                 {"name",
+                  [&](const toml::node& n) {
+                    if (auto v = check.string(n, "name")) r.name = *v;
+                  }},
+                 {"v4_prefix",
+                  [&](const toml::node& n) {
+                    if (auto v = check.integer(n, "v4_prefix", 8, 32)) r.v4_prefix = static_cast<int>(*v);
+                  }},
+                 {"v6_prefix",
+                  [&](const toml::node& n) {
+                    if (auto v = check.integer(n, "v6_prefix", 32, 128)) r.v6_prefix = static_cast<int>(*v);
+                  }},
+                 {"rate", set_number(check, "rate", r.rate, 1e-4, 1e9)},
+                 {"window", set_number(check, "window", r.window_s, 1, 3600)},
+                 {"warn", set_number(check, "warn", r.warn, 0, 1e9)},
+                 {"action",
+                  [&](const toml::node& n) {
+                    const auto v = check.string(n, "action");
+                    if (!v) return;
+                    if (const auto a = policy::parse_block_action(*v)) r.action = *a;
+                    else check.fail(n, fmt::format("action = \"{}\": expected \"drop\", \"kod\" or \"leak\"", *v));
+                  }},
+                 {"duration",
+                  [&](const toml::node& n) {
+                    duration_node = &n;
+                    if (auto v = check.number(n, "duration", 1, 400.0 * 86400)) r.duration_s = *v;
+                  }},
+                 {"max_duration", set_number(check, "max_duration", r.max_duration_s, 1, 400.0 * 86400)},
+                 {"growth", set_number(check, "growth", r.growth, 1, 16)},
+                 {"exclude", [&](const toml::node& n) { parse_prefixes(check, n, "exclude", r.exclude); }},
+             });
+  if (r.warn >= r.rate && r.warn > 0)
+    check.fail(t, fmt::format("[[blocks.rule]] \"{}\": warn = {} must be below rate = {}", r.name, r.warn, r.rate));
+  if (r.max_duration_s < r.duration_s) {
+    if (duration_node != nullptr && !t.contains("max_duration")) r.max_duration_s = r.duration_s;
+    else check.fail(t, fmt::format("[[blocks.rule]] \"{}\": max_duration must be at least duration", r.name));
+  }
+  if (r.rate * r.window_s < 2)
+    check.fail(t, fmt::format("[[blocks.rule]] \"{}\": rate x window = {} requests: a single request would "
+                              "block (at least 2)", r.name, r.rate * r.window_s));
+}
+
+void parse_blocks(Checker& check, const toml::table& t, policy::BlocksConfig& b) {
+  walk_table(
+      check, t, "blocks",
+      {
+          {"enabled",
+           [&](const toml::node& n) {
+             if (auto v = check.boolean(n, "enabled")) b.enabled = *v;
+           }},
+          {"exclude", [&](const toml::node& n) { parse_prefixes(check, n, "exclude", b.exclude); }},
+          {"max_active",
+           [&](const toml::node& n) {
+             if (auto v = check.integer(n, "max_active", 1, 1000000)) b.max_active = static_cast<uint32_t>(*v);
+           }},
+          {"table_size",
+           [&](const toml::node& n) {
+             if (auto v = check.integer(n, "table_size", 16, 16777216)) b.table_size = static_cast<uint32_t>(*v);
+           }},
+          {"rule",
+           [&](const toml::node& n) {
+             const toml::array* list = n.as_array();
+             if (list == nullptr || (!list->is_array_of_tables() && !list->empty())) {
+               check.fail(n, "rule must be [[blocks.rule]] tables (or rule = [] for none)");
+               return;
+             }
+             b.rules.clear();
+             for (const toml::node& item : *list) {
+               policy::BlockRule r;
+               r.name = fmt::format("rule {}", b.rules.size() + 1);
+               parse_block_rule(check, *item.as_table(), r);
+               for (const auto& other : b.rules)
+                 if (other.name == r.name) check.fail(item, fmt::format("[[blocks.rule]] name \"{}\" used twice", r.name));
+               b.rules.push_back(std::move(r));
+             }
+             if (b.rules.size() > clients::kMaxBlockRules)
+               check.fail(n, fmt::format("{} [[blocks.rule]] tables: at most {}", b.rules.size(), clients::kMaxBlockRules));
+           }},
       });
 }
 
@@ -632,6 +863,7 @@ LoadResult parse_config(std::string_view text, const std::string& name) {
   Config config = default_config();
   std::vector<Error> rule_errors;  // from a rules file: they name that file
   const toml::node* nts_table = nullptr;
+  const toml::node* xdp_table = nullptr;
   const toml::node* cert_node = nullptr;
   for (auto&& [key, node] : root) {
     const toml::table* table = node.as_table();
@@ -645,18 +877,27 @@ LoadResult parse_config(std::string_view text, const std::string& name) {
       parse_ratelimit(check, *table, config.ratelimit);
     } else if (key.str() == "metrics" && table) {
       parse_metrics(check, *table, config.metrics);
+    } else if (key.str() == "networks" && table) {
+      parse_networks(check, *table, config.networks);
+    } else if (key.str() == "cost" && table) {
+      parse_cost(check, *table, config.cost);
+    } else if (key.str() == "blocks" && table) {
+      parse_blocks(check, *table, config.blocks);
     } else if (key.str() == "access" && table) {
       parse_access(check, *table, config.access, rule_errors, result.warnings, name);
     } else if (key.str() == "mode6" && table) {
       parse_mode6(check, *table, config.mode6);
     } else if (key.str() == "auth" && table) {
       parse_auth(check, *table, config.auth, rule_errors);
+    } else if (key.str() == "xdp" && table) {
+      xdp_table = &node;
+      parse_xdp(check, *table, config.xdp);
     } else if (key.str() == "nts" && table) {
       nts_table = &node;
       parse_nts(check, *table, config.nts, cert_node);
     } else {
       check.fail(node, fmt::format("unknown {} '{}' (expected [server], [time], [clients], "
-                                   "[ratelimit], [access], [auth], [mode6], [metrics] or [nts])",
+                                   "[ratelimit], [blocks], [access], [auth], [mode6], [metrics], [cost], [networks], [nts] or [xdp])",
                                    table ? "table" : "key", key.str()));
     }
   }
@@ -671,6 +912,12 @@ LoadResult parse_config(std::string_view text, const std::string& name) {
     if (n.ke() && n.secret.empty())
       check.fail(*nts_table, "[nts] needs secret = FILE (or [clients] state_dir, where nts-secret is "
                              "kept): cookie keys come from it");
+  }
+  // The AF_XDP backend needs to know where to attach.
+  if (config.server.backend == io::BackendKind::kXdp && config.xdp.interfaces.empty()) {
+    if (xdp_table != nullptr) check.fail(*xdp_table, "backend = \"xdp\" needs [xdp] interfaces = [\"NAME\", ...]");
+    else if (const toml::node* b = root["server"]["backend"].node())
+      check.fail(*b, "backend = \"xdp\" needs an [xdp] table with interfaces = [\"NAME\", ...]");
   }
   // Rules: every inline rule gets this file's name; duplicates anywhere are errors.
   for (auto& r : config.access.rules)

@@ -11,9 +11,11 @@
 #include "auth/keys.h"
 #include "base/net.h"
 #include "clients/limiter.h"
+#include "policy/blocks.h"
 #include "policy/policy.h"
 #include "clock/sources.h"
 #include "io/udp_backend.h"
+#include "io/xdp_options.h"
 #include "nts/cookies.h"
 
 namespace strata::config {
@@ -44,6 +46,7 @@ struct ServerConfig {
   static constexpr int kDefaultReceiveBuffer = 4 << 20;
   unsigned busy_poll_us = 0;      // keep polling this long after a batch before sleeping
   Seccomp seccomp = Seccomp::kKill;  // the filter installed once start-up is done
+  io::BackendKind backend = io::BackendKind::kSockets;  // "xdp": AF_XDP sockets beside these ([xdp])
   io::SocketOptions socket;
   friend bool operator==(const ServerConfig&, const ServerConfig&) = default;
 };
@@ -89,6 +92,9 @@ struct Mode6Config {
 // [metrics]: the Prometheus endpoint.
 struct MetricsConfig {
   std::optional<base::Endpoint> listen = base::Endpoint{base::IpAddress::v4(0x7F000001), 9123};
+  // The dashboard's API from outside loopback: "sha256:HEX" of the key clients send ("": the
+  // API answers loopback only). Only the hash is kept.
+  std::string api_key;
   friend bool operator==(const MetricsConfig&, const MetricsConfig&) = default;
 };
 
@@ -118,16 +124,38 @@ struct NtsConfig {
   friend bool operator==(const NtsConfig&, const NtsConfig&) = default;
 };
 
+// [cost]: what stratad's traffic costs, for the history's cost series (the prices `strata cost`
+// uses: data/prices.toml built in, or an operator's file). No provider and no price: no series.
+struct CostConfig {
+  std::string provider;  // a provider of the prices file ("": none)
+  std::string prices;    // prices file ("": the built-in one)
+  double price = -1;     // flat USD per GiB sent instead (< 0: none)
+  bool enabled() const { return !provider.empty() || price >= 0; }
+  friend bool operator==(const CostConfig&, const CostConfig&) = default;
+};
+
+// [networks]: MaxMind-format databases that say whose network a client is in (reloadable).
+struct NetworksConfig {
+  std::string asn;      // GeoLite2-ASN, DB-IP ASN Lite, IPinfo Lite ("": none)
+  std::string country;  // GeoLite2-Country, DB-IP Country Lite, IPinfo Lite ("": none)
+  bool enabled() const { return !asn.empty() || !country.empty(); }
+  friend bool operator==(const NetworksConfig&, const NetworksConfig&) = default;
+};
+
 struct Config {
   ServerConfig server;
+  NetworksConfig networks;
   MetricsConfig metrics;
+  CostConfig cost;
   clock::Options time;
   ClientsConfig clients;
   clients::LimitParams ratelimit;
+  policy::BlocksConfig blocks;  // [blocks], [[blocks.rule]]
   AccessConfig access;
   AuthConfig auth;
   Mode6Config mode6;
   NtsConfig nts;
+  io::XdpConfig xdp;
 };
 
 // The reloadable part of a configuration, compiled: what SIGHUP and `strata reload` change.

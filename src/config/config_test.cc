@@ -452,3 +452,49 @@ TEST(Config, NtsMistakes) {
 
 }  // namespace
 }  // namespace strata::config
+
+namespace strata::config {
+namespace {
+
+TEST(ConfigXdp, BackendAndXdpTable) {
+  const auto r = parse_config(
+      "[server]\nbackend = \"xdp\"\n[xdp]\ninterfaces = [\"eth0\", \"eth1\"]\nqueues = [0, 3]\n"
+      "mode = \"generic\"\nzerocopy = \"off\"\nbusy_poll = true\n",
+      "s.toml");
+  ASSERT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].to_string());
+  EXPECT_EQ(r.config->server.backend, io::BackendKind::kXdp);
+  EXPECT_EQ(r.config->xdp.interfaces, (std::vector<std::string>{"eth0", "eth1"}));
+  EXPECT_EQ(r.config->xdp.queues, (std::vector<uint32_t>{0, 3}));
+  EXPECT_EQ(r.config->xdp.mode, io::XdpMode::kGeneric);
+  EXPECT_EQ(r.config->xdp.zerocopy, io::XdpZeroCopy::kOff);
+  EXPECT_TRUE(r.config->xdp.busy_poll);
+  const auto d = parse_config("", "s.toml");
+  EXPECT_EQ(d.config->server.backend, io::BackendKind::kSockets);
+  EXPECT_EQ(d.config->xdp.mode, io::XdpMode::kAuto);
+  EXPECT_EQ(d.config->xdp.zerocopy, io::XdpZeroCopy::kAuto);
+  EXPECT_FALSE(d.config->xdp.busy_poll);
+}
+
+TEST(ConfigXdp, ErrorsNameTheLine) {
+  const auto first = [](const std::string& text) {
+    const auto r = parse_config(text, "s.toml");
+    return r.errors.empty() ? std::string("no error") : r.errors[0].to_string();
+  };
+  EXPECT_EQ(first("[server]\nbackend = \"dpdk\"\n"),
+            "s.toml:2: backend = \"dpdk\": expected \"sockets\" or \"xdp\"");
+  EXPECT_EQ(first("[server]\nbackend = \"xdp\"\n"),
+            "s.toml:2: backend = \"xdp\" needs an [xdp] table with interfaces = [\"NAME\", ...]");
+  EXPECT_EQ(first("[server]\nbackend = \"xdp\"\n[xdp]\nmode = \"auto\"\n"),
+            "s.toml:3: backend = \"xdp\" needs [xdp] interfaces = [\"NAME\", ...]");
+  EXPECT_EQ(first("[xdp]\ninterfaces = [\"a/b\"]\n"),
+            "s.toml:2: interface \"a/b\" is not an interface name (1-15 characters, no '/', ':' or spaces)");
+  EXPECT_EQ(first("[xdp]\ninterfaces = [\"eth0\", \"eth0\"]\n"), "s.toml:2: interface \"eth0\" is listed twice");
+  EXPECT_EQ(first("[xdp]\nmode = \"offload\"\n"),
+            "s.toml:2: mode = \"offload\": expected \"auto\", \"native\" or \"generic\"");
+  EXPECT_EQ(first("[xdp]\nzerocopy = \"yes\"\n"), "s.toml:2: zerocopy = \"yes\": expected \"auto\", \"on\" or \"off\"");
+  EXPECT_EQ(first("[xdp]\nqueues = [-1]\n").rfind("s.toml:2: queue", 0), 0u);
+  EXPECT_EQ(first("[xdp]\nsockets = 2\n"), "s.toml:2: unknown key 'sockets' in [xdp]");
+}
+
+}  // namespace
+}  // namespace strata::config

@@ -17,6 +17,7 @@ std::string flags_text(uint8_t f) {
   if (f & clients::kFlagKod) s += 'K';
   if (f & clients::kFlagLeaked) s += 'P';  // passed by the leak
   if (f & clients::kFlagNts) s += 'N';     // NTS
+  if (f & clients::kFlagBlocked) s += 'B';  // a dynamic block
   return s;
 }
 
@@ -71,7 +72,8 @@ ClientQuery parse_client_query(const nlohmann::json& r) {
 }
 
 nlohmann::json stream_clients(const std::vector<const clients::ClientTable*>& tables,
-                              const ClientQuery& q, base::RealTime now, Responder& out) {
+                              const ClientQuery& q, base::RealTime now, Responder& out,
+                              const policy::NetworkDb* networks) {
   size_t total = 0, capacity = 0;
   for (const auto* t : tables) {
     total += t->size();
@@ -126,10 +128,12 @@ nlohmann::json stream_clients(const std::vector<const clients::ClientTable*>& ta
   const size_t n = rows.size();
 
   const int64_t now_ns = now.time_since_epoch().count();
+  std::vector<std::string> columns = client_columns();
+  if (networks != nullptr) columns.insert(columns.end(), {"asn", "org", "country"});
   out.line(json_text(nlohmann::json{{"version", kProtocolVersion},
                           {"ok", true},
                           {"stream", true},
-                          {"columns", client_columns()},
+                          {"columns", columns},
                           {"now", static_cast<double>(now_ns) * 1e-9},
                           {"tracked", total},
                           {"capacity", capacity},
@@ -146,9 +150,66 @@ nlohmann::json stream_clients(const std::vector<const clients::ClientTable*>& ta
                    std::max(0.0, static_cast<double>(now_ns - c.last_ns) * 1e-9),
                    average_interval_s(c), c.count, c.mode, c.version, c.drops, c.kods,
                    flags_text(c.flags));
+    if (networks != nullptr) {
+      const policy::NetworkInfo info = networks->lookup(c.address);
+      line.resize(line.size() - 1);  // the row's closing bracket
+      fmt::format_to(std::back_inserter(line), ",{},{},{}]", info.asn, json_text(nlohmann::json(info.org)),
+                     json_text(nlohmann::json(info.country)));
+    }
     out.line({line.data(), line.size()});
   }
   return {{"ok", true}, {"end", true}, {"rows", n}};
+}
+
+nlohmann::json clients_page_json(const std::vector<const clients::ClientTable*>& tables,
+                                 const nlohmann::json& request, base::RealTime now,
+                                 const policy::NetworkDb* networks) {
+  nlohmann::json r = request;
+  const auto bounded = [&](const char* name, int64_t fallback, int64_t lo, int64_t hi) {
+    if (!r.contains(name)) return fallback;
+    if (!r[name].is_number_integer()) throw std::invalid_argument(std::string(name) + " must be a whole number");
+    const int64_t v = r[name].get<int64_t>();
+    if (v < lo || v > hi)
+      throw std::invalid_argument(std::string(name) + " must be " + std::to_string(lo) + ".." + std::to_string(hi));
+    return v;
+  };
+  const int64_t page = bounded("limit", 50, 1, 1000);
+  const int64_t offset = bounded("offset", 0, 0, 100000);
+  if (r.contains("mincount") && !r["mincount"].is_number_unsigned())
+    throw std::invalid_argument("mincount must be a whole number >= 0");
+  for (const char* name : {"sort", "prefix", "laddr"})
+    if (r.contains(name) && !r[name].is_string()) throw std::invalid_argument(std::string(name) + " must be text");
+  for (const char* name : {"limited", "kod"})
+    if (r.contains(name) && !r[name].is_boolean()) throw std::invalid_argument(std::string(name) + " must be true or false");
+  r.erase("offset");
+  r["limit"] = page + offset;
+  const ClientQuery query = parse_client_query(r);
+  std::string text;
+  {
+    Responder out(&text);
+    stream_clients(tables, query, now, out, networks);
+  }
+  nlohmann::json header, rows = nlohmann::json::array();
+  size_t at = 0, index = 0;
+  while (at < text.size()) {
+    const size_t nl = std::min(text.find('\n', at), text.size());
+    const std::string_view line(text.data() + at, nl - at);
+    at = nl + 1;
+    if (index++ == 0) {
+      header = nlohmann::json::parse(line);
+      continue;
+    }
+    if (static_cast<int64_t>(index - 2) < offset) continue;
+    rows.push_back(nlohmann::json::parse(line));
+  }
+  return {{"ok", true},
+          {"columns", header["columns"]},
+          {"now", header.value("now", 0.0)},
+          {"tracked", header.value("tracked", size_t{0})},
+          {"matched", header.value("matched", size_t{0})},
+          {"offset", offset},
+          {"limit", page},
+          {"rows", rows}};
 }
 
 }  // namespace strata::control

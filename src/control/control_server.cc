@@ -420,7 +420,8 @@ bool Responder::line(std::string_view text) {
 }
 
 bool Responder::flush() {
-  if (ok_ && !buffer_.empty()) ok_ = send_within(fd_, buffer_, ControlServer::kSendTimeoutS * 1000);
+  if (ok_ && !buffer_.empty() && sink_ != nullptr) sink_->append(buffer_);
+  else if (ok_ && !buffer_.empty()) ok_ = send_within(fd_, buffer_, ControlServer::kSendTimeoutS * 1000);
   buffer_.clear();
   return ok_;
 }

@@ -25,6 +25,8 @@ inline constexpr int kProtocolVersion = 1;
 class Responder {
  public:
   explicit Responder(int fd) : fd_(fd) {}
+  // Collects the lines in `sink` instead of sending them (the console's HTTP API).
+  explicit Responder(std::string* sink) : sink_(sink) {}
   ~Responder() { flush(); }
   Responder(const Responder&) = delete;
   Responder& operator=(const Responder&) = delete;
@@ -34,7 +36,8 @@ class Responder {
   bool ok() const { return ok_; }
 
  private:
-  int fd_;
+  int fd_ = -1;
+  std::string* sink_ = nullptr;
   bool ok_ = true;
   std::string buffer_;
 };

@@ -39,6 +39,24 @@ constexpr Family kOthers[] = {
     {"strata_top_talker_share", "gauge",
      "Share of the current window's requests sent by the talker of this rank (1-10), from "
      "Space-Saving summaries (an upper bound)."},
+    {"strata_top_network_share", "gauge",
+     "With [networks]: share of the current hour's requests from the network of this rank "
+     "(1-10; labels asn and org), the heaviest prefixes grouped by AS (an upper bound)."},
+    {"strata_cost_month_usd", "gauge",
+     "With [cost]: what a month of the last second's outgoing traffic costs at its provider or "
+     "price, in USD (the history's cost_month; absent without [cost])."},
+    {"strata_blocks_active", "gauge", "Dynamic blocks in force (by rules and by hand)."},
+    {"strata_blocks_max_active", "gauge", "The cap on active dynamic blocks ([blocks] max_active)."},
+    {"strata_blocks_placed_total", "counter", "Dynamic blocks placed since start, by rules and by hand."},
+    {"strata_state_saves_total", "counter",
+     "With [clients] state_dir: successful saves of a state file since start (label file: "
+     "sketches, history, blocks)."},
+    {"strata_state_save_failures_total", "counter",
+     "With [clients] state_dir: saves of a state file that failed (disk full, permissions); the "
+     "previous file stays (label file)."},
+    {"strata_state_last_save_timestamp_seconds", "gauge",
+     "With [clients] state_dir: Unix time of a state file's last successful save in this run "
+     "(0: none yet; label file)."},
     {"strata_client_records", "gauge", "Client records in use, all workers."},
     {"strata_client_records_capacity", "gauge", "Client records the configured memory holds."},
     {"strata_client_memory_bytes", "gauge", "Memory of the client tables (records and limiter)."},
@@ -53,6 +71,19 @@ constexpr Family kOthers[] = {
     {"process_virtual_memory_bytes", "gauge", "Virtual memory of the process."},
     {"process_open_fds", "gauge", "Open file descriptors."},
 };
+
+// A label value as the exposition format wants it: backslash, quote and newline escaped (an
+// organisation's name comes from a database file).
+std::string label_value(std::string_view v) {
+  std::string out;
+  for (const char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
 
 std::string counter_name(const stats::CounterInfo& c) {
   return fmt::format("strata_{}_total", c.name);
@@ -169,6 +200,29 @@ std::string metrics_text(const MetricsInput& in) {
     for (size_t r = 0; r < t.shares.size() && r < 10; ++r)
       fmt::format_to(std::back_inserter(out), "strata_top_talker_share{{window=\"{}\",rank=\"{}\"}} {}\n",
                      t.window, r + 1, t.shares[r]);
+  if (!in.networks.empty()) {
+    header(out, "strata_top_network_share", "gauge", other("strata_top_network_share").help);
+    for (size_t r = 0; r < in.networks.size() && r < 10; ++r)
+      fmt::format_to(std::back_inserter(out), "strata_top_network_share{{rank=\"{}\",asn=\"{}\",org=\"{}\"}} {}\n",
+                     r + 1, in.networks[r].asn, label_value(in.networks[r].org), in.networks[r].share);
+  }
+  if (in.cost_month_usd) gauge(out, "strata_cost_month_usd", *in.cost_month_usd);
+  gauge(out, "strata_blocks_active", static_cast<double>(in.blocks.active));
+  gauge(out, "strata_blocks_max_active", static_cast<double>(in.blocks.max_active));
+  header(out, "strata_blocks_placed_total", "counter", other("strata_blocks_placed_total").help);
+  fmt::format_to(std::back_inserter(out), "strata_blocks_placed_total {}\n", in.blocks.placed);
+  // Each state file's family, one line per file.
+  const auto per_file = [&](const char* name, auto value) {
+    if (in.state.empty()) return;
+    const Family& f = other(name);
+    header(out, f.name, f.type, f.help);
+    for (const auto& st : in.state)
+      fmt::format_to(std::back_inserter(out), "{}{{file=\"{}\"}} {:.0f}\n", name, label_value(st.file),
+                     static_cast<double>(value(st)));
+  };
+  per_file("strata_state_saves_total", [](const MetricsInput::StateFile& st) { return st.saves; });
+  per_file("strata_state_save_failures_total", [](const MetricsInput::StateFile& st) { return st.failures; });
+  per_file("strata_state_last_save_timestamp_seconds", [](const MetricsInput::StateFile& st) { return st.last_save_unix; });
   gauge(out, "strata_client_records", static_cast<double>(s.clients.records));
   gauge(out, "strata_client_records_capacity", static_cast<double>(s.clients.capacity));
   gauge(out, "strata_client_memory_bytes", static_cast<double>(s.clients.memory_bytes));

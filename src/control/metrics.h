@@ -5,6 +5,7 @@
 // the same table of metric names generates docs/metrics.md.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,30 @@ struct MetricsInput {
     std::vector<double> shares;  // the largest talkers' shares of requests, largest first
   };
   std::vector<TopShare> top;
+  // With [networks]: the current hour's top networks (at most 10), largest first.
+  struct TopNetwork {
+    uint32_t asn = 0;  // 0: unknown
+    std::string org;
+    double share = 0;
+  };
+  std::vector<TopNetwork> networks;
+  // With [cost]: what a month of the last second's outgoing traffic costs (the history's
+  // cost series, USD).
+  std::optional<double> cost_month_usd;
+  // Dynamic blocks (policy/blocks.h).
+  struct Blocks {
+    uint64_t active = 0;
+    uint64_t max_active = 0;
+    uint64_t placed = 0;  // by rules and by hand, since start
+  } blocks;
+  // With [clients] state_dir: each state file's saves since start.
+  struct StateFile {
+    std::string file;  // "sketches", "history", "blocks"
+    uint64_t saves = 0;
+    uint64_t failures = 0;
+    double last_save_unix = 0;  // 0: not saved yet in this run
+  };
+  std::vector<StateFile> state;
 };
 
 std::string metrics_text(const MetricsInput& input);

@@ -8,20 +8,40 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include "base/ntp_time.h"
+#include "clients/address_key.h"
 
 namespace strata::control {
 
 namespace {
 
-MHD_Result respond(MHD_Connection* c, unsigned status, const std::string& body, const char* type) {
+MHD_Result respond(MHD_Connection* c, unsigned status, const std::string& body, const char* type,
+                   const char* cache = "no-store") {
   MHD_Response* r = MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()),
                                                     MHD_RESPMEM_MUST_COPY);
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, cache);
+  for (const auto& [name, value] : web::security_headers())
+    MHD_add_response_header(r, name.c_str(), value.c_str());
   const MHD_Result ok = MHD_queue_response(c, status, r);
   MHD_destroy_response(r);
   return ok;
+}
+
+MHD_Result add_argument(void* cls, MHD_ValueKind /*kind*/, const char* key, const char* value) {
+  auto* query = static_cast<std::map<std::string, std::string>*>(cls);
+  if (key != nullptr && query->size() < 32) (*query)[key] = value != nullptr ? value : "";
+  return MHD_YES;
+}
+
+bool from_loopback(MHD_Connection* c) {
+  const MHD_ConnectionInfo* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (info == nullptr || info->client_addr == nullptr) return false;
+  const auto peer = base::Endpoint::from_sockaddr(info->client_addr);
+  // ::ffff:127.0.0.1 (a dual-stack listener) is loopback too: AddressKey's normal form.
+  return peer && clients::AddressKey::from(peer->address).address().is_loopback();
 }
 
 MHD_Result handle(void* cls, MHD_Connection* c, const char* url, const char* method,
@@ -31,8 +51,20 @@ MHD_Result handle(void* cls, MHD_Connection* c, const char* url, const char* met
   if (*upload_size != 0) return MHD_NO;  // requests carry no body
   if (std::strcmp(method, "GET") != 0 && std::strcmp(method, "HEAD") != 0)
     return respond(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n", "text/plain");
-  if (std::strcmp(url, "/metrics") != 0)
-    return respond(c, MHD_HTTP_NOT_FOUND, "stratad serves /metrics only\n", "text/plain");
+  if (std::strcmp(url, "/metrics") != 0) {
+    if (!serving->route) return respond(c, MHD_HTTP_NOT_FOUND, "stratad serves /metrics only\n", "text/plain");
+    web::Request request;
+    request.path = url;
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, &add_argument, &request.query);
+    if (const char* k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key")) {
+      request.api_key = k;
+    } else if (const char* a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)) {
+      if (std::strncmp(a, "Bearer ", 7) == 0) request.api_key = a + 7;
+    }
+    request.loopback = from_loopback(c);
+    const web::Reply reply = serving->route(request);
+    return respond(c, reply.status, reply.body, reply.type.c_str(), reply.cacheable ? "max-age=3600" : "no-store");
+  }
   // One rendering per kRenderEveryS however many scrapes come.
   const int64_t now_ns = base::now_mono().count();
   if (!serving->valid || now_ns - serving->rendered_ns >= static_cast<int64_t>(MetricsServer::kRenderEveryS * 1e9)) {
@@ -91,9 +123,10 @@ std::string MetricsServer::bind(const base::Endpoint& listen) {
   return "";
 }
 
-std::string MetricsServer::start(Render render) {
+std::string MetricsServer::start(Render render, Route route) {
   if (fd_ < 0) return "metrics: not bound";
   serving_.render = std::move(render);
+  serving_.route = std::move(route);
   // No internal thread: ours runs MHD's epoll loop and, between its rounds, the deadlines
   // (MHD closes descriptors only inside MHD_run_wait, on this thread, so shutting one down
   // from here never hits a descriptor number reused by another connection).

@@ -1,6 +1,8 @@
-// The read-only HTTP endpoint for Prometheus, on libmicrohttpd (Debian's libmicrohttpd-dev:
-// a well-kept HTTP server library; we write no HTTP parser). GET /metrics answers the text
-// from `render`; other paths 404, other methods 405. Its own thread runs libmicrohttpd's
+// The read-only HTTP endpoint for Prometheus and the console, on libmicrohttpd (Debian's
+// libmicrohttpd-dev: a well-kept HTTP server library; we write no HTTP parser). GET /metrics
+// answers the text from `render`; every other path goes to `route` (web/api: the dashboard
+// and /api/v1/), 404 without one; other methods 405. Every answer carries
+// web::security_headers(). Its own thread runs libmicrohttpd's
 // epoll loop (every connection at once), bound by the daemon before it drops root and
 // started after. Against slow or piling clients: at most kMaxConnections connections,
 // kMaxPerAddress from one address, each closed after kIdleTimeoutS without progress or
@@ -19,6 +21,7 @@
 #include <unordered_map>
 
 #include "base/net.h"
+#include "web/http.h"
 
 struct MHD_Daemon;
 struct MHD_Connection;
@@ -28,6 +31,7 @@ namespace strata::control {
 class MetricsServer {
  public:
   using Render = std::function<std::string()>;
+  using Route = std::function<web::Reply(const web::Request&)>;
   MetricsServer() = default;
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
@@ -44,7 +48,7 @@ class MetricsServer {
   // ("metrics: cannot listen on 127.0.0.1:9123: Address already in use").
   std::string bind(const base::Endpoint& listen);
   // Starts the serving thread on the bound socket. "" or why not.
-  std::string start(Render render);
+  std::string start(Render render, Route route = {});
   void stop();
   uint16_t port() const { return port_; }  // the bound port (useful with port 0)
   // Connections closed for want of a complete request (kRequestDeadlineS, or to make room).
@@ -58,6 +62,7 @@ class MetricsServer {
   };
   struct Serving {
     Render render;
+    Route route;
     std::string text;  // the last rendering, reused for kRenderEveryS
     int64_t rendered_ns = 0;
     bool valid = false;

@@ -12,18 +12,24 @@
 #include <systemd/sd-daemon.h>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <cmath>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "base/atomic_file.h"
 #include "base/command_line.h"
@@ -35,6 +41,9 @@
 #include "control/clients_report.h"
 #include "control/json_text.h"
 #include "control/control_server.h"
+#include "control/blocks_report.h"
+#include "control/history_report.h"
+#include "web/api.h"
 #include "control/kod_report.h"
 #include "control/metrics.h"
 #include "control/metrics_server.h"
@@ -48,6 +57,8 @@
 #include "io/address_in_use.h"
 #include "io/steering.h"
 #include "io/udp_backend.h"
+#include "io/xdp_backend.h"
+#include "io/xdp_path.h"
 #include "server/control_service.h"
 #include "server/worker.h"
 
@@ -261,8 +272,35 @@ void reload_nts(const config::Config& next, NtsRuntime& nts_state, std::vector<s
                                 describe_credentials(*c.credentials)));
 }
 
+// [networks]: the databases opened (at start and on every reload: a file replaced under the
+// same name is read again), published for the control and metrics threads.
+std::string open_networks(const config::NetworksConfig& c, policy::NetworksCell& cell) {
+  if (!c.enabled()) {
+    cell.set(nullptr);
+    return "";
+  }
+  std::string error;
+  auto db = policy::NetworkDb::open(c.asn, c.country, error);
+  if (!db) return error;
+  cell.set(std::move(db));
+  return "";
+}
+
+// The prefix the sockets (and the XDP program) steer by: the rate limiter's, or a block
+// rule's when it is shorter, so that a worker sees every request of each prefix it meters.
+int steering_bits(const config::Config& c, base::Family family) {
+  return family == base::Family::kV4 ? c.blocks.shortest_v4(c.ratelimit.v4_prefix)
+                                     : c.blocks.shortest_v6(c.ratelimit.v6_prefix);
+}
+
+// The blocks' state file ([clients] state_dir/blocks).
+std::string blocks_path(const config::Config& cfg) {
+  return cfg.clients.state_dir.empty() ? "" : cfg.clients.state_dir + "/blocks";
+}
+
 nlohmann::json reload(const Flags& flags, const config::Config& running, config::Config& applied,
-                      server::RulesCell& cell, NtsRuntime& nts_state) {
+                      server::RulesCell& cell, NtsRuntime& nts_state, policy::NetworksCell& networks,
+                      policy::BlockBook& blocks) {
   std::vector<std::string> errors;
   if (flags.config_path.empty()) errors.push_back("stratad was started without --config");
   std::optional<config::Config> next;
@@ -300,7 +338,9 @@ nlohmann::json reload(const Flags& flags, const config::Config& running, config:
   if (!(next->time == running.time)) restart.push_back("[time]");
   if (!(next->clients == running.clients)) restart.push_back("[clients]");
   if (!(next->metrics == running.metrics)) restart.push_back("[metrics]");
+  if (!(next->cost == running.cost)) restart.push_back("[cost]");
   if (!(next->mode6 == running.mode6)) restart.push_back("[mode6]");
+  if (!(next->xdp == running.xdp)) restart.push_back("[xdp]");
   if (next->ratelimit.v4_prefix != running.ratelimit.v4_prefix ||
       next->ratelimit.v6_prefix != running.ratelimit.v6_prefix)
     restart.push_back("[ratelimit] v4_prefix/v6_prefix (the sockets steer by them)");
@@ -317,7 +357,31 @@ nlohmann::json reload(const Flags& flags, const config::Config& running, config:
       restart.push_back("[nts] switched on or off");
   }
   std::vector<std::string> changes = config::reload_changes(applied, *next);
+  // [blocks]: rules, exclusions and the cap reload, unless a rule's prefix is shorter than
+  // the steering's (every request of a metered prefix must reach one worker).
+  bool blocks_apply = true;
+  if (next->blocks.table_size != running.blocks.table_size) restart.push_back("[blocks] table_size");
+  for (const base::Family f : {base::Family::kV4, base::Family::kV6}) {
+    if (steering_bits(*next, f) < steering_bits(running, f)) {
+      restart.push_back(fmt::format("[[blocks.rule]] with an IPv{} prefix shorter than the /{} the sockets steer by "
+                                    "(the [blocks] in force stay)",
+                                    f == base::Family::kV4 ? 4 : 6, steering_bits(running, f)));
+      blocks_apply = false;
+    }
+  }
+  if (blocks_apply && !(next->blocks == applied.blocks)) {
+    blocks.configure(next->blocks);
+    changes.push_back(fmt::format("[blocks]: {} rules{}, {} exclusions, at most {} active", next->blocks.rules.size(),
+                                  next->blocks.enabled ? "" : " (off)", next->blocks.exclude.size(),
+                                  next->blocks.max_active));
+  }
   reload_nts(*next, nts_state, changes, warnings);
+  if (const std::string e = open_networks(next->networks, networks); !e.empty())
+    warnings.push_back("[networks]: " + e + "; the databases in force stay");
+  else if (next->networks.enabled())
+    changes.push_back("[networks] read again: " + networks.get()->describe());
+  else if (applied.networks.enabled())
+    changes.push_back("[networks] off");
   for (const auto& w : warnings) base::log(LogLevel::kWarning, "reload: {}", w);
   auto rules = config::make_rules(*next);
   rules->nts_secrets = nts_state.secrets;
@@ -340,6 +404,11 @@ nlohmann::json reload(const Flags& flags, const config::Config& running, config:
   applied.ratelimit.v4_prefix = running.ratelimit.v4_prefix;
   applied.ratelimit.v6_prefix = running.ratelimit.v6_prefix;
   applied.nts = next->nts;
+  applied.networks = next->networks;
+  if (blocks_apply) {
+    applied.blocks = next->blocks;
+    applied.blocks.table_size = running.blocks.table_size;
+  }
   return {{"ok", true}, {"rules", count}, {"keys", keys}, {"ratelimit", next->ratelimit.enabled},
           {"changes", changes}, {"warnings", warnings}, {"needs_restart", restart}};
 }
@@ -356,6 +425,11 @@ std::vector<const clients::TopTalkers*> top_talkers(const Trackers& trackers) {
   for (const auto& t : trackers) out.push_back(&t->top());
   return out;
 }
+std::vector<const clients::ClientTable*> client_tables(const Trackers& trackers) {
+  std::vector<const clients::ClientTable*> out;
+  for (const auto& t : trackers) out.push_back(&t->table());
+  return out;
+}
 
 int64_t unix_seconds() { return base::now_real().time_since_epoch().count() / 1'000'000'000; }
 
@@ -365,43 +439,124 @@ std::string sketch_path(const config::Config& cfg) {
   return cfg.clients.state_dir.empty() ? "" : cfg.clients.state_dir + "/unique-sketches.json";
 }
 
+// A state file written atomically (a temporary file of a random name, never one planted
+// there, synced, renamed over; on failure it is removed and the previous file stays as it
+// was). A full disk fails every save until space is freed: a few lines per kind of file,
+// then one a minute, and one when saving works again.
+// Counted for /metrics (strata_state_saves_total, ..._failures_total, ..._last_save_timestamp_seconds):
+// saves run on the main thread (the blocks' also on the control thread, under their mutex),
+// the metrics thread reads.
+struct StateSaver {
+  const char* what;
+  const char* file;  // the metrics' label
+  base::LogLimiter failures{3, std::chrono::seconds(60)};
+  uint64_t failed = 0;
+  std::atomic<uint64_t> saves{0}, failures_total{0};
+  std::atomic<int64_t> last_save_unix{0};
+  void save(const std::string& path, std::string_view data) {
+    if (const std::string e = base::write_file_atomically(path, data); !e.empty()) {
+      ++failed;
+      failures_total.fetch_add(1, std::memory_order_relaxed);
+      failures.log(LogLevel::kWarning, "saving the {}: {} (the previous save stays; retried every "
+                                       "save_interval)", what, e);
+      return;
+    }
+    saves.fetch_add(1, std::memory_order_relaxed);
+    last_save_unix.store(unix_seconds(), std::memory_order_relaxed);
+    if (failed > 0) {
+      base::log(LogLevel::kInfo, "saved the {} to {} again after {} failed saves", what, path, failed);
+      failed = 0;
+    }
+  }
+};
+StateSaver sketch_saver{"unique-client sketches", "sketches"};
+StateSaver history_saver{"history", "history"};
+StateSaver blocks_saver{"blocks", "blocks"};
+
 void save_sketches(const std::string& path,
                    const Trackers& trackers) {
   if (path.empty()) return;
-  // A full disk fails every save until space is freed: a few lines, then one a minute, and
-  // one when saving works again.
-  static base::LogLimiter failures{3, std::chrono::seconds(60)};
-  static uint64_t failed = 0;
   const int64_t now_s = unix_seconds();
   const auto doc =
       control::sketches_json(control::collect_sketches(unique_counters(trackers), now_s), true, now_s);
-  // A temporary file of a random name (never one planted there), synced, renamed over; on
-  // failure it is removed and the previous file stays as it was.
-  if (const std::string e = base::write_file_atomically(path, control::json_text(doc) + "\n"); !e.empty()) {
-    ++failed;
-    failures.log(LogLevel::kWarning, "saving the unique-client sketches: {} (the previous save "
-                                     "stays; retried every save_interval)", e);
-  } else if (failed > 0) {
-    base::log(LogLevel::kInfo, "saved the unique-client sketches to {} again after {} failed saves",
-              path, failed);
-    failed = 0;
+  sketch_saver.save(path, control::json_text(doc) + "\n");
+}
+
+// The history ([clients] state_dir/history): saved with the sketches, read at start.
+std::string history_path(const config::Config& cfg) {
+  return cfg.clients.state_dir.empty() ? "" : cfg.clients.state_dir + "/history";
+}
+
+void save_history(const std::string& path, const stats::History& history) {
+  if (path.empty()) return;
+  history_saver.save(path, history.serialize());
+}
+
+// A state file to read at start: open, or (there but unreadable: permissions) renamed
+// .unreadable, so the next save's rename cannot hide it, and said, with what starting
+// without it means; or not there (first start). False when there is nothing to read.
+bool open_state_file(const std::string& path, std::ifstream& in, const char* without) {
+  if (path.empty()) return false;
+  in.open(path, std::ios::binary);
+  if (in) return true;
+  const int e = errno;
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return false;  // first start
+  const std::string aside = path + ".unreadable";
+  std::filesystem::rename(path, aside, ec);
+  base::log(LogLevel::kWarning, "cannot read {}: {}; starting {}{}", path, std::strerror(e), without,
+            ec ? "" : "; kept as " + aside);
+  return false;
+}
+
+// A state file that does not check out: kept aside for the operator as .damaged, not
+// overwritten by the next save.
+void set_aside_damaged(const std::string& path, const std::string& why, const char* without) {
+  const std::string aside = path + ".damaged";
+  std::error_code ec;
+  std::filesystem::rename(path, aside, ec);
+  base::log(LogLevel::kWarning, "ignoring {}: {}; starting {}; {}", path, why, without,
+            ec ? "it stays there (cannot rename it: " + ec.message() + ")" : "kept as " + aside);
+}
+
+void load_history(const std::string& path, stats::History& into) {
+  std::ifstream in;
+  if (!open_state_file(path, in, "with an empty history")) return;
+  std::ostringstream data;
+  data << in.rdbuf();
+  std::string error;
+  if (!into.parse(data.str(), error)) {
+    set_aside_damaged(path, error, "with an empty history");
+    return;
   }
+  const int64_t last = into.last_second();
+  if (last == std::numeric_limits<int64_t>::min())  // saved before its first second
+    base::log(LogLevel::kInfo, "restored the history from {} (no second in it yet)", path);
+  else
+    base::log(LogLevel::kInfo, "restored the history from {} (last second {} s ago)", path,
+              unix_seconds() - last);
+}
+
+void save_blocks(const std::string& path, const policy::BlockBook& book) {
+  if (path.empty()) return;
+  blocks_saver.save(path, book.serialize(unix_seconds()));
+}
+
+void load_blocks(const std::string& path, policy::BlockBook& into) {
+  std::ifstream in;
+  if (!open_state_file(path, in, "with no blocks")) return;
+  std::stringstream text;
+  text << in.rdbuf();
+  if (const std::string error = into.restore(text.str(), unix_seconds()); !error.empty()) {
+    set_aside_damaged(path, error, "with no blocks");
+    return;
+  }
+  base::log(LogLevel::kInfo, "restored {} active blocks from {}", into.counts().active, path);
 }
 
 void load_sketches(const std::string& path, clients::Tracker& into) {
-  if (path.empty()) return;
-  std::ifstream in(path);
-  if (!in) {
-    const int e = errno;
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) return;  // first start
-    // There but unreadable (permissions): say so, and keep it from the next save's rename.
-    const std::string aside = path + ".unreadable";
-    std::filesystem::rename(path, aside, ec);
-    base::log(LogLevel::kWarning, "cannot read {}: {}; starting without its sketches{}", path,
-              std::strerror(e), ec ? "" : "; kept as " + aside);
-    return;
-  }
+  std::ifstream in;
+  if (!open_state_file(path, in, "without its sketches")) return;
   try {
     const auto doc = nlohmann::json::parse(in);
     const int64_t now_s = unix_seconds();
@@ -417,12 +572,7 @@ void load_sketches(const std::string& path, clients::Tracker& into) {
     for (const auto& s : skipped) base::log(LogLevel::kWarning, "{}: skipped {}", path, s);
     base::log(LogLevel::kInfo, "restored {} unique-client sketches from {}", restored, path);
   } catch (const std::exception& e) {
-    // Kept aside for the operator, not overwritten by the next save.
-    const std::string aside = path + ".damaged";
-    std::error_code ec;
-    std::filesystem::rename(path, aside, ec);
-    base::log(LogLevel::kWarning, "ignoring {}: {}; {}", path, e.what(),
-              ec ? "it stays there (cannot rename it: " + ec.message() + ")" : "kept as " + aside);
+    set_aside_damaged(path, e.what(), "without its sketches");
   }
 }
 
@@ -613,7 +763,7 @@ int run(const Flags& flags) {
   // alone.
   for (size_t k = 0; k < cfg->server.listen.size(); ++k) {
     const base::Family family = cfg->server.listen[k].address.family;
-    const int bits = family == base::Family::kV4 ? cfg->ratelimit.v4_prefix : cfg->ratelimit.v6_prefix;
+    const int bits = steering_bits(*cfg, family);
     if (const std::string e = io::attach_steering((*sockets)[0][k], family, bits, n); !e.empty()) {
       if (n == 1) {
         base::log(LogLevel::kWarning, "reuseport program on {}: {}", cfg->server.listen[k].to_string(), e);
@@ -623,6 +773,32 @@ int run(const Flags& flags) {
                 cfg->server.listen[k].to_string(), e);
       return 1;
     }
+  }
+  // The AF_XDP path (root needed: before the drop). Whatever it cannot serve, the sockets do.
+  std::unique_ptr<io::XdpPath> xdp_path;
+  if (cfg->server.backend == io::BackendKind::kXdp) {
+    io::XdpOptions o;
+    o.interfaces = cfg->xdp.interfaces;
+    o.queues = cfg->xdp.queues;
+    o.mode = cfg->xdp.mode;
+    o.zerocopy = cfg->xdp.zerocopy;
+    o.busy_poll = cfg->xdp.busy_poll;
+    bool wildcard = false;
+    for (const base::Endpoint& ep : cfg->server.listen) {
+      if (std::find(o.ports.begin(), o.ports.end(), ep.port) == o.ports.end()) o.ports.push_back(ep.port);
+      if (ep.address.is_unspecified()) wildcard = true;
+      else o.locals.push_back(ep.address);
+    }
+    if (wildcard) o.locals.clear();  // every address of the host
+    if (o.ports.size() > 4) base::log(LogLevel::kWarning, "xdp: only the first 4 ports are served over AF_XDP");
+    o.v4_prefix = steering_bits(*cfg, base::Family::kV4);
+    o.v6_prefix = steering_bits(*cfg, base::Family::kV6);
+    o.workers = n;
+    o.batch = cfg->server.batch;
+    if (const char* omit = std::getenv("STRATA_TEST_XDP_OMIT_WORKER")) o.omit_worker = std::atoi(omit);
+    xdp_path = io::XdpPath::open(o);
+    if (xdp_path)
+      for (const std::string& line : xdp_path->served()) base::log(LogLevel::kInfo, "xdp {}", line);
   }
   control::ControlServer control_server;
   if (!cfg->server.control.empty()) {
@@ -702,7 +878,7 @@ int run(const Flags& flags) {
   clock_service.start();
 
   std::vector<std::unique_ptr<server::WorkerStats>> stats;
-  std::vector<std::unique_ptr<io::UdpBackend>> backends;
+  std::vector<std::unique_ptr<io::Backend>> backends;
   std::vector<std::thread> threads;
   std::atomic<bool> stop{false};
   server::WorkerOptions worker_options;
@@ -725,24 +901,86 @@ int run(const Flags& flags) {
   std::random_device random;
   for (unsigned w = 0; w < n; ++w) {
     stats.push_back(std::make_unique<server::WorkerStats>());
-    backends.push_back(std::make_unique<io::UdpBackend>((*sockets)[w], cfg->server.batch));
+    auto udp = std::make_unique<io::UdpBackend>((*sockets)[w], cfg->server.batch);
+    if (xdp_path && !xdp_path->sockets_of(w).empty())
+      backends.push_back(std::make_unique<io::XdpBackend>(std::move(udp), (*sockets)[w].size(),
+                                                          xdp_path->sockets_of(w), cfg->server.batch,
+                                                          &stats.back()->counters));
+    else
+      backends.push_back(std::move(udp));
     tracker_options.seed = (uint64_t{random()} << 32) | random();
     trackers.push_back(std::make_unique<clients::Tracker>(tracker_options));
   }
   // The control service counts in a block of its own (the last), summed with the workers'.
   stats.push_back(std::make_unique<server::WorkerStats>());
   load_sketches(sketch_path(*cfg), *trackers[0]);
+  // The history of the main series (fixed memory: see stats/history.h), restored from the
+  // state directory; [cost] prices its cost series.
+  stats::History history;
+  load_history(history_path(*cfg), history);
+  policy::NetworksCell networks_cell;
+  if (const std::string e = open_networks(cfg->networks, networks_cell); !e.empty())
+    base::log(LogLevel::kWarning, "[networks]: {}; clients are not attributed to networks", e);
+  else if (const auto db = networks_cell.get())
+    base::log(LogLevel::kInfo, "networks: {}", db->describe());
+  std::optional<stats::Provider> cost_provider;
+  // The history's latest cost_month sample, for /metrics (NaN: none yet, or no [cost]).
+  std::atomic<double> last_cost_month{std::numeric_limits<double>::quiet_NaN()};
+  if (cfg->cost.enabled()) {
+    std::string error;
+    cost_provider = stats::choose_provider(cfg->cost.provider, cfg->cost.prices, cfg->cost.price, error);
+    if (!cost_provider) base::log(LogLevel::kWarning, "[cost]: {}; the history has no cost series", error);
+  }
   size_t client_memory = 0;
   for (const auto& t : trackers) client_memory += t->table().memory_bytes() + t->prefixes().memory_bytes();
   base::log(LogLevel::kInfo,
             "client table: {} records and {} rate-limit prefixes per worker, {:.1f} MiB in all",
             tracker_options.table.capacity, tracker_options.prefix_capacity,
             static_cast<double>(client_memory) / (1 << 20));
+  // Dynamic blocks: the book (main and control threads), the set the workers read, and per
+  // worker a meter of the rules' rates and a ring of events (policy/blocks.h).
+  policy::BlockBook block_book(n);
+  block_book.configure(cfg->blocks);
+  load_blocks(blocks_path(*cfg), block_book);
+  server::BlocksCell blocks_cell(block_book.build_set(), n);
+  std::vector<std::unique_ptr<clients::BlockMeter>> meters;
+  std::vector<std::unique_ptr<clients::BlockEvents>> block_events;
+  for (unsigned w = 0; w < n; ++w) {
+    meters.push_back(std::make_unique<clients::BlockMeter>(cfg->blocks.table_size, (uint64_t{random()} << 32) | random()));
+    block_events.push_back(std::make_unique<clients::BlockEvents>());
+  }
+  // The main thread (events, expiry) and the control thread (strata block) both publish:
+  // taking the set and publishing it go together, or an older set could land last.
+  std::mutex blocks_publish_mutex;
+  const auto publish_blocks = [&] {
+    std::lock_guard lock(blocks_publish_mutex);
+    if (auto set = block_book.take_set()) {
+      if (!blocks_cell.publish(std::move(set), std::chrono::milliseconds(200)))
+        base::log(LogLevel::kDebug, "blocks: a worker did not take the new set yet");
+    }
+  };
+  const auto persist_blocks = [&] {
+    std::lock_guard lock(blocks_publish_mutex);
+    save_blocks(blocks_path(*cfg), block_book);
+  };
+  const auto block_events_lost = [&] {
+    uint64_t lost = 0;
+    for (const auto& ring : block_events) lost += ring->lost();
+    return lost;
+  };
+  base::log(LogLevel::kInfo, "blocks: {} rules{}, {} active; the sockets steer by IPv4 /{} and IPv6 /{}; "
+            "{:.1f} MiB of meters mapped ({} prefixes per rule per worker)",
+            cfg->blocks.rules.size(), cfg->blocks.enabled ? "" : " (off)", block_book.counts().active,
+            steering_bits(*cfg, base::Family::kV4), steering_bits(*cfg, base::Family::kV6),
+            static_cast<double>(meters[0]->memory_bytes() * n) / (1 << 20), cfg->blocks.table_size);
   for (unsigned w = 0; w < n; ++w) {
     threads.emplace_back([&, w] {
       server::WorkerOptions options = worker_options;
       options.tracker = trackers[w].get();
       options.rules = &rules_cell;
+      options.blocks = &blocks_cell;
+      options.meter = meters[w].get();
+      options.block_events = block_events[w].get();
       options.reader = w;
       options.control = cfg->mode6.enabled ? &control_queue : nullptr;
       server::Worker worker(*backends[w], time_cell, *stats[w], options);
@@ -760,6 +998,7 @@ int run(const Flags& flags) {
       ws->processing_ns.add_to(s.processing_ns);
       ws->poll_interval_ms.add_to(s.poll_interval_ms);
     }
+    if (xdp_path) xdp_path->add_counters(s.counters);
     if (ke_server) {
       ke_server->add_counters(s.counters);
       ke_server->add_durations(s.nts_ke_ns);
@@ -799,6 +1038,17 @@ int run(const Flags& flags) {
   control_service.start();
   // From here a failure to start stops the threads already running before stratad exits.
   std::string startup_error;
+  // The "top" reply of the control API and the console alike: talkers, or with "group" the
+  // heaviest prefixes by network or country. Throws std::invalid_argument on bad fields.
+  const auto top_reply = [&](const nlohmann::json& r) {
+    if (!r.contains("group")) return control::top_json(top_talkers(trackers), r, unix_seconds());
+    const auto networks = networks_cell.get();
+    if (!networks) throw std::invalid_argument("no network databases ([networks] asn, country)");
+    return control::top_networks_json(top_talkers(trackers), r, unix_seconds(), *networks);
+  };
+  // The console (GET / and /api/v1/ on the metrics listener): loopback, or with the API key.
+  web::Access web_access;
+  if (!cfg->metrics.api_key.empty()) web_access.key_sha256 = web::parse_key_hash(cfg->metrics.api_key);
   if (metrics_server) {
     startup_error = metrics_server->start([&] {
       control::MetricsInput in;
@@ -825,26 +1075,59 @@ int run(const Flags& flags) {
         for (const auto& row : top["rows"]) share.shares.push_back(row["share"].get<double>());
         in.top.push_back(std::move(share));
       }
+      if (const double cost = last_cost_month.load(std::memory_order_relaxed); !std::isnan(cost))
+        in.cost_month_usd = cost;
+      {
+        const policy::BlockBook::Counts c = block_book.counts();
+        in.blocks = {c.active, c.max_active, c.placed};
+      }
+      if (!cfg->clients.state_dir.empty())
+        for (const StateSaver* saver : {&sketch_saver, &history_saver, &blocks_saver})
+          in.state.push_back({saver->file, saver->saves.load(std::memory_order_relaxed),
+                              saver->failures_total.load(std::memory_order_relaxed),
+                              static_cast<double>(saver->last_save_unix.load(std::memory_order_relaxed))});
+      if (const auto networks = networks_cell.get()) {
+        const auto top = control::top_networks_json(top_talkers(trackers), {{"window", "1h"}, {"limit", 10}}, now_s,
+                                                    *networks);
+        for (const auto& row : top["rows"])
+          in.networks.push_back({row.value("asn", uint32_t{0}), row.value("org", std::string()),
+                                 row["share"].get<double>()});
+      }
       return control::metrics_text(in);
+    }, [&, access = web_access](const web::Request& request) {
+      web::Sources sources;
+      sources.stats = [&] {
+        nlohmann::json doc = control::stats_json(snapshot(), base::now_real());
+        doc["networks"] = networks_cell.get() != nullptr;  // the page shows top networks then
+        return doc;
+      };
+      sources.history = [&](const nlohmann::json& r) { return control::history_json(history, r, unix_seconds()); };
+      sources.top = top_reply;
+      sources.blocks = [&] { return control::blocks_json(block_book.view(), unix_seconds(), block_events_lost()); };
+      sources.clients = [&](const nlohmann::json& r) {
+        const auto networks = networks_cell.get();
+        return control::clients_page_json(client_tables(trackers), r, base::now_real(), networks.get());
+      };
+      return web::route(request, sources, access);
     });
   }
   if (!cfg->server.control.empty()) {
     control_server.start([&](const nlohmann::json& req, control::Responder& out) -> nlohmann::json {
       const std::string command = req.value("command", "");
       if (command == "clients") {
-        std::vector<const clients::ClientTable*> tables;
-        for (const auto& t : trackers) tables.push_back(&t->table());
+        const auto tables = client_tables(trackers);
         control::ClientQuery query;
         try {
           query = control::parse_client_query(req);
         } catch (const std::exception& e) {
           return {{"ok", false}, {"error", e.what()}};
         }
-        return control::stream_clients(tables, query, base::now_real(), out);
+        const auto networks = networks_cell.get();
+        return control::stream_clients(tables, query, base::now_real(), out, networks.get());
       }
       if (command == "reload") {
         std::lock_guard<std::mutex> lock(reload_mutex);
-        return reload(flags, *cfg, applied, rules_cell, nts_state);
+        return reload(flags, *cfg, applied, rules_cell, nts_state, networks_cell, block_book);
       }
       if (command == "kod-effect") {
         std::vector<const clients::Tracker*> all;
@@ -860,7 +1143,7 @@ int run(const Flags& flags) {
             doc["ke"] = true;
             return doc;
           }
-          return control::top_json(top_talkers(trackers), req, unix_seconds());
+          return top_reply(req);
         } catch (const std::invalid_argument& e) {
           return {{"ok", false}, {"error", e.what()}};
         }
@@ -872,10 +1155,25 @@ int run(const Flags& flags) {
         doc["ok"] = true;
         return doc;
       }
+      if (command == "blocks") {
+        nlohmann::json reply = control::blocks_command(block_book, req, unix_seconds(), block_events_lost());
+        if (reply.value("changed", false)) {
+          publish_blocks();  // in force when the command returns
+          persist_blocks();
+        }
+        return reply;
+      }
+      if (command == "history") {
+        try {
+          return control::history_json(history, req, unix_seconds());
+        } catch (const std::invalid_argument& e) {
+          return {{"ok", false}, {"error", e.what()}};
+        }
+      }
       if (command != "stats") throw std::runtime_error("unknown command '" + command + "'");
       const control::StatsSnapshot s = snapshot();
       return control::stats_json(s, base::now_real());
-    }, /*heavy_commands=*/{"clients", "top", "kod-effect"});
+    }, /*heavy_commands=*/{"clients", "top", "kod-effect", "history"});
   }
 
   if (ke_server && startup_error.empty()) {
@@ -897,12 +1195,15 @@ int run(const Flags& flags) {
   std::string listen;
   for (const auto& ep : cfg->server.listen) listen += (listen.empty() ? "" : " ") + ep.to_string();
   if (startup_error.empty())
-    base::log(LogLevel::kInfo, "stratad {} serving on {} with {} workers; time source {}; control {}; metrics {}; seccomp {}",
-            STRATA_VERSION, listen, n, clock::source_name(cfg->time.source),
+    base::log(LogLevel::kInfo, "stratad {} serving on {} with {} workers{}; time source {}; control {}; metrics {}; seccomp {}",
+            STRATA_VERSION, listen, n,
+            !xdp_path ? std::string(cfg->server.backend == io::BackendKind::kXdp ? " (sockets only: AF_XDP unavailable)" : "")
+                      : fmt::format(" (AF_XDP: {})", fmt::join(xdp_path->served(), "; ")),
+            clock::source_name(cfg->time.source),
             cfg->server.control.empty()
                 ? "off"
                 : fmt::format("{} ({})", cfg->server.control, control::describe_socket_file(cfg->server.control)),
-            metrics_server ? fmt::format("http://{}:{}/metrics", cfg->metrics.listen->address.family ==
+            metrics_server ? fmt::format("http://{}:{}/metrics (dashboard at /)", cfg->metrics.listen->address.family ==
                                                                      base::Family::kV6
                                                                  ? "[" + cfg->metrics.listen->address.to_string() + "]"
                                                                  : cfg->metrics.listen->address.to_string(),
@@ -950,22 +1251,114 @@ int run(const Flags& flags) {
       std::chrono::duration<double>(cfg->clients.save_interval));
   auto next_minute = std::chrono::steady_clock::now() + std::chrono::minutes(1);
   auto next_save = std::chrono::steady_clock::now() + save_every;
+  // With AF_XDP, once a second: requests the program could not hand to a socket (a map slot
+  // without one) went to the sockets instead; said once.
+  auto next_second = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  bool said_no_socket = false;
+  // The history: a reading just after each second of CLOCK_REALTIME begins; the sample of the
+  // second that ended is what changed since the last reading, over the time between them.
+  // Unique addresses of the current windows, as /metrics: the workers' IPv4 and IPv6 sketches
+  // merged into these, made once (16 KiB each; not 30 new ones a second).
+  const auto history_sketch = std::make_unique<clients::Hll>();
+  const auto history_copy = std::make_unique<clients::Hll>();
+  const auto history_top = std::make_unique<clients::SpaceSaving>(512);  // as `strata top` merges
+  const auto history_reading = [&](int64_t now_s) {
+    control::HistoryReading r;
+    const control::StatsSnapshot s = snapshot();
+    r.counters = s.counters;
+    r.processing_ns = s.processing_ns;
+    for (const clients::Window w : clients::kWindows) {
+      for (size_t kind = 0; kind < clients::kSketchKindCount; ++kind) {
+        const std::string_view name = clients::kSketchKinds[kind].name;
+        if (name != "v4" && name != "v6") continue;
+        history_sketch->clear();
+        for (const auto& t : trackers)
+          t->unique().merge_into(w, kind, now_s / clients::window_seconds(w), *history_sketch, *history_copy);
+        r.unique[static_cast<size_t>(w)] += history_sketch->estimate();
+      }
+    }
+    history_top->clear();
+    for (const auto& t : trackers)
+      t->top().merge_into(clients::Window::kMinute, now_s / 60, clients::TopKind::kAddressRequests, *history_top);
+    if (const uint64_t total = history_top->total(); total > 0) {
+      const auto top = history_top->top();
+      uint64_t ten = 0;
+      for (size_t i = 0; i < top.size() && i < 10; ++i) ten += top[i].count;
+      r.top_share = static_cast<double>(ten) / static_cast<double>(total);
+    }
+    return r;
+  };
+  const auto after_next_realtime_second = [] {
+    const int64_t ns = base::now_real().time_since_epoch().count();
+    const int64_t to_next = 1'000'000'000 - ((ns % 1'000'000'000) + 1'000'000'000) % 1'000'000'000;
+    return std::chrono::steady_clock::now() + std::chrono::nanoseconds(to_next + 2'000'000);
+  };
+  control::HistoryReading last_reading = history_reading(unix_seconds());
+  auto last_reading_at = std::chrono::steady_clock::now();
+  auto next_history = after_next_realtime_second();
+  // Dynamic blocks, four times a second: the workers' events in, expired blocks out, a new
+  // set published when anything changed, the state file written (at most once a second).
+  auto next_blocks = std::chrono::steady_clock::now();
+  auto next_blocks_save = next_blocks;
+  const auto tend_blocks = [&] {
+    const int64_t now_s = unix_seconds();
+    for (const auto& ring : block_events) ring->drain([&](const clients::BlockEvent& e) { block_book.event(e, now_s); });
+    block_book.expire(now_s);
+    publish_blocks();
+    const auto now = std::chrono::steady_clock::now();
+    if (block_book.dirty_state() && now >= next_blocks_save) {
+      persist_blocks();
+      next_blocks_save = now + std::chrono::seconds(1);
+    }
+  };
   while (startup_error.empty()) {
+    const auto next_tick = xdp_path && !said_no_socket
+                               ? std::min({next_minute, next_save, next_second, next_history, next_blocks})
+                               : std::min({next_minute, next_save, next_history, next_blocks});
     const auto wait = std::max(std::chrono::steady_clock::duration::zero(),
-                               std::min(next_minute, next_save) - std::chrono::steady_clock::now());
+                               next_tick - std::chrono::steady_clock::now());
     const auto wait_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
     const timespec until_tick{static_cast<time_t>(wait_ns / 1'000'000'000), static_cast<long>(wait_ns % 1'000'000'000)};
     const int sig = sigtimedwait(&signals, nullptr, &until_tick);
     if (sig < 0) {
       if (errno != EAGAIN) continue;  // EINTR
       const auto now_tick = std::chrono::steady_clock::now();
+      if (xdp_path && !said_no_socket && now_tick >= next_second) {
+        stats::CounterTotals totals{};
+        xdp_path->add_counters(totals);
+        if (const uint64_t passed = totals[stats::index(stats::Counter::xdp_prog_pass_no_socket)]; passed > 0) {
+          base::log(LogLevel::kWarning,
+                    "xdp: {} NTP requests found no AF_XDP socket in the program's map: the sockets "
+                    "serve them (the next step down)", passed);
+          said_no_socket = true;
+        }
+        next_second = now_tick + std::chrono::seconds(1);
+      }
+      if (now_tick >= next_history) {
+        const int64_t now_s = unix_seconds();
+        control::HistoryReading reading = history_reading(now_s);
+        const double seconds = std::chrono::duration<double>(now_tick - last_reading_at).count();
+        const stats::Sample sample =
+            control::history_sample(last_reading, reading, seconds, cost_provider ? &*cost_provider : nullptr);
+        history.record(now_s - 1, sample);
+        last_cost_month.store(sample[static_cast<size_t>(stats::Series::cost_month)], std::memory_order_relaxed);
+        last_reading = std::move(reading);
+        last_reading_at = now_tick;
+        next_history = after_next_realtime_second();
+      }
+      if (now_tick >= next_blocks) {
+        tend_blocks();
+        next_blocks = now_tick + std::chrono::milliseconds(250);
+      }
       if (now_tick >= next_save) {
         save_sketches(sketches, trackers);
+        save_history(history_path(*cfg), history);
         next_save = now_tick + save_every;
       }
       if (now_tick >= next_minute) {
         report_minute();
         rules_cell.reclaim();  // rule sets a slow reader held past a reload's wait
+        blocks_cell.reclaim();
         next_minute = now_tick + std::chrono::minutes(1);
       }
       continue;
@@ -974,7 +1367,7 @@ int run(const Flags& flags) {
       sd_notify(0, "RELOADING=1");
       {
         std::lock_guard<std::mutex> lock(reload_mutex);
-        reload(flags, *cfg, applied, rules_cell, nts_state);
+        reload(flags, *cfg, applied, rules_cell, nts_state, networks_cell, block_book);
       }
       sd_notify(0, "READY=1");
       continue;
@@ -990,6 +1383,8 @@ int run(const Flags& flags) {
   for (auto& b : backends) b->wake();
   for (auto& t : threads) t.join();
   save_sketches(sketches, trackers);
+  save_history(history_path(*cfg), history);
+  if (block_book.dirty_state()) save_blocks(blocks_path(*cfg), block_book);
   control_server.stop();
   clock_service.stop();
   uint64_t received = 0, sent = 0;

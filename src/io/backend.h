@@ -18,6 +18,8 @@ struct Packet {
   uint16_t length = 0;        // octets of payload
   uint16_t capacity = 0;      // octets available at data
   uint16_t channel = 0;       // which socket: a reply goes out where its request came in
+  uint32_t handle = 0;        // the backend's own mark of the request (AF_XDP: its frame); a
+                              // reply carries its request's
   bool truncated = false;     // the datagram was longer than capacity (MSG_TRUNC)
   bool rx_kernel_time = false;  // rx_time came from the kernel (SO_TIMESTAMPNS)
   bool sent = false;          // set by Backend::send

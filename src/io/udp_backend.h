@@ -43,6 +43,9 @@ class UdpBackend final : public Backend {
   bool send_one(const Packet& p) override;
   uint64_t rx_queue_drops() const override { return drops_total_; }
   void wake() override;
+  // Readable when a socket has a datagram or wake() was called (for a backend that waits on
+  // these sockets beside others).
+  int poll_fd() const { return epoll_fd_; }
 
  private:
   // Control-message room on receive: timestamp + pktinfo (v6 is largest); on send it holds

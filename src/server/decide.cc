@@ -38,6 +38,7 @@ Counter drop_counter(DropReason r) {
     case DropReason::kRateLimited: return Counter::drop_rate_limited;
     case DropReason::kIgnored: return Counter::drop_ignored;
     case DropReason::kDenied: return Counter::drop_denied;
+    case DropReason::kBlocked: return Counter::drop_blocked;
   }
   return Counter::received;  // unreachable for real reasons
 }
@@ -54,6 +55,7 @@ Counter ntpd_bucket(DropReason r) {
     case DropReason::kRateLimited: return Counter::rate_limited;
     case DropReason::kIgnored:
     case DropReason::kModeControl:  // noquery, as NTPsec counts it
+    case DropReason::kBlocked:      // a dynamic access rule
     case DropReason::kDenied: return Counter::restricted;
     default: return Counter::bad_format;
   }
@@ -207,10 +209,27 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
     const policy::Verdict pv = tracking->rules.policy.lookup(tracking->peer);
     if (pv.access == policy::Access::kIgnore) return drop(DropReason::kIgnored, version);
     const clients::LimitParams& limits = tracking->rules.limits;
-    const clients::Treatment treatment =
+    clients::Treatment treatment =
         pv.access == policy::Access::kDeny ? clients::Treatment::kDenied
         : pv.limited && limits.enabled     ? clients::Treatment::kLimited
                                            : clients::Treatment::kUnlimited;
+    // Dynamic blocks: one placed by hand covers every source it names (a nolimit one too);
+    // the rules meter every source not denied and not under a nolimit rule (with the limiter
+    // off, [ratelimit] enabled = false, every source not denied: [blocks] exclude keeps some out).
+    if (const policy::BlockSet* blocks = tracking->blocks; blocks != nullptr && treatment != clients::Treatment::kDenied) {
+      const clients::AddressKey source = clients::AddressKey::from(tracking->peer);
+      if (tracking->meter != nullptr && tracking->events != nullptr && blocks->rules_enabled() &&
+          (pv.limited || !limits.enabled)) {
+        tracking->meter->observe(source, tracking->rx_ns, blocks->meter_rules(), blocks->epoch(),
+                                 [&](const clients::BlockEvent& e) { tracking->events->push(e); });
+      }
+      if (const policy::Block* block = blocks->match(source)) {
+        if (block->hits) block->hits->add(tracking->worker);
+        treatment = block->action == policy::BlockAction::kDrop  ? clients::Treatment::kBlockedDrop
+                    : block->action == policy::BlockAction::kKod ? clients::Treatment::kBlockedKod
+                                                                 : clients::Treatment::kBlockedLeak;
+      }
+    }
     const clients::Observation o = tracking->tracker.observe(
         tracking->peer, tracking->local, static_cast<uint8_t>(req.mode), req.version,
         tracking->rx_ns, limits, treatment,
@@ -219,6 +238,9 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
                                                     : io::kIpUdpOverheadV6)),
         static_cast<uint8_t>(nts_request ? clients::kFlagNts : 0));
     const bool denied = treatment == clients::Treatment::kDenied;
+    const bool blocked = clients::blocked(treatment);
+    const DropReason refusal = denied ? DropReason::kDenied : blocked ? DropReason::kBlocked : DropReason::kRateLimited;
+    d.blocked = blocked;
     const auto note = [&](Decision& x) {
       x.untracked = !o.tracked;
       x.new_client = o.created;
@@ -229,21 +251,21 @@ Decision decide(std::span<const uint8_t> request, bool truncated, uint16_t sourc
       x.request_mode = static_cast<uint8_t>(req.mode);
     };
     if (o.verdict == clients::Verdict::kDrop) {
-      Decision x = drop(denied ? DropReason::kDenied : DropReason::kRateLimited, version);
-      x.limited = !denied;
+      Decision x = drop(refusal, version);
+      x.limited = !denied && !blocked;
       x.denied = denied;
+      x.blocked = blocked;
       x.nts = nts_request;
       note(x);
       return x;
     }
     note(d);
     if (o.verdict == clients::Verdict::kKod) {
-      d.limited = !denied;
+      d.limited = !denied && !blocked;
       d.denied = denied;
       // To an NTS client the KoD is authenticated and carries cookies, so the client is not
       // starved of them; one whose authentication fails is not answered at all.
-      if (nts_request && (!nts_check(d) || d.nts_nak != nts::Nak::kNone))
-        return dropped(d, denied ? DropReason::kDenied : DropReason::kRateLimited);
+      if (nts_request && (!nts_check(d) || d.nts_nak != nts::Nak::kNone)) return dropped(d, refusal);
       d.reply = true;
       d.version = version;
       d.kod = true;
@@ -338,6 +360,7 @@ void count(const Decision& d, stats::WorkerCounters& c) {
     }
     if (d.reply) c.add(Counter::nts_cookies_issued, d.nts_cookies);
   }
+  if (d.blocked) c.add(Counter::blocked);
   if (d.new_client) c.add(Counter::clients_new);
   if (d.evicted) c.add(Counter::clients_evicted);
   if (d.untracked) c.add(Counter::clients_untracked);
@@ -363,7 +386,7 @@ void count(const Decision& d, stats::WorkerCounters& c) {
     return;
   }
   if (d.kod) {
-    c.add(d.denied ? Counter::restricted : Counter::rate_limited);
+    c.add(d.denied || d.blocked ? Counter::restricted : Counter::rate_limited);
     if (d.denied) c.add(Counter::kod_deny_sent);
     c.add(Counter::kod_sent);
     return;
@@ -374,7 +397,7 @@ void count(const Decision& d, stats::WorkerCounters& c) {
     c.add(Counter::crypto_nak_sent);
     return;
   }
-  if (d.leaked) c.add(Counter::rate_limit_leaked);
+  if (d.leaked) c.add(d.blocked ? Counter::blocked_leaked : Counter::rate_limit_leaked);
   c.add(Counter::processed);
   if (d.unsynchronised) c.add(Counter::unsynchronised_replies);
   if (d.v1_mode0) c.add(Counter::served_v1_mode0);

@@ -8,6 +8,7 @@
 #include <span>
 
 #include "auth/keys.h"
+#include "clients/block_meter.h"
 #include "clients/tracker.h"
 #include "server/rules.h"
 #include "clock/time_state.h"
@@ -41,6 +42,7 @@ enum class DropReason : uint8_t {
   kRateLimited,
   kIgnored,  // an access rule says ignore
   kDenied,   // an access rule says deny, and no KoD DENY is due
+  kBlocked,  // a dynamic block covers the source, and no KoD or leak is due
 };
 
 // The detailed counter for a drop reason and the ntpd sysstats bucket it belongs to.
@@ -69,6 +71,7 @@ struct Decision {
   // Client tracking and rate limiting (only with a Tracking argument).
   bool limited = false;    // over the rate limit: dropped or KoD
   bool denied = false;     // refused by a deny rule (KoD DENY or dropped)
+  bool blocked = false;    // under a dynamic block (dropped, KoD RATE or leaked)
   bool leaked = false;     // over the rate limit, answered anyway
   bool untracked = false;  // client table full of protected records
   bool new_client = false;
@@ -101,6 +104,13 @@ struct Tracking {
   // NTS requests are declined, as when the rules have no NTS secrets).
   nts::PacketState* nts = nullptr;
   nts::Siv* nts_seal = nullptr;
+  // Dynamic blocks (policy/blocks.h): the set in force, this worker's meter of the rules'
+  // rates, its ring of events to the main thread, and its index for the blocks' hit counts.
+  // A null set: no blocks; a null meter or ring: rules are not evaluated.
+  const policy::BlockSet* blocks = nullptr;
+  clients::BlockMeter* meter = nullptr;
+  clients::BlockEvents* events = nullptr;
+  size_t worker = 0;
 };
 
 // Per-batch inputs: the reply fields from the time state, and the policy.

@@ -1,5 +1,5 @@
 // The reloadable part of the configuration: access rules and rate limits, published to the
-// workers without a lock. A reader (a worker, the mode-6 thread) holds the set in force for
+// workers without a lock (Cell<T>: the dynamic blocks use the same). A reader (a worker, the mode-6 thread) holds the set in force for
 // one batch (RulesHold: acquire() when the batch has arrived, release() when it is done);
 // publish() swaps in a new set and frees the old one once every reader has either started a
 // batch since or holds nothing (a grace period, like RCU). A reader blocked waiting for
@@ -21,6 +21,7 @@
 #include "auth/keys.h"
 #include "nts/cookies.h"
 #include "clients/limiter.h"
+#include "policy/blocks.h"
 #include "policy/policy.h"
 
 namespace strata::server {
@@ -36,20 +37,21 @@ struct Rules {
   nts::KeyPolicy nts_keys;
 };
 
-class RulesCell {
+template <class T>
+class Cell {
  public:
-  RulesCell(std::unique_ptr<const Rules> initial, size_t readers)
+  Cell(std::unique_ptr<const T> initial, size_t readers)
       : current_(initial.get()), slots_(readers) {
     owned_.push_back({std::move(initial), 0});
   }
-  RulesCell(const RulesCell&) = delete;
-  RulesCell& operator=(const RulesCell&) = delete;
+  Cell(const Cell&) = delete;
+  Cell& operator=(const Cell&) = delete;
 
   // Reader `reader` (one per worker) starts a batch. It announces the generation before it
   // reads the pointer (all sequentially consistent): a publish() that saw this reader holding
   // nothing made its store of the new pointer before that, so the pointer read here is the
   // new one; one that sees the announced generation waits for the next.
-  const Rules* acquire(size_t reader) {
+  const T* acquire(size_t reader) {
     const uint64_t g = generation_.load(std::memory_order_seq_cst);
     slots_[reader].seen.store(g, std::memory_order_seq_cst);
     return current_.load(std::memory_order_seq_cst);
@@ -59,9 +61,9 @@ class RulesCell {
 
   // Publishes `next`; frees the previous set once every reader has moved past it, waiting
   // at most `timeout`. Returns false when some reader did not (the old set is kept).
-  bool publish(std::unique_ptr<const Rules> next, std::chrono::milliseconds timeout) {
+  bool publish(std::unique_ptr<const T> next, std::chrono::milliseconds timeout) {
     std::lock_guard<std::mutex> lock(publish_mutex_);
-    const Rules* old = current_.load(std::memory_order_relaxed);
+    const T* old = current_.load(std::memory_order_relaxed);
     current_.store(next.get(), std::memory_order_seq_cst);
     const uint64_t g = generation_.fetch_add(1, std::memory_order_seq_cst) + 1;
     // `old` was current until generation g: freed once every reader has seen g.
@@ -98,7 +100,7 @@ class RulesCell {
   }
 
   // The set in force (control thread: for reports).
-  const Rules* current() const { return current_.load(std::memory_order_acquire); }
+  const T* current() const { return current_.load(std::memory_order_acquire); }
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
@@ -107,7 +109,7 @@ class RulesCell {
     std::atomic<uint64_t> seen{kHoldsNothing};  // generation announced by acquire()
   };
   struct Owned {
-    std::unique_ptr<const Rules> rules;
+    std::unique_ptr<const T> rules;
     uint64_t retired_at;  // 0: current; else the generation that replaced it
   };
   void reclaim_locked() {
@@ -116,7 +118,7 @@ class RulesCell {
     // A reader that has seen generation g loaded the pointer of g or later.
     std::erase_if(owned_, [&](const Owned& o) { return o.retired_at != 0 && o.retired_at <= oldest_seen; });
   }
-  std::atomic<const Rules*> current_;
+  std::atomic<const T*> current_;
   std::atomic<uint64_t> generation_{0};
   std::vector<Slot> slots_;
   std::mutex publish_mutex_;
@@ -125,18 +127,25 @@ class RulesCell {
 
 // A reader's hold on the set in force for one batch: acquire() now, release() at the end of
 // the scope.
-class RulesHold {
+template <class T>
+class Hold {
  public:
-  RulesHold(RulesCell& cell, size_t reader) : cell_(cell), reader_(reader), rules_(cell.acquire(reader)) {}
-  ~RulesHold() { cell_.release(reader_); }
-  RulesHold(const RulesHold&) = delete;
-  RulesHold& operator=(const RulesHold&) = delete;
-  const Rules& operator*() const { return *rules_; }
+  Hold(Cell<T>& cell, size_t reader) : cell_(cell), reader_(reader), rules_(cell.acquire(reader)) {}
+  ~Hold() { cell_.release(reader_); }
+  Hold(const Hold&) = delete;
+  Hold& operator=(const Hold&) = delete;
+  const T& operator*() const { return *rules_; }
 
  private:
-  RulesCell& cell_;
+  Cell<T>& cell_;
   size_t reader_;
-  const Rules* rules_;
+  const T* rules_;
 };
+
+using RulesCell = Cell<Rules>;
+using RulesHold = Hold<Rules>;
+// The dynamic blocks in force (policy/blocks.h), published by the main thread the same way.
+using BlocksCell = Cell<policy::BlockSet>;
+using BlocksHold = Hold<policy::BlockSet>;
 
 }  // namespace strata::server

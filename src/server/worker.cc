@@ -96,6 +96,9 @@ size_t Worker::run_once(base::Nanos timeout) {
   std::optional<RulesHold> hold;
   if (options_.rules != nullptr) hold.emplace(*options_.rules, options_.reader);
   const Rules& rules = hold ? **hold : default_rules_;
+  std::optional<BlocksHold> blocks_hold;
+  if (options_.blocks != nullptr) blocks_hold.emplace(*options_.blocks, options_.reader);
+  const policy::BlockSet* blocks = blocks_hold ? &**blocks_hold : nullptr;
 
   counters.add(Counter::receive_batches);
   const base::RealTime batch_time = base::now_real();
@@ -122,7 +125,8 @@ size_t Worker::run_once(base::Nanos timeout) {
     if (options_.tracker != nullptr) {
       const Tracking tracking{*options_.tracker, rules, in.peer.address, in.local,
                               rx_time.time_since_epoch().count(), options_.control != nullptr,
-                              nts_.get(), nts_ ? &nts_siv_[replies] : nullptr};
+                              nts_.get(), nts_ ? &nts_siv_[replies] : nullptr,
+                              blocks, options_.meter, options_.block_events, options_.reader};
       d = decide({in.data, in.length}, in.truncated, in.peer.port, receive, context,
                  {out.data, out.capacity}, &tracking);
     } else {
@@ -138,6 +142,7 @@ size_t Worker::run_once(base::Nanos timeout) {
     if (!d.reply) continue;
     out.length = d.length;
     out.channel = in.channel;
+    out.handle = in.handle;
     out.peer = in.peer;
     out.local = in.local;
     out.ifindex = in.ifindex;

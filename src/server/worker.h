@@ -38,6 +38,11 @@ struct WorkerOptions {
   // tracker: no access rules, the tracker's own limits.
   RulesCell* rules = nullptr;
   size_t reader = 0;
+  // Dynamic blocks in force (this worker reads them as reader `reader`), and its meter of the
+  // rules' rates and ring of events to the main thread (policy/blocks.h). Null: no blocks.
+  BlocksCell* blocks = nullptr;
+  clients::BlockMeter* meter = nullptr;
+  clients::BlockEvents* block_events = nullptr;
   // Where mode-6 requests go (this worker's ring: `reader`); null: mode 6 is dropped.
   ControlQueue* control = nullptr;
   // Serve NTS (RFC 8915) when the rules in force carry NTS secrets: the worker keeps its own

@@ -104,6 +104,12 @@ namespace strata::stats {
   X(kod_deny_sent, "", "packets", "KoD DENY replies sent to sources a deny rule covers.")       \
   X(rate_limit_leaked, "", "packets",                                                            \
     "Over the rate limit but answered: the random leak that keeps a spoofed victim served.")    \
+  X(blocked, "", "packets",                                                                      \
+    "Requests from a prefix under a dynamic block (strata block list): dropped, answered with " \
+    "a KoD RATE, or let through by the leak, as the block's action says.")                      \
+  X(drop_blocked, "", "packets", "Dropped: a dynamic block covers the source.")                 \
+  X(blocked_leaked, "", "packets",                                                               \
+    "Under a dynamic block whose action is leak, answered anyway (the limiter's leak share).")  \
   X(requests_v1, "", "packets", "Requests of NTP version 1 that reached the client table.")   \
   X(requests_v2, "", "packets", "Requests of NTP version 2 that reached the client table.")   \
   X(requests_v3, "", "packets", "Requests of NTP version 3 that reached the client table.")   \
@@ -165,7 +171,36 @@ namespace strata::stats {
     "NTS-KE requests with an unknown critical record (answered with error 0).")                 \
   X(ke_timeout, "", "connections",                                                               \
     "NTS-KE connections closed at [nts] timeout (slow or stalled clients).")                    \
-  X(ke_cookies_issued, "", "cookies", "Cookies sent in NTS-KE responses.")
+  X(ke_cookies_issued, "", "cookies", "Cookies sent in NTS-KE responses.")                      \
+  X(xdp_received, "", "packets", "Frames read from the AF_XDP sockets ([server] backend = \"xdp\").") \
+  X(xdp_sent, "", "packets", "Replies put on the AF_XDP sockets' transmit rings.")             \
+  X(xdp_malformed, "", "packets",                                                                \
+    "AF_XDP frames dropped: IP or UDP lengths inconsistent, or an IPv6 UDP checksum of 0.")   \
+  X(xdp_no_timestamp, "", "packets",                                                             \
+    "AF_XDP frames without the program's receive time (the read time stood in).")              \
+  X(xdp_tx_ring_full, "", "packets", "Replies not sent: an AF_XDP transmit ring was full.")     \
+  X(xdp_rx_dropped, "", "packets",                                                               \
+    "The kernel's XDP_STATISTICS rx_dropped: frames lost before an AF_XDP socket (no fill-ring " \
+    "frame, too long). Rising: the workers cannot keep up.")                                   \
+  X(xdp_rx_ring_full, "", "packets", "The kernel's rx_ring_full: an AF_XDP receive ring was full.") \
+  X(xdp_fill_ring_empty, "", "events",                                                           \
+    "The kernel's rx_fill_ring_empty_descs: a frame arrived and the fill ring was empty.")     \
+  X(xdp_tx_ring_empty, "", "events", "The kernel's tx_ring_empty_descs (transmit kicks with nothing to send).") \
+  X(xdp_invalid_descs, "", "packets", "The kernel's rx/tx_invalid_descs: should stay 0.")      \
+  X(xdp_prog_redirected, "", "packets", "Frames the XDP program handed to an AF_XDP socket.")   \
+  X(xdp_prog_pass_other, "", "packets",                                                          \
+    "Frames the XDP program passed to the kernel: not NTP for us (ARP, ICMP, TCP, other ports "  \
+    "or addresses, broadcast).")                                                               \
+  X(xdp_prog_pass_fragment, "", "packets", "IPv4 fragments the XDP program passed to the kernel.") \
+  X(xdp_prog_pass_ipv6_ext, "", "packets",                                                       \
+    "IPv6 datagrams with extension headers the XDP program passed to the kernel.")             \
+  X(xdp_prog_pass_control, "", "packets", "Mode 6 and 7 the XDP program passed to the sockets.") \
+  X(xdp_prog_pass_no_socket, "", "packets",                                                      \
+    "NTP requests the XDP program passed because no AF_XDP socket serves their queue or map "  \
+    "slot: the sockets answered them.")                                                        \
+  X(xdp_prog_no_meta, "", "packets", "Frames redirected without room for the receive time.")   \
+  X(xdp_prog_pass_malformed, "", "packets",                                                      \
+    "Frames with cut-short headers the XDP program passed to the kernel to judge.")
 
 enum class Counter : uint16_t {
 #define STRATA_COUNTER_ENUM(name, label, unit, help) name,

@@ -116,7 +116,7 @@ class Stratad:
     """A stratad process on loopback with its own config file and control socket."""
 
     def __init__(self, config="", listen=None, threads=2, extra=(), user=None, wait=True,
-                 ratelimit=False, wrapper=(), env=None):
+                 ratelimit=False, wrapper=(), env=None, blocks=False):
         self.dir = tempfile.mkdtemp(prefix="stratad-test-")
         # stratad re-reads its config on reload after dropping root: let it.
         os.chmod(self.dir, 0o755)
@@ -131,6 +131,10 @@ class Stratad:
             # rate limiter (on by default in stratad) is off unless a test asks for it.
             if not ratelimit and "[ratelimit]" not in text:
                 text += "\n[ratelimit]\nenabled = false\n"
+            # The same for the dynamic-block rules (loopback is excluded from them by default,
+            # but tests in network namespaces load from other addresses): test_blocks asks.
+            if not blocks and "[blocks]" not in text and "[[blocks.rule]]" not in text:
+                text += "\n[blocks]\nenabled = false\n"
             # Many stratads run at once in the tests: each metrics endpoint on a port of its own.
             if "[metrics]" not in text:
                 text += '\n[metrics]\nlisten = "127.0.0.1:0"\n'
@@ -240,6 +244,15 @@ def start_capture(capture_filter, pcap, seconds=20, count=None):
         raise AssertionError("tshark did not start capturing: " + line)
     time.sleep(0.3)
     return cap
+
+
+def within_one_window(seconds, window=60):
+    """Waits, if need be, until `seconds` are left in the current UTC-aligned window (a minute
+    by default), so that a load and the reads of the window it lands in (strata top's 1m) do not
+    straddle a boundary: a test that loaded at :58 read half its requests in the next minute."""
+    left = window - time.time() % window
+    if left < seconds:
+        time.sleep(left + 0.05)
 
 
 def rss_kib(pid):

@@ -239,7 +239,7 @@ class AnalyzeTest(unittest.TestCase):
                 f.write(struct.pack("=IIII", int(ts), int(round((ts % 1) * 1e6)), len(p), len(p)) + p)
         policy = os.path.join(self.dir, "policy.toml")
         with open(policy, "w") as f:
-            f.write("[ratelimit]\nleak = 0\n")  # stratad's defaults otherwise
+            f.write("[ratelimit]\nleak = 0\n[blocks]\nenabled = false\n")  # the limiter alone
         _, out = analyze(path, "--policy", policy)
         w = out["what_if"]
         self.assertEqual(w["requests"], 620)
@@ -250,6 +250,32 @@ class AnalyzeTest(unittest.TestCase):
         self.assertEqual(w["clients_touched"], 1)  # only the flood
         self.assertEqual(w["clients_touched_polling_64s_or_slower"], 0)
         self.assertEqual(w["reply_bytes_saved"], 76 * w["dropped"])
+        self.assertEqual((w["blocked"], w["blocks"]), (0, []))
+        # stratad's default block rules: the 10/s client is blocked (KoD) once 60 of its
+        # requests fall in 30 s, 5.9 s in; the 64 s client never.
+        with open(policy, "w") as f:
+            f.write("[ratelimit]\nleak = 0\n")
+        _, out = analyze(path, "--policy", policy)
+        w = out["what_if"]
+        self.assertEqual(len(w["blocks"]), 1, w["blocks"])
+        b = w["blocks"][0]
+        self.assertEqual((b["prefix"], b["rule"], b["action"], b["since"]), ("203.0.113.9/32", "fast poller", "kod", 1_800_000_005))
+        self.assertEqual(b["expires"] - b["since"], 600)
+        self.assertEqual(w["blocked"], 600 - 60)  # every request after the 60th met the block
+        self.assertEqual(b["hits"], w["blocked"])
+        self.assertGreater(w["dropped_blocked"], 500)
+        self.assertEqual(w["clients_touched_polling_64s_or_slower"], 0)
+        text = h.run([h.STRATA, "analyze", path, "--policy", policy], check=True).stdout
+        self.assertIn("dynamic blocks placed by the rules: 1; requests that met one: 540", text)
+        self.assertIn('203.0.113.9/32           kod   rule "fast poller" at', text)
+        # A rule too harsh, tried on the capture before it goes live: it would block the
+        # 64 s client too (18 requests in an hour), and the report says so.
+        with open(policy, "w") as f:
+            f.write('[[blocks.rule]]\nname = "harsh"\nrate = 0.005\nwindow = 3600\naction = "drop"\n')
+        _, out = analyze(path, "--policy", policy)
+        w = out["what_if"]
+        self.assertEqual({b["prefix"] for b in w["blocks"]}, {"203.0.113.9/32", "198.51.100.1/32"})
+        self.assertEqual(w["clients_touched_polling_64s_or_slower"], 1)
         # A policy that denies the good client's prefix is flagged.
         with open(policy, "w") as f:
             f.write('[access]\nrules = ["198.51.100.0/24 ignore"]\n')
@@ -360,6 +386,51 @@ class AnalyzeTest(unittest.TestCase):
         # Blocking clients with more than 2 requests cuts the replies of the 6- and 3-request ones.
         cut = (6 * 76 + 3 * 96) * 30.436875 * 86400 / duration / 2 ** 30
         self.assertAlmostEqual(rows[2]["usd_per_year_saved"], 12 * 0.1 * cut, places=9)
+
+    def test_top_networks_and_countries(self):
+        data = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "mmdb")
+        asn, country = os.path.join(data, "GeoLite2-ASN-Test.mmdb"), os.path.join(data, "GeoLite2-Country-Test.mmdb")
+        # Google's 1.0.0.0/24 (no country in the test database), Bredband2 in Sweden, and
+        # 67.43.156.0/24 (Bhutan, AS35908 with no organisation): 6, 3 and 1 requests, all answered.
+        packets = []
+        for addr, n in (("1.0.0.1", 4), ("1.0.0.2", 2), ("89.160.20.115", 3), ("67.43.156.9", 1)):
+            for i in range(n):
+                packets.append(ip_packet(addr, SERVER4, 40000 + i, 123, ntp(3)))
+                packets.append(ip_packet(SERVER4, addr, 123, 40000 + i, ntp(4)))
+        path = os.path.join(self.dir, "networks.pcap")
+        write_pcap(path, 12, packets, step=1.0)
+        r, out = analyze(path, "--price", "0.1", "--networks", asn, "--networks", country)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        nets = {x["name"]: x for x in out["networks"]["by_network"]}
+        self.assertEqual(out["networks"]["by_network"][0]["name"], "AS15169 Google Inc.")
+        self.assertEqual((nets["AS15169 Google Inc."]["clients"], nets["AS15169 Google Inc."]["requests"]), (2, 6))
+        self.assertAlmostEqual(nets["AS15169 Google Inc."]["request_share"], 0.6)
+        self.assertEqual(nets["AS29518 Bredband2 AB"]["replies"], 3)
+        self.assertEqual(nets["AS35908"]["asn"], 35908)
+        # Money: each network's share of the replies' bytes of the year's bill.
+        self.assertAlmostEqual(nets["AS15169 Google Inc."]["usd_per_year"], 0.6 * out["usd_per_year"], places=9)
+        countries = {x["name"]: x["requests"] for x in out["networks"]["by_country"]}
+        self.assertEqual(countries, {"unknown country": 6, "SE": 3, "BT": 1})
+        text = h.run([h.STRATA, "analyze", path, "--price", "0.1", "--networks", asn, "--networks", country],
+                     check=True).stdout
+        self.assertIn("Top networks", text)
+        self.assertRegex(text, r"1 AS15169 Google Inc\. +2 +6 +60\.0")
+        self.assertIn("Top countries", text)
+        page = os.path.join(self.dir, "networks.html")
+        h.run([h.STRATA, "analyze", path, "--networks", asn, "--html", page], check=True)
+        with open(page) as f:
+            html = f.read()
+        self.assertIn('<table id="by_network">', html)
+        self.assertIn("AS15169 Google Inc.", html)
+        # One database alone, and a bad one.
+        _, out = analyze(path, "--networks", country)
+        self.assertEqual({x["name"] for x in out["networks"]["by_network"]}, {"unknown network"})
+        bad = os.path.join(self.dir, "bad.mmdb")
+        with open(bad, "w") as f:
+            f.write("not a database\n")
+        r, _ = analyze(path, "--networks", bad)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("cannot open " + bad, r.stderr)
 
     def test_real_capture_of_stratad_with_tcpdump(self):
         tcpdump = shutil.which("tcpdump")

@@ -201,7 +201,8 @@ class ClientsTest(unittest.TestCase):
             # table and the counters carry on.
             with open(d.config_path, "w") as f:
                 f.write(LIMITS.replace("kod_interval = 60", "kod_interval = 30") +
-                        '[access]\nrules = ["127.0.6.0/24 nolimit", "127.0.4.0/24 deny noquery"]\n')
+                        '[access]\nrules = ["127.0.6.0/24 nolimit", "127.0.4.0/24 deny noquery"]\n'
+                        '[blocks]\nenabled = false\n')  # as the harness started it
             r = h.run([h.STRATA, "reload", "--control", d.control])
             self.assertEqual(r.returncode, 0, r.stderr)
             # What changed, line by line, then what is in force (then what needs a restart:
@@ -227,7 +228,7 @@ class ClientsTest(unittest.TestCase):
 
             # SIGHUP does the same.
             with open(d.config_path, "w") as f:
-                f.write(LIMITS + '[access]\nrules = ["127.0.5.0/24 ignore"]\n')
+                f.write(LIMITS + '[access]\nrules = ["127.0.5.0/24 ignore"]\n[blocks]\nenabled = false\n')
             d.proc.send_signal(signal.SIGHUP)
             deadline = time.time() + 5
             while time.time() < deadline and ask("127.0.5.1") is not None:

@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """A full disk under the state directory (issue 12, section 3.5): a small tmpfs in a mount
-namespace of the test's own (unshare -rnm), filled up while stratad saves its sketches every
-second. Each failed save says why (a few lines, then one a minute), leaves the previous file
+namespace of the test's own (unshare -rnm), filled up while stratad saves its sketches (and
+its history) every second. Each failed save says why (a few lines, then one a minute), leaves the previous file
 as it was and no temporary file behind; serving goes on; once space is freed the next save
 works and says so."""
 import glob
 import json
 import os
+import re
 import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -19,7 +21,8 @@ import harness as h  # noqa: E402
 class FullDiskTest(unittest.TestCase):
     def test_full_disk_keeps_the_last_save_and_serving(self):
         d = tempfile.mkdtemp(prefix="full-disk-")
-        h.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", d], check=True)
+        # Room for the sketches and the history (3.7 MiB) until the test fills it.
+        h.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", d], check=True)
         self.addCleanup(lambda: h.run(["umount", "-l", d]))
         path = os.path.join(d, "unique-sketches.json")
         config = f'[time]\nsource = "local"\n[clients]\nstate_dir = "{d}"\nsave_interval = 1\n'
@@ -33,14 +36,19 @@ class FullDiskTest(unittest.TestCase):
             with open(path) as f:
                 saved = f.read()
             self.assertIn("sketches", json.loads(saved))
-            # Fill the file system to the last block.
+            # Fill the file system to the last block, three times 0.6 s apart: the history
+            # (state_dir/history, 3.7 MiB) may be half written when the first fill ends, and the
+            # space its failed save then gives back would let the next save of the sketches in.
             filler = os.path.join(d, "filler")
             fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
             try:
-                while True:
-                    os.write(fd, b"\0" * 4096)
-            except OSError:
-                pass
+                for _ in range(3):
+                    try:
+                        while True:
+                            os.write(fd, b"\0" * 4096)
+                    except OSError:
+                        pass
+                    time.sleep(0.6)
             finally:
                 os.close(fd)
             # New clients, so that the next save differs from the last good one.
@@ -55,6 +63,12 @@ class FullDiskTest(unittest.TestCase):
                 self.assertEqual(f.read(), saved)  # the last good save, untouched
             self.assertEqual(glob.glob(path + ".tmp.*"), [])  # no half-written leftovers
             self.assertIsNotNone(h.exchange(s.v4, h.request()))
+            # /metrics says so too (the alert StrataStateSaveFailing watches this).
+            metrics = urllib.request.urlopen(s.metrics_url, timeout=10).read().decode()
+            failures = re.search(r'^strata_state_save_failures_total\{file="sketches"\} (\d+)$', metrics, re.M)
+            self.assertIsNotNone(failures, metrics)
+            self.assertGreaterEqual(int(failures.group(1)), len(failed))
+            self.assertRegex(metrics, r'(?m)^strata_state_saves_total\{file="sketches"\} [1-9]')
             os.unlink(filler)
             end = time.time() + 10
             while time.time() < end and not any("again after" in l for l in s.log):

@@ -21,6 +21,22 @@ from test_nts import nts_config, server_pki, tcp_port  # noqa: E402
 NTPD = os.path.join(h.PEERS, "ntpsec", "usr", "sbin", "ntpd")
 
 
+def start_ntpd(conf):
+    """NTPsec's ntpd -n with config file `conf`, without CAP_SYS_TIME whatever it tries:
+    (process, its log lines as they come)."""
+    args = ["setpriv", "--bounding-set", "-sys_time", "--inh-caps", "-sys_time", NTPD, "-n", "-c", conf]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = []
+    threading.Thread(target=lambda: [log.append(l.rstrip()) for l in proc.stdout], daemon=True).start()
+    return proc, log
+
+
+def stop_ntpd(proc):
+    proc.terminate()
+    proc.wait(timeout=10)
+    proc.stdout.close()
+
+
 class NtpsecNtsTest(unittest.TestCase):
     def test_ntpd_selects_stratad_over_nts(self):
         pki = server_pki(self)
@@ -37,11 +53,7 @@ class NtpsecNtsTest(unittest.TestCase):
                         "disable ntp\ndisable kernel\n"            # no clock discipline
                         "interface ignore wildcard\ninterface listen 127.0.0.1\n"
                         f"driftfile {work}/drift\nlogconfig =allall\n")
-            # No CAP_SYS_TIME either, whatever ntpd tries.
-            args = ["setpriv", "--bounding-set", "-sys_time", "--inh-caps", "-sys_time", NTPD, "-n", "-c", conf]
-            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            log = []
-            threading.Thread(target=lambda: [log.append(l.rstrip()) for l in proc.stdout], daemon=True).start()
+            proc, log = start_ntpd(conf)
             try:
                 end = time.time() + 60
                 while time.time() < end and not any("127.0.0.1" in l and "sys_peer" in l for l in log):
@@ -51,9 +63,7 @@ class NtpsecNtsTest(unittest.TestCase):
                 self.assertTrue(any("Got 8 cookies, length 100, aead=15" in l for l in log), "\n".join(log))
                 self.assertTrue(any(f"Using port {ntp_port}" in l for l in log), "\n".join(log))
             finally:
-                proc.terminate()
-                proc.wait(timeout=10)
-                proc.stdout.close()
+                stop_ntpd(proc)
                 shutil.rmtree(work, ignore_errors=True)
             counters = d.counters()
             self.assertEqual(counters["ke_completed"], 1)

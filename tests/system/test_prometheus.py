@@ -29,6 +29,27 @@ def fetch(url, method="GET"):
         return e.code, None, ""
 
 
+def start_prometheus(metrics_url, prefix="prometheus-test-"):
+    """A Prometheus scraping `metrics_url` every second: (process, its web address). A port
+    free for UDP may be taken for TCP: Prometheus then exits at once, and is started again
+    on another one."""
+    target = urllib.parse.urlparse(metrics_url).netloc
+    work = tempfile.mkdtemp(prefix=prefix)
+    conf = os.path.join(work, "prometheus.yml")
+    with open(conf, "w") as f:
+        f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n"
+                f"  - job_name: stratad\n    static_configs:\n      - targets: ['{target}']\n")
+    for _ in range(3):
+        web = f"127.0.0.1:{h.free_port()}"
+        prom = subprocess.Popen([PROMETHEUS, f"--config.file={conf}", f"--storage.tsdb.path={work}/data",
+                                 f"--web.listen-address={web}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
+        if prom.poll() is None:
+            break
+    return prom, web
+
+
 class PrometheusTest(unittest.TestCase):
     def setUp(self):
         h.require(os.access(PROMETHEUS, os.X_OK) and os.access(PROMTOOL, os.X_OK),
@@ -54,22 +75,7 @@ class PrometheusTest(unittest.TestCase):
 
     def test_prometheus_scrapes_and_answers_promql(self):
         with h.Stratad() as d:
-            target = urllib.parse.urlparse(d.metrics_url).netloc
-            work = tempfile.mkdtemp(prefix="prometheus-test-")
-            conf = os.path.join(work, "prometheus.yml")
-            with open(conf, "w") as f:
-                f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n"
-                        f"  - job_name: stratad\n    static_configs:\n      - targets: ['{target}']\n")
-            # A port free for UDP may be taken for TCP: Prometheus then exits at once, and is
-            # started again on another one.
-            for _ in range(3):
-                web = f"127.0.0.1:{h.free_port()}"
-                prom = subprocess.Popen([PROMETHEUS, f"--config.file={conf}",
-                                         f"--storage.tsdb.path={work}/data", f"--web.listen-address={web}"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(1)
-                if prom.poll() is None:
-                    break
+            prom, web = start_prometheus(d.metrics_url)
             try:
                 for _ in range(40):
                     h.exchange(d.v4, h.request())
