@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -741,8 +742,9 @@ int run(const Flags& flags) {
     if (cfg->nts.enabled())
       nts_text += nts_state.secrets ? "; " + describe_secrets(*nts_state.secrets)
                                     : "; " + cfg->nts.secret + " will be created at start";
-    fmt::print("configuration OK: listen {}; {} threads; time source {}; nts {}\n", listen,
-               cfg->server.threads, clock::source_name(cfg->time.source), nts_text);
+    fmt::print("configuration OK: listen {}; {} thread{}; time source {}; nts {}\n", listen,
+               cfg->server.threads, cfg->server.threads == 1 ? "" : "s",
+               clock::source_name(cfg->time.source), nts_text);
     return 0;
   }
 
@@ -1417,11 +1419,26 @@ int main(int argc, char** argv) {
                  "control socket path (\"\" disables; default /run/stratad/control.sock)");
   app.add_option("-u,--user", flags.user, "user to run as after binding, when started as root "
                                           "(default: stratad if it exists, else nobody)");
-  app.add_flag("--check-config", flags.check_config, "validate the configuration and exit");
+  // `stratad --check-config FILE` is `stratad --config FILE --check-config` (as packages and
+  // operators write it); with no FILE it checks --config's file (or the defaults).
+  std::string check_file;
+  CLI::Option* check = app.add_option("--check-config", check_file,
+                                      "validate the configuration (FILE, or --config's) and exit")
+                           ->expected(0, 1)
+                           ->type_name("[FILE]");
   app.add_flag("-v,--verbose", flags.verbose, "log debug messages");
   app.set_version_flag("-V,--version", std::string("stratad ") + STRATA_VERSION);
   // A usage error exits 2, a bad configuration 1 (stratad(8), EXIT STATUS).
   if (const auto status = strata::base::parse_command_line(app, argc, argv, 2)) return *status;
+  flags.check_config = check->count() > 0;
+  if (!check_file.empty()) {
+    if (!flags.config_path.empty() && flags.config_path != check_file) {
+      std::fprintf(stderr, "stratad: --check-config %s and --config %s name two files: give one\n",
+                   check_file.c_str(), flags.config_path.c_str());
+      return 2;
+    }
+    flags.config_path = check_file;
+  }
   try {
     return strata::run(flags);
   } catch (const std::bad_alloc&) {
