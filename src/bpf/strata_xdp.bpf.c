@@ -103,8 +103,10 @@ static __always_inline __u32 hash_word(__u32 h, __u32 word_be, __u32 mask) {
   return ((bpf_ntohl(word_be) & mask) ^ h) * K_MULTIPLIER;
 }
 
-SEC("xdp")
-int strata_xdp(struct xdp_md* ctx) {
+/* `head`: the kernel refuses bpf_xdp_adjust_meta() to this program type (some kernels do,
+ * 6.18.44 among them): the metadata then goes in front of the frame with bpf_xdp_adjust_head()
+ * and user space skips STRATA_XDP_HEAD_PREFIX octets of each descriptor. */
+static __always_inline int handle(struct xdp_md* ctx, const int head) {
   void* data = (void*)(long)ctx->data;
   void* data_end = (void*)(long)ctx->data_end;
   __u32 key = 0;
@@ -186,6 +188,23 @@ int strata_xdp(struct xdp_md* ctx) {
 
   /* The receive time, as close to the wire as this program gets. */
   __u64 now = bpf_ktime_get_ns();
+  if (head) {
+    /* No room in front (never seen: AF_XDP keeps 256 octets of headroom): the kernel serves
+     * it, since user space would cut the prefix off a frame that has none. */
+    if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct strata_xdp_meta)) != 0) return pass(STRATA_XDP_NO_META);
+    struct strata_xdp_meta* m = (void*)(long)ctx->data;
+    if ((void*)(m + 1) > (void*)(long)ctx->data_end) return XDP_ABORTED; /* cannot happen: the frame follows */
+    m->rx_ns = now;
+    m->magic = STRATA_XDP_META_MAGIC;
+    m->reserved = 0;
+    long verdict = bpf_redirect_map(&strata_xsks, index, XDP_PASS);
+    if (verdict == XDP_REDIRECT) {
+      count(STRATA_XDP_REDIRECTED);
+      return XDP_REDIRECT;
+    }
+    bpf_xdp_adjust_head(ctx, (int)sizeof(struct strata_xdp_meta)); /* the frame as it came */
+    return pass(STRATA_XDP_PASS_NO_SOCKET);
+  }
   if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct strata_xdp_meta)) == 0) {
     void* meta = (void*)(long)ctx->data_meta;
     void* start = (void*)(long)ctx->data;
@@ -202,5 +221,11 @@ int strata_xdp(struct xdp_md* ctx) {
   count(verdict == XDP_REDIRECT ? STRATA_XDP_REDIRECTED : STRATA_XDP_PASS_NO_SOCKET);
   return (int)verdict;
 }
+
+SEC("xdp")
+int strata_xdp(struct xdp_md* ctx) { return handle(ctx, 0); }
+
+SEC("xdp")
+int strata_xdp_head(struct xdp_md* ctx) { return handle(ctx, 1); }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -39,6 +39,10 @@ struct strata_xdp_meta {
   __u32 magic; /* STRATA_XDP_META_MAGIC */
   __u32 reserved;
 };
+/* The program strata_xdp_head (for kernels that refuse bpf_xdp_adjust_meta) puts the metadata
+ * in front of the frame instead: each descriptor then starts this many octets before the
+ * Ethernet header, and the metadata sits just before it as with strata_xdp. */
+#define STRATA_XDP_HEAD_PREFIX 16
 
 /* strata_counters[cpu].v[...]: what the program did, per CPU (the map is mmap()ed). */
 enum strata_xdp_counter {
@@ -48,7 +52,7 @@ enum strata_xdp_counter {
   STRATA_XDP_PASS_IPV6_EXT,    /* IPv6 with an extension header before UDP */
   STRATA_XDP_PASS_CONTROL,     /* NTP mode 6 or 7: the control service reads sockets */
   STRATA_XDP_PASS_NO_SOCKET,   /* no socket for the queue or its map slot: served by sockets */
-  STRATA_XDP_NO_META,          /* redirected without a receive timestamp (no metadata room) */
+  STRATA_XDP_NO_META,          /* redirected without a receive timestamp (no metadata room); strata_xdp_head: passed */
   STRATA_XDP_PASS_MALFORMED,   /* headers cut short or inconsistent: the kernel judges it */
   STRATA_XDP_COUNTERS
 };

@@ -109,10 +109,14 @@ size_t XdpBackend::receive_xsk(size_t k, std::span<Packet> slots) {
   XdpQueue& q = *s.queue;
   for (uint32_t i = 0; i < n; ++i) {
     const xdp_desc* d = xsk_ring_cons__rx_desc(&s.rx, idx + i);
-    uint8_t* f = static_cast<uint8_t*>(xsk_umem__get_data(q.area, d->addr));
-    const size_t room_in_chunk = q.frame_size - d->addr % q.frame_size;
-    const ParsedFrame pf = parse_frame({f, std::min<size_t>(d->len, room_in_chunk)});
-    held_.push_back({d->addr, static_cast<uint32_t>(k), false, pf.view});
+    // With a prefix, the metadata comes first and the frame after it: the reply is written
+    // over the frame, so the metadata stays just before it as with bpf_xdp_adjust_meta.
+    const uint64_t addr = d->addr + q.prefix;
+    const uint32_t frame_len = d->len > q.prefix ? d->len - q.prefix : 0;
+    uint8_t* f = static_cast<uint8_t*>(xsk_umem__get_data(q.area, addr));
+    const size_t room_in_chunk = q.frame_size - addr % q.frame_size;
+    const ParsedFrame pf = parse_frame({f, std::min<size_t>(frame_len, room_in_chunk)});
+    held_.push_back({addr, static_cast<uint32_t>(k), false, pf.view});
     if (pf.error != FrameError::kNone) {
       counters_->add(Counter::xdp_malformed);
       continue;

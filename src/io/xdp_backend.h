@@ -46,6 +46,9 @@ struct XdpQueue {
   size_t area_size = 0;
   uint32_t frame_size = 0;
   uint32_t frames = 0;
+  // Octets in front of each received frame's Ethernet header (the program's metadata when it
+  // had to use bpf_xdp_adjust_head, io/xdp_path.cc); 0 with bpf_xdp_adjust_meta.
+  uint32_t prefix = 0;
   xsk_umem* umem = nullptr;
   xsk_ring_prod fill{};
   xsk_ring_cons completion{};

@@ -138,15 +138,41 @@ std::unique_ptr<XdpPath> XdpPath::open(const XdpOptions& o) {
     base::log(LogLevel::kDebug, "libbpf: {}", line);
     return 0;
   });
-  bpf_object_open_opts open_opts{};
-  open_opts.sz = sizeof open_opts;
-  open_opts.object_name = "strata_xdp";
-  path->object_ = bpf_object__open_mem(strata_xdp_object, strata_xdp_object_size, &open_opts);
+  static_assert(STRATA_XDP_HEAD_PREFIX == sizeof(strata_xdp_meta));
+  // The object holds two programs: strata_xdp (the receive timestamp in the frame's metadata,
+  // bpf_xdp_adjust_meta) and strata_xdp_head (the same in a prefix, bpf_xdp_adjust_head),
+  // for kernels whose verifier refuses bpf_xdp_adjust_meta to XDP programs (6.18.44 here
+  // does). The first that loads is used; both are the same code otherwise.
+  const auto load = [&](const char* name) -> int {
+    if (path->object_ != nullptr) bpf_object__close(path->object_);
+    bpf_object_open_opts open_opts{};
+    open_opts.sz = sizeof open_opts;
+    open_opts.object_name = "strata_xdp";
+    path->object_ = bpf_object__open_mem(strata_xdp_object, strata_xdp_object_size, &open_opts);
+    if (path->object_ == nullptr) return -errno;
+    bpf_program* p = nullptr;
+    bpf_object__for_each_program(p, path->object_) {
+      bpf_program__set_autoload(p, std::strcmp(bpf_program__name(p), name) == 0);
+    }
+    return bpf_object__load(path->object_);
+  };
+  const char* program = "strata_xdp";
+  int e = load(program);
+  if (e == -EINVAL) {
+    program = "strata_xdp_head";
+    e = load(program);
+    if (e == 0) {
+      path->frame_prefix_ = STRATA_XDP_HEAD_PREFIX;
+      base::log(LogLevel::kInfo, "xdp: this kernel refuses bpf_xdp_adjust_meta to XDP programs: the receive "
+                                 "timestamp travels in a {}-octet prefix (bpf_xdp_adjust_head)",
+                STRATA_XDP_HEAD_PREFIX);
+    }
+  }
   if (path->object_ == nullptr) return give_up("cannot open the embedded program: " + errno_text(errno));
-  if (const int e = bpf_object__load(path->object_); e != 0)
+  if (e != 0)
     return give_up("cannot load the program (" + errno_text(e) + "; it needs CAP_BPF and CAP_NET_ADMIN, or root)");
-  bpf_program* prog = bpf_object__find_program_by_name(path->object_, "strata_xdp");
-  if (prog == nullptr) return give_up("the embedded object has no strata_xdp program");
+  bpf_program* prog = bpf_object__find_program_by_name(path->object_, program);
+  if (prog == nullptr) return give_up(std::string("the embedded object has no ") + program + " program");
   path->prog_fd_ = bpf_program__fd(prog);
   const auto map_fd = [&](const char* name) {
     const bpf_map* m = bpf_object__find_map_by_name(path->object_, name);
@@ -281,6 +307,7 @@ bool XdpPath::make_queue(const XdpOptions& o, const std::string& name, int ifind
   q->queue = queue;
   q->frames = o.frames;
   q->frame_size = o.frame_size;
+  q->prefix = frame_prefix_;
   q->shared = workers.size() > 1;
   q->zerocopy = zerocopy;
   q->area_size = size_t{o.frames} * o.frame_size;

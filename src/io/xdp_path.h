@@ -77,6 +77,7 @@ class XdpPath {
 
   bpf_object* object_ = nullptr;
   int prog_fd_ = -1;
+  uint32_t frame_prefix_ = 0;  // STRATA_XDP_HEAD_PREFIX with strata_xdp_head, else 0
   int xsks_fd_ = -1, queues_fd_ = -1, local4_fd_ = -1, local6_fd_ = -1;
   const void* counters_ = nullptr;  // the program's mmap()ed counter map
   size_t counters_size_ = 0;
