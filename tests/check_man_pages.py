@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The man pages stay true to the programs: every long option of `stratad --help` and of each
-`strata SUBCOMMAND --help` is in stratad(8) / strata(1), every key of the configuration
+`strata SUBCOMMAND --help` and of `strata-snmp --help` is in stratad(8) / strata(1) /
+strata-snmp(8), every key of the configuration
 reference (docs/configuration.md) is in stratad.conf(5) under its table, and mandoc's lint
 finds nothing. Run by CTest as docs.man_pages."""
 import os
@@ -33,6 +34,7 @@ def check_options(page, args):
 
 
 check_options("stratad.8", [os.path.join(BUILD, "stratad")])
+check_options("strata-snmp.8", [os.path.join(BUILD, "strata-snmp")])
 strata = os.path.join(BUILD, "strata")
 subcommands = re.findall(r"^  ([a-z-]+)\s{2,}", subprocess.run([strata, "--help"], capture_output=True,
                                                                  text=True, check=True).stdout, re.M)
@@ -70,7 +72,7 @@ for line in block.splitlines():
 mandoc = shutil.which("mandoc")
 if mandoc:
     r = subprocess.run([mandoc, "-T", "lint", "-W", "warning"] +
-                       [os.path.join(MAN, p) for p in ("stratad.8", "stratad.conf.5", "strata.1")],
+                       [os.path.join(MAN, p) for p in ("stratad.8", "stratad.conf.5", "strata.1", "strata-snmp.8")],
                        capture_output=True, text=True)
     if r.returncode != 0:
         failures.append("mandoc -T lint:\n" + r.stdout + r.stderr)

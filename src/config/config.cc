@@ -330,6 +330,34 @@ void parse_cost(Checker& check, const toml::table& t, CostConfig& c) {
   }
 }
 
+void parse_snmp(Checker& check, const toml::table& t, SnmpConfig& c) {
+  walk_table(check, t, "snmp",
+             {
+                 {"agentx",
+                  [&](const toml::node& n) {
+                    // A Unix socket path, or net-snmp's transport form (tcp:localhost:705).
+                    const auto v = check.string(n, "agentx");
+                    if (!v) return;
+                    const bool transport = v->starts_with("tcp:") || v->starts_with("udp:") ||
+                                           v->starts_with("unix:");
+                    if (!v->empty() && !transport && !v->starts_with("/"))
+                      check.fail(n, fmt::format("agentx = \"{}\": expected the master agent's socket, an "
+                                                "absolute path (/var/agentx/master) or tcp:HOST:PORT",
+                                                *v));
+                    else
+                      c.agentx = *v;
+                  }},
+                 {"refresh",
+                  [&](const toml::node& n) {
+                    if (auto v = check.number(n, "refresh", 0.1, 3600)) c.refresh = *v;
+                  }},
+                 {"ping",
+                  [&](const toml::node& n) {
+                    if (auto v = check.number(n, "ping", 1, 3600)) c.ping = *v;
+                  }},
+             });
+}
+
 void parse_metrics(Checker& check, const toml::table& t, MetricsConfig& m) {
   walk_table(check, t, "metrics",
              {
@@ -877,6 +905,8 @@ LoadResult parse_config(std::string_view text, const std::string& name) {
       parse_ratelimit(check, *table, config.ratelimit);
     } else if (key.str() == "metrics" && table) {
       parse_metrics(check, *table, config.metrics);
+    } else if (key.str() == "snmp" && table) {
+      parse_snmp(check, *table, config.snmp);
     } else if (key.str() == "networks" && table) {
       parse_networks(check, *table, config.networks);
     } else if (key.str() == "cost" && table) {
@@ -897,7 +927,7 @@ LoadResult parse_config(std::string_view text, const std::string& name) {
       parse_nts(check, *table, config.nts, cert_node);
     } else {
       check.fail(node, fmt::format("unknown {} '{}' (expected [server], [time], [clients], "
-                                   "[ratelimit], [blocks], [access], [auth], [mode6], [metrics], [cost], [networks], [nts] or [xdp])",
+                                   "[ratelimit], [blocks], [access], [auth], [mode6], [metrics], [snmp], [cost], [networks], [nts] or [xdp])",
                                    table ? "table" : "key", key.str()));
     }
   }

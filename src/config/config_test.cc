@@ -259,6 +259,23 @@ TEST(Config, MetricsEndpoint) {
   EXPECT_EQ(r.errors[0].to_string().rfind("m.toml:2: listen = \"localhost\": expected address:port", 0), 0u);
 }
 
+TEST(Config, Snmp) {
+  EXPECT_TRUE(default_config().snmp.agentx.empty());  // off by default
+  auto r = parse_config("[snmp]\nagentx = \"/var/agentx/master\"\nrefresh = 5\nping = 2\n", "s.toml");
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->snmp.agentx, "/var/agentx/master");
+  EXPECT_EQ(r.config->snmp.refresh, 5);
+  EXPECT_EQ(r.config->snmp.ping, 2);
+  r = parse_config("[snmp]\nagentx = \"tcp:localhost:705\"\n", "s.toml");
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->snmp.agentx, "tcp:localhost:705");
+  r = parse_config("[snmp]\nagentx = \"agentx\"\nrefresh = 0\ncommunity = \"public\"\n", "s.toml");
+  ASSERT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(r.errors[0].to_string().rfind("s.toml:2: agentx = \"agentx\": expected the master agent's socket", 0), 0u);
+  EXPECT_EQ(r.errors[1].line, 3);
+  EXPECT_EQ(r.errors[2].line, 4);
+}
+
 TEST(Config, ErrorsNameFileLineAndReason) {
   const auto r = parse_config(R"([server]
 threads = "four"

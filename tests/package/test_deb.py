@@ -43,7 +43,7 @@ step group getent group stratad
 step state_dir stat -c '%U %G %a' /var/lib/stratad
 step enabled sh -c 'ls /etc/systemd/system/multi-user.target.wants/ 2>/dev/null | grep -c stratad || true'
 step check_config stratad --check-config /etc/stratad/stratad.toml
-step version strata --version
+step version sh -c 'strata --version && strata-snmp --version' 
 step serve sh -c "printf '[time]\nsource = \"local\"\n[server]\ncontrol = \"\"\n' > /tmp/t.toml &&
   (stratad --config /tmp/t.toml --listen 127.0.0.1:$PORT --user stratad & echo \$! > /tmp/pid) &&
   sleep 1 && strata query -c 1 127.0.0.1:$PORT; r=\$?; kill \$(cat /tmp/pid); exit \$r"
@@ -103,7 +103,9 @@ class DebianPackage(unittest.TestCase):
                      "./usr/lib/tmpfiles.d/strata.conf", "./usr/share/man/man1/strata.1.gz",
                      "./usr/share/man/man5/stratad.conf.5.gz", "./usr/share/man/man8/stratad.8.gz",
                      "./usr/share/doc/strata/copyright", "./usr/share/doc/strata/README.Debian",
-                     "./usr/share/strata/prices.toml"):
+                     "./usr/share/strata/prices.toml", "./usr/sbin/strata-snmp",
+                     "./lib/systemd/system/strata-snmp.service", "./usr/share/man/man8/strata-snmp.8.gz",
+                     "./usr/share/snmp/mibs/STRATA-MIB.txt"):
             self.assertIn(path, paths)
         self.assertTrue(any(p.startswith("./usr/share/doc/strata/README.md") for p in paths), paths)
         self.assertTrue(any(p.startswith("./usr/share/doc/strata/examples/grafana") for p in paths))
@@ -112,7 +114,7 @@ class DebianPackage(unittest.TestCase):
         fields = subprocess.run(["dpkg-deb", "-f", self.deb, "Package", "Version", "Depends"],
                                 capture_output=True, text=True, check=True).stdout
         self.assertIn("Package: strata", fields)
-        for lib in ("libc6", "libgnutls30", "libxdp1", "libmaxminddb0", "libmicrohttpd12"):
+        for lib in ("libc6", "libgnutls30", "libxdp1", "libmaxminddb0", "libmicrohttpd12", "libsnmp40"):
             self.assertIn(lib, fields)
 
         control = tempfile.mkdtemp()
@@ -138,6 +140,7 @@ class DebianPackage(unittest.TestCase):
         self.assertIn("ExecStart=/usr/sbin/stratad --config /etc/stratad/stratad.toml", text)
         self.assertNotIn("/usr/local", text)
         self.assertIn("User=stratad", text)
+        self.assertNotIn("cp examples/", text)  # the by-hand install notes are not in the package's unit
         with open(os.path.join(h.SOURCE, "examples", "pool-server.toml")) as f:
             self.assertEqual(conf, f.read())
 
@@ -166,6 +169,7 @@ class DebianPackage(unittest.TestCase):
         self.assertEqual(s["state_dir"][0].strip(), "stratad stratad 750")
         self.assertEqual(s["enabled"][0].strip(), "0")
         self.assertIn("strata 0.1.0", s["version"][0])
+        self.assertIn("strata-snmp 0.1.0", s["version"][0])
         self.assertRegex(s["serve"][0], r"stratum\s*[:=]?\s*\d")
         # Removed: programs gone, the conffile kept; purged: configuration and state gone.
         self.assertIn("No such file or directory", s["after_remove"][0])
