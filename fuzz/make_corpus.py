@@ -140,6 +140,27 @@ def xdp_frame_corpus():
     }
 
 
+def snmp_corpus():
+    """fuzz_snmp.cc: stratad's "stats", "unique" and three "top" replies, NUL-separated."""
+    import json
+    stats = {"ok": True, "uptime": 12.5, "clients": {"records": 3},
+             "counters": {"received": 4294967301, "responses_sent": 9, "bad_format": 1},
+             "time": {"source": "mirror", "synchronised": True, "leap": 0, "stratum": 2,
+                      "refid": "192.0.2.1", "precision": -24, "root_delay": 0.002,
+                      "root_dispersion": 0.0005}}
+    minute = 1796601600
+    unique = {"now": minute, "sketches": [
+        {"window": "1m", "start": minute, "end": minute + 60, "kind": "v4", "estimate": 10.4},
+        {"window": "1h", "start": minute, "end": minute + 3600, "kind": "v6", "estimate": 2}]}
+    top = {"rows": [{"share": 0.25}, {"share": 0.05}]}
+    parts = [json.dumps(x).encode() for x in (stats, unique, top, top, {"rows": []})]
+    odd = dict(stats, uptime=1e300, time={"stratum": -5, "leap": "x", "precision": 1e300})
+    return {"replies": b"\0".join(parts),
+            "unsynchronised": b"\0".join([json.dumps(dict(stats, time={"synchronised": False})).encode()]),
+            "odd_types": b"\0".join([json.dumps(odd).encode(), b"[1,2]", b"{\"rows\": 5}"]),
+            "not_json": b" {\0\0"}
+
+
 def write(dirname, files):
     d = os.path.join(HERE, "corpus", dirname)
     os.makedirs(d, exist_ok=True)
@@ -221,6 +242,7 @@ def main():
         "bad": b"bogus allow\n10.0.0.0/33 deny\n10.0.0.0/8\n10.0.0.0/8 allow deny\n",
         "dup": b"192.0.2.0/24 deny\n192.0.2.7/24 allow\n",
     })
+    write("snmp", snmp_corpus())
     write("nts_ke", nts_ke_corpus())
     write("nts_ntp", nts_ntp_corpus())
 

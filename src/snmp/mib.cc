@@ -32,6 +32,14 @@ Oid join(const Oid& root, std::initializer_list<uint32_t> tail) {
   return o;
 }
 
+// A double from another process as an unsigned integer: rounded, NaN and negatives 0, the
+// rest capped (a cast of an out-of-range double is undefined).
+uint64_t whole(double v) {
+  if (!(v > 0)) return 0;
+  if (v >= 9.2e18) return UINT64_MAX;  // past llround's range
+  return static_cast<uint64_t>(std::llround(v));
+}
+
 Value octets(std::string s) { return {Type::kOctets, 0, 0, std::move(s)}; }
 Value integer(int64_t v) { return {Type::kInteger, v, 0, {}}; }
 Value unsigned32(uint64_t v) { return {Type::kUnsigned, 0, std::min<uint64_t>(v, 0xffffffffu), {}}; }
@@ -39,39 +47,70 @@ Value gauge(uint64_t v) { return {Type::kGauge, 0, std::min<uint64_t>(v, 0xfffff
 Value counter32(uint64_t v) { return {Type::kCounter32, 0, v & 0xffffffffu, {}}; }
 Value counter64(uint64_t v) { return {Type::kCounter64, 0, v, {}}; }
 
-uint64_t counter(const Reading& r, const char* name) {
-  const auto& c = r.stats["counters"];
-  const auto it = c.find(name);
-  return it != c.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+// j[key], or null when j is not an object or lacks the key (a const operator[] would be
+// undefined behaviour there: the replies come from another process).
+const nlohmann::json& field(const nlohmann::json& j, const char* key) {
+  static const nlohmann::json null;
+  if (!j.is_object()) return null;
+  const auto it = j.find(key);
+  return it == j.end() ? null : *it;
 }
 
-const nlohmann::json& time_of(const Reading& r) { return r.stats["time"]; }
+// A number field as a double (an integer or a float of any size), or `otherwise`.
+double number(const nlohmann::json& j, const char* key, double otherwise) {
+  const auto& v = field(j, key);
+  return v.is_number() ? v.get<double>() : otherwise;
+}
 
-bool synchronised(const Reading& r) { return time_of(r).value("synchronised", false); }
+// A small integer field, clamped to [lo, hi].
+int64_t small(const nlohmann::json& j, const char* key, int64_t otherwise, int64_t lo, int64_t hi) {
+  const double v = number(j, key, static_cast<double>(otherwise));
+  if (std::isnan(v)) return otherwise;
+  return static_cast<int64_t>(std::clamp(v, static_cast<double>(lo), static_cast<double>(hi)));
+}
+
+uint64_t counter(const Reading& r, const char* name) {
+  const auto& c = field(r.stats, "counters");
+  if (!c.is_object()) return 0;
+  const auto it = c.find(name);
+  if (it == c.end() || !it->is_number_integer()) return 0;
+  if (it->is_number_unsigned()) return it->get<uint64_t>();
+  return static_cast<uint64_t>(std::max<int64_t>(0, it->get<int64_t>()));
+}
+
+const nlohmann::json& time_of(const Reading& r) { return field(r.stats, "time"); }
+
+bool synchronised(const Reading& r) {
+  const auto& s = field(time_of(r), "synchronised");
+  return s.is_boolean() && s.get<bool>();
+}
 
 std::string milliseconds(double seconds) { return fmt::format("{:.3f} ms", seconds * 1e3); }
 
 // Distinct IPv4 + IPv6 addresses in the current window of `len` seconds.
 std::optional<Value> unique_clients(const Reading& r, int64_t len) {
-  if (!r.unique.is_object() || !r.unique.contains("sketches")) return std::nullopt;
-  const int64_t now = r.unique.value("now", r.unix_now);
+  const auto& sketches = field(r.unique, "sketches");
+  if (!sketches.is_array()) return std::nullopt;
+  const int64_t now = small(r.unique, "now", r.unix_now, 0, int64_t{1} << 40);
   double total = 0;
-  for (const auto& s : r.unique["sketches"]) {
+  for (const auto& s : sketches) {
     const std::string kind = s.value("kind", "");
-    if (s.value("start", int64_t{-1}) != now / len * len || (kind != "v4" && kind != "v6")) continue;
-    if (s.value("end", int64_t{0}) - s.value("start", int64_t{0}) != len) continue;
-    total += s.value("estimate", 0.0);
+    const int64_t start = small(s, "start", -1, -1, int64_t{1} << 40);
+    if (start != now / len * len || (kind != "v4" && kind != "v6")) continue;
+    if (small(s, "end", 0, -1, int64_t{1} << 41) - start != len) continue;
+    total += std::max(0.0, number(s, "estimate", 0));
   }
-  return gauge(static_cast<uint64_t>(std::llround(total)));
+  return gauge(whole(total));
 }
 
 // The share of requests of the ten busiest sources, in parts per million.
 std::optional<Value> top_share(const Reading& r, int window) {
-  const auto& t = r.top[window];
-  if (!t.is_object() || !t.contains("rows")) return std::nullopt;
+  const auto& rows = field(r.top[window], "rows");
+  if (!rows.is_array()) return std::nullopt;
   double share = 0;
-  for (const auto& row : t["rows"]) share += row.value("share", 0.0);
-  return unsigned32(static_cast<uint64_t>(std::llround(std::clamp(share, 0.0, 1.0) * 1e6)));
+  for (const auto& row : rows) share += number(row, "share", 0);
+  if (!std::isfinite(share)) return std::nullopt;
+  return unsigned32(whole(std::clamp(share, 0.0, 1.0) * 1e6));
 }
 
 std::string system_type() {
@@ -126,10 +165,9 @@ std::vector<Def> build() {
   ntp({1, 1, 5, 0}, "ntpEntTimeResolution", Type::kUnsigned,
       [](const Reading&) { return unsigned32(time_resolution()); });
   ntp({1, 1, 6, 0}, "ntpEntTimePrecision", Type::kInteger,
-      reachable([](const Reading& r) { return integer(time_of(r).value("precision", 0)); }));
+      reachable([](const Reading& r) { return integer(small(time_of(r), "precision", 0, -128, 127)); }));
   ntp({1, 1, 7, 0}, "ntpEntTimeDistance", Type::kOctets, reachable([](const Reading& r) {
-        return octets(milliseconds(time_of(r).value("root_delay", 0.0) / 2 +
-                                   time_of(r).value("root_dispersion", 0.0)));
+        return octets(milliseconds(number(time_of(r), "root_delay", 0) / 2 + number(time_of(r), "root_dispersion", 0)));
       }));
 
   // ntpEntStatus (.1.2). stratad has no associations (it serves the time a local daemon or
@@ -138,7 +176,7 @@ std::vector<Def> build() {
   ntp({1, 2, 1, 0}, "ntpEntStatusCurrentMode", Type::kInteger,
       [](const Reading& r) { return integer(current_mode(r)); });
   ntp({1, 2, 2, 0}, "ntpEntStatusStratum", Type::kUnsigned,
-      reachable([](const Reading& r) { return unsigned32(time_of(r).value("stratum", 16u)); }));
+      reachable([](const Reading& r) { return unsigned32(small(time_of(r), "stratum", 16, 0, 16)); }));
   ntp({1, 2, 3, 0}, "ntpEntStatusActiveRefSourceId", Type::kUnsigned,
       reachable([](const Reading&) { return unsigned32(0); }));
   ntp({1, 2, 4, 0}, "ntpEntStatusActiveRefSourceName", Type::kOctets, reachable([](const Reading& r) {
@@ -147,17 +185,16 @@ std::vector<Def> build() {
   ntp({1, 2, 6, 0}, "ntpEntStatusNumberOfRefSources", Type::kUnsigned,
       reachable([](const Reading&) { return unsigned32(0); }));
   ntp({1, 2, 7, 0}, "ntpEntStatusDispersion", Type::kOctets, reachable([](const Reading& r) {
-        return octets(milliseconds(time_of(r).value("root_dispersion", 0.0)));
+        return octets(milliseconds(number(time_of(r), "root_dispersion", 0)));
       }));
   ntp({1, 2, 8, 0}, "ntpEntStatusEntityUptime", Type::kTimeTicks, reachable([](const Reading& r) {
-        const double up = std::max(0.0, r.stats.value("uptime", 0.0));
-        return Value{Type::kTimeTicks, 0, static_cast<uint64_t>(up * 100) & 0xffffffffu, {}};
+        return Value{Type::kTimeTicks, 0, whole(number(r.stats, "uptime", 0) * 100) & 0xffffffffu, {}};
       }));
   ntp({1, 2, 9, 0}, "ntpEntStatusDateTime", Type::kOctets, reachable([](const Reading& r) {
         return octets(synchronised(r) ? ntp_date_time(r.unix_now, r.unix_fraction) : "");
       }));
   ntp({1, 2, 11, 0}, "ntpEntStatusLeapSecDirection", Type::kInteger, reachable([](const Reading& r) {
-        const int leap = time_of(r).value("leap", 0);
+        const int64_t leap = small(time_of(r), "leap", 0, 0, 3);
         return integer(leap == 1 ? 1 : leap == 2 ? -1 : 0);
       }));
   c32({1, 2, 12, 0}, "ntpEntStatusInPkts", [](const Reading& r) { return counter(r, "received"); });
@@ -203,7 +240,7 @@ std::vector<Def> build() {
            [len = lengths[w]](const Reading& r) { return unique_clients(r, len); });
   strata({1, 2, 4, 0}, "strataClientRecords", Type::kGauge, "Gauge32", "clients",
          "Client records held in the client tables (each worker's, summed).", [](const Reading& r) {
-           return gauge(r.stats["clients"].value("records", uint64_t{0}));
+           return gauge(whole(number(field(r.stats, "clients"), "records", 0)));
          });
   for (uint32_t w = 0; w < 3; ++w)
     strata({1, 2, 5 + w, 0}, fmt::format("strataTopTalkerShare{}", windows[w]), Type::kUnsigned, "Unsigned32",
@@ -218,11 +255,11 @@ std::vector<Def> build() {
          [](const Reading& r) { return integer(synchronised(r) ? 1 : 2); });
   strata({1, 3, 2, 0}, "strataTimeRootDelay", Type::kUnsigned, "Unsigned32", "microseconds",
          "The root delay stratad serves.", [](const Reading& r) {
-           return unsigned32(static_cast<uint64_t>(std::llround(time_of(r).value("root_delay", 0.0) * 1e6)));
+           return unsigned32(whole(number(time_of(r), "root_delay", 0) * 1e6));
          });
   strata({1, 3, 3, 0}, "strataTimeRootDispersion", Type::kUnsigned, "Unsigned32", "microseconds",
          "The root dispersion stratad serves.", [](const Reading& r) {
-           return unsigned32(static_cast<uint64_t>(std::llround(time_of(r).value("root_dispersion", 0.0) * 1e6)));
+           return unsigned32(whole(number(time_of(r), "root_dispersion", 0) * 1e6));
          });
   std::sort(d.begin(), d.end(), [](const Def& a, const Def& b) { return a.object.oid < b.object.oid; });
   return d;
@@ -283,10 +320,11 @@ std::vector<std::optional<Value>> values(const Reading& reading) {
 }
 
 int current_mode(const Reading& r) {
-  if (!r.reachable) return 1;          // notRunning
-  if (!synchronised(r)) return 2;      // notSynchronized
-  if (time_of(r).value("source", "") == "local") return 4;  // syncToLocal
-  return 6;                            // syncToRemoteServer: the local daemon's (or kernel's) source
+  if (!r.reachable) return 1;      // notRunning
+  if (!synchronised(r)) return 2;  // notSynchronized
+  const auto& source = field(time_of(r), "source");
+  if (source.is_string() && source.get<std::string>() == "local") return 4;  // syncToLocal
+  return 6;  // syncToRemoteServer: the local daemon's (or the kernel's) source
 }
 
 std::string ntp_date_time(int64_t unix_seconds, double fraction) {

@@ -53,7 +53,9 @@ TEST(SnmpMib, ObjectsAreInOidOrderWithUniqueNames) {
   std::set<std::string> names;
   for (size_t i = 0; i < o.size(); ++i) {
     EXPECT_TRUE(names.insert(o[i].name).second) << o[i].name;
-    if (i > 0) EXPECT_LT(o[i - 1].oid, o[i].oid) << o[i].name;
+    if (i > 0) {
+      EXPECT_LT(o[i - 1].oid, o[i].oid) << o[i].name;
+    }
   }
   // Scalars end in .0; the NTPv4-MIB's under mib-2.197, the STRATA-MIB's under the placeholder PEN.
   EXPECT_EQ(o[find("ntpEntSoftwareName")].oid, (Oid{1, 3, 6, 1, 2, 1, 197, 1, 1, 1, 0}));
@@ -154,7 +156,9 @@ TEST(SnmpMib, MibTextNamesEveryStrataObject) {
   EXPECT_NE(m.find("::= { enterprises 32473 }"), std::string::npos);
   EXPECT_NE(m.find("strataReceived OBJECT-TYPE\n    SYNTAX      Counter64\n"), std::string::npos);
   for (const auto& o : objects())
-    if (o.name.rfind("strata", 0) == 0) EXPECT_NE(m.find("\n" + o.name + " OBJECT-TYPE\n"), std::string::npos) << o.name;
+    if (o.name.rfind("strata", 0) == 0) {
+      EXPECT_NE(m.find("\n" + o.name + " OBJECT-TYPE\n"), std::string::npos) << o.name;
+    }
   EXPECT_EQ(m.substr(m.size() - 4), "END\n");
 }
 
