@@ -148,7 +148,12 @@ class Snmp(unittest.TestCase):
         self.assertEqual(len(numbers), len(c))
         for name, value in c.items():
             camel = "strata" + "".join(w.capitalize() for w in name.split("_"))
-            self.assertEqual(v[f"{STRATA}.1.{numbers[camel]}.0"], ("Counter64", str(value)), name)
+            kind, got = v[f"{STRATA}.1.{numbers[camel]}.0"]
+            self.assertEqual(kind, "Counter64", name)
+            if name == "receive_calls":  # the workers' wake-ups go on without traffic
+                self.assertLessEqual(int(got), value, name)
+            else:
+                self.assertEqual(got, str(value), name)
         # RFC 5907's entity status: 32-bit counters, modulo 2^32.
         wrap = 1 << 32
         self.assertEqual(v[f"{NTP}.2.12.0"], ("Counter32", str(c["received"] % wrap)))
