@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """The Debian package: packaging/build-deb builds strata_<version>_<arch>.deb from the tree
-with dpkg-buildpackage and lintian reports no errors; the package holds both programs, their
-man pages, the conffile /etc/stratad/stratad.toml, the systemd unit (neither enabled nor
+with dpkg-buildpackage and lintian reports no errors; the package holds the three programs, their
+man pages, the conffile /etc/stratad/stratad.toml, the systemd units (neither enabled nor
 started), the stratad system user and the state directory; installed with `dpkg -i` into a
 throwaway root (an overlay over this machine's / in a mount namespace of our own, so the
-machine itself is never touched) it passes `stratad --check-config`, serves, and removes and
+machine itself is never touched; in CI, where the machine is thrown away, on the machine when
+no overlay can be mounted) it passes `stratad --check-config`, serves, and removes and
 purges cleanly. Only the plain tree runs it (CTest label `package`)."""
 import glob
 import os
@@ -24,16 +25,20 @@ BUILD_DEB = os.path.join(h.SOURCE, "packaging", "build-deb")
 # Each step prints a "== name" line, then its output, then "rc=N".
 THROWAWAY_ROOT = r"""
 set -u
-T=$1; DEB=$2; PORT=$3
-mount -t tmpfs tmpfs "$T" || exit 90
-mkdir "$T/upper" "$T/work" "$T/root"
-mount -t overlay overlay -o "lowerdir=/,upperdir=$T/upper,workdir=$T/work" "$T/root" || exit 91
-R=$T/root
-mount -t proc proc "$R/proc"
-mount --rbind /dev "$R/dev"
-# Nothing of the machine's runtime state: no systemd to reload, no sockets to reach.
-mount -t tmpfs tmpfs "$R/run"
-mount -t tmpfs tmpfs "$R/tmp"
+T=$1; DEB=$2; PORT=$3; WHERE=$4
+if [ "$WHERE" = overlay ]; then
+  mount -t tmpfs tmpfs "$T" || exit 90
+  mkdir "$T/upper" "$T/work" "$T/root"
+  mount -t overlay overlay -o "lowerdir=/,upperdir=$T/upper,workdir=$T/work" "$T/root" || exit 91
+  R=$T/root
+  mount -t proc proc "$R/proc"
+  mount --rbind /dev "$R/dev"
+  # Nothing of the machine's runtime state: no systemd to reload, no sockets to reach.
+  mount -t tmpfs tmpfs "$R/run"
+  mount -t tmpfs tmpfs "$R/tmp"
+else
+  R=/  # CI's throwaway machine itself (no overlay there)
+fi
 cp "$DEB" "$R/tmp/strata.deb"
 step() { name=$1; shift; echo "== $name"; chroot "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@" 2>&1; echo "rc=$?"; }
 step install dpkg -i /tmp/strata.deb
@@ -147,14 +152,24 @@ class DebianPackage(unittest.TestCase):
     def test_install_check_config_remove_purge(self):
         h.require(h.is_root(), "installing into a throwaway root needs root (mounts, chown)")
         h.require(shutil.which("unshare") is not None, "unshare missing")
-        scratch = tempfile.mkdtemp(prefix="strata-deb-root-")
-        try:
-            r = subprocess.run(["unshare", "-m", "--propagation", "private", "bash", "-c", THROWAWAY_ROOT,
-                                "throwaway-root", scratch, self.deb, str(h.free_port())],
-                               capture_output=True, text=True, timeout=600)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        h.require(r.returncode not in (90, 91), "no tmpfs or overlay mount here: " + r.stderr[-500:])
+        def install(where):
+            scratch = tempfile.mkdtemp(prefix="strata-deb-root-")
+            try:
+                return subprocess.run(["unshare", "-m", "--propagation", "private", "bash", "-c", THROWAWAY_ROOT,
+                                       "throwaway-root", scratch, self.deb, str(h.free_port()), where],
+                                      capture_output=True, text=True, timeout=600)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        r = install("overlay")
+        if r.returncode in (90, 91):
+            # No overlay over / here. In CI the machine is thrown away after the run: install there
+            # (the issue allows it), provided nothing of the package is on it yet; elsewhere skip.
+            why = "no tmpfs or overlay mount here: " + r.stderr[-300:]
+            h.require(os.environ.get("STRATA_REQUIRE_ALL") == "1", why)
+            h.require(subprocess.run(["dpkg-query", "-W", "strata"], capture_output=True).returncode != 0,
+                      "strata is installed on this machine: not installing over it")
+            print(why + "; installing on this (CI) machine itself")
+            r = install("host")
         s = steps(r.stdout)
         report = r.stdout[-6000:] + r.stderr[-2000:]
         for name in ("install", "status", "user", "group", "state_dir", "check_config", "version",
