@@ -210,13 +210,15 @@ class DashboardTest(unittest.TestCase):
                 def busy():
                     text = browser.evaluate("document.getElementById('t-requests').textContent")
                     try:
-                        return float(text.replace(" k", "e3")) > 500
+                        # 2,000/s offered; well above idle even when a TSan-built strata load
+                        # and Chromium share the two cores with other tests.
+                        return float(text.replace(" k", "e3")) > 100
                     except ValueError:
                         return False
                 wait_until("the requests tile to show the load", busy, 15)
                 seen_after = time.time() - started
                 peak = browser.evaluate("Math.max(...rows['c-traffic'].map(r => r[1] || 0))")
-                self.assertGreater(peak, 500)
+                self.assertGreater(peak, 100)
                 load.join()
                 wait_until("the top-talker table", lambda: browser.evaluate(
                     "document.querySelectorAll('#top tbody tr').length") >= 10, 10)
@@ -240,7 +242,7 @@ class DashboardTest(unittest.TestCase):
                 wait_until("the reloaded page's first update",
                            lambda: int(browser.evaluate("document.body ? document.body.dataset.updates || 0 : 0")) >= 1, 30)
                 peak = browser.evaluate("Math.max(...rows['c-traffic'].map(r => r[1] || 0))")
-                self.assertGreater(peak, 500)
+                self.assertGreater(peak, 100)
                 # The charts are drawn: each chart area of the screenshot has many colours
                 # (lines, labels, grid), not one blank fill.
                 rects = browser.evaluate(
