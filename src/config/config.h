@@ -147,7 +147,6 @@ struct SnmpConfig {
   std::string agentx;   // the master agent's AgentX socket ("": SNMP off), e.g. /var/agentx/master
   double refresh = 1;   // seconds a reading of stratad's counters is served before the next
   double ping = 15;     // seconds between AgentX pings; a lost master is retried as often
-  friend bool operator==(const SnmpConfig&, const SnmpConfig&) = default;
 };
 
 struct Config {

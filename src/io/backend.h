@@ -29,6 +29,14 @@ struct Packet {
   base::RealTime rx_time{};
 };
 
+// The run of consecutive packets on the channel of the first of `packets` (not empty): a
+// backend sends a batch one channel at a time, one system call or one ring per run.
+inline std::span<Packet> channel_run(std::span<Packet> packets) {
+  size_t end = 1;
+  while (end < packets.size() && packets[end].channel == packets[0].channel) ++end;
+  return packets.first(end);
+}
+
 class Backend {
  public:
   virtual ~Backend() = default;

@@ -235,14 +235,12 @@ void UdpBackend::parse_control(const msghdr& h, size_t socket, Packet& p) {
 
 size_t UdpBackend::send(std::span<Packet> replies) {
   size_t sent = 0;
-  size_t start = 0;
-  while (start < replies.size()) {
-    size_t end = start + 1;
-    while (end < replies.size() && replies[end].channel == replies[start].channel) ++end;
+  for (std::span<Packet> rest = replies; !rest.empty();) {
+    const std::span<Packet> run = channel_run(rest);
+    rest = rest.subspan(run.size());
     // Larger runs than our message array go in several calls.
-    for (size_t at = start; at < end; at += msgs_.size())
-      sent += send_run(replies.subspan(at, std::min(end - at, msgs_.size())));
-    start = end;
+    for (size_t at = 0; at < run.size(); at += msgs_.size())
+      sent += send_run(run.subspan(at, std::min(run.size() - at, msgs_.size())));
   }
   return sent;
 }

@@ -205,12 +205,9 @@ void XdpBackend::kick(XdpSocket& s) {
 
 size_t XdpBackend::send(std::span<Packet> replies) {
   size_t sent = 0;
-  size_t start = 0;
-  while (start < replies.size()) {
-    size_t end = start + 1;
-    while (end < replies.size() && replies[end].channel == replies[start].channel) ++end;
-    std::span<Packet> run = replies.subspan(start, end - start);
-    start = end;
+  for (std::span<Packet> rest = replies; !rest.empty();) {
+    const std::span<Packet> run = channel_run(rest);
+    rest = rest.subspan(run.size());
     const size_t channel = run.front().channel;
     if (channel < udp_channels_) {
       sent += sockets_->send(run);

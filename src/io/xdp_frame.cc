@@ -3,6 +3,8 @@
 
 #include <cstring>
 
+#include "base/bytes.h"
+
 namespace strata::io {
 
 namespace {
@@ -14,11 +16,8 @@ constexpr uint16_t kEtherQinQ = 0x88a8;
 constexpr uint8_t kProtoUdp = 17;
 constexpr uint8_t kTtl = 64;  // Linux's default (net.ipv4.ip_default_ttl, IPv6 hop_limit)
 
-uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-void put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
+using base::load_be16;
+using base::store_be16;
 
 }  // namespace
 
@@ -27,12 +26,12 @@ uint64_t checksum_add(uint64_t sum, std::span<const uint8_t> bytes) {
   size_t n = bytes.size();
   // 32-bit big-endian words into a 64-bit accumulator: no carry is lost before the fold.
   while (n >= 4) {
-    sum += uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+    sum += base::load_be32(p);
     p += 4;
     n -= 4;
   }
   if (n >= 2) {
-    sum += uint32_t{p[0]} << 8 | p[1];
+    sum += load_be16(p);
     p += 2;
     n -= 2;
   }
@@ -51,10 +50,10 @@ ParsedFrame parse_frame(std::span<const uint8_t> frame) {
   const size_t len = frame.size();
   size_t off = 14;
   if (len < off) return {{}, FrameError::kShort};
-  uint16_t type = be16(f + 12);
+  uint16_t type = load_be16(f + 12);
   for (int tags = 0; tags < 2 && (type == kEtherVlan || type == kEtherQinQ); ++tags) {
     if (len < off + 4) return {{}, FrameError::kShort};
-    type = be16(f + off + 2);
+    type = load_be16(f + off + 2);
     off += 4;
   }
   FrameView& v = r.view;
@@ -66,8 +65,8 @@ ParsedFrame parse_frame(std::span<const uint8_t> frame) {
     const size_t ihl = size_t{ip[0] & 0x0fu} * 4;
     if ((ip[0] >> 4) != 4 || ihl < 20) return {{}, FrameError::kNotUdp};
     if (ip[9] != kProtoUdp) return {{}, FrameError::kNotUdp};
-    if ((be16(ip + 6) & 0x3fff) != 0) return {{}, FrameError::kFragment};
-    const size_t total = be16(ip + 2);
+    if ((load_be16(ip + 6) & 0x3fff) != 0) return {{}, FrameError::kFragment};
+    const size_t total = load_be16(ip + 2);
     if (total < ihl + 8 || off + total > len) return {{}, FrameError::kBadLength};
     udp = off + ihl;
     ip_end = off + total;  // Ethernet padding after it is not ours
@@ -78,7 +77,7 @@ ParsedFrame parse_frame(std::span<const uint8_t> frame) {
     if (len < off + 40) return {{}, FrameError::kShort};
     const uint8_t* ip = f + off;
     if ((ip[0] >> 4) != 6 || ip[6] != kProtoUdp) return {{}, FrameError::kNotUdp};
-    const size_t payload = be16(ip + 4);
+    const size_t payload = load_be16(ip + 4);
     if (payload < 8 || off + 40 + payload > len) return {{}, FrameError::kBadLength};
     udp = off + 40;
     ip_end = udp + payload;
@@ -89,11 +88,11 @@ ParsedFrame parse_frame(std::span<const uint8_t> frame) {
     return {{}, FrameError::kNotUdp};
   }
   if (udp + 8 > len) return {{}, FrameError::kShort};
-  const size_t udp_length = be16(f + udp + 4);
+  const size_t udp_length = load_be16(f + udp + 4);
   if (udp_length < 8 || udp + udp_length != ip_end) return {{}, FrameError::kBadLength};
-  if (type == kEtherIpv6 && be16(f + udp + 6) == 0) return {{}, FrameError::kZeroChecksum};
-  v.peer.port = be16(f + udp);
-  v.local.port = be16(f + udp + 2);
+  if (type == kEtherIpv6 && load_be16(f + udp + 6) == 0) return {{}, FrameError::kZeroChecksum};
+  v.peer.port = load_be16(f + udp);
+  v.local.port = load_be16(f + udp + 2);
   v.payload = static_cast<uint16_t>(udp + 8);
   v.payload_length = static_cast<uint16_t>(udp_length - 8);
   return r;
@@ -121,20 +120,20 @@ size_t write_reply(uint8_t* frame, size_t capacity, const FrameView& view,
   if (v4) {
     ip[0] = 0x45;
     ip[1] = 0;                                        // DSCP/ECN 0, as our sockets send
-    put16(ip + 2, static_cast<uint16_t>(20 + udp_length));
-    put16(ip + 4, 0);                                 // identification: atomic datagram
-    put16(ip + 6, 0x4000);                            // DF (RFC 6864)
+    store_be16(ip + 2, static_cast<uint16_t>(20 + udp_length));
+    store_be16(ip + 4, 0);                                 // identification: atomic datagram
+    store_be16(ip + 6, 0x4000);                            // DF (RFC 6864)
     ip[8] = kTtl;
     ip[9] = kProtoUdp;
-    put16(ip + 10, 0);
+    store_be16(ip + 10, 0);
     std::memcpy(ip + 12, src.data(), 4);
     std::memcpy(ip + 16, dst.data(), 4);
-    put16(ip + 10, checksum_finish(checksum_add(0, {ip, 20})));
+    store_be16(ip + 10, checksum_finish(checksum_add(0, {ip, 20})));
     pseudo = checksum_add(0, {ip + 12, 8});
   } else {
     ip[0] = 0x60;                                     // traffic class 0, flow label 0
     ip[1] = ip[2] = ip[3] = 0;
-    put16(ip + 4, udp_length);
+    store_be16(ip + 4, udp_length);
     ip[6] = kProtoUdp;
     ip[7] = kTtl;
     std::memcpy(ip + 8, src.data(), 16);
@@ -142,14 +141,14 @@ size_t write_reply(uint8_t* frame, size_t capacity, const FrameView& view,
     pseudo = checksum_add(0, {ip + 8, 32});
   }
   uint8_t* u = frame + udp;
-  put16(u, view.local.port);
-  put16(u + 2, view.peer.port);
-  put16(u + 4, udp_length);
-  put16(u + 6, 0);
+  store_be16(u, view.local.port);
+  store_be16(u + 2, view.peer.port);
+  store_be16(u + 4, udp_length);
+  store_be16(u + 6, 0);
   pseudo += kProtoUdp + udp_length;
   uint16_t sum = checksum_finish(checksum_add(pseudo, {u, udp_length}));
   if (sum == 0) sum = 0xffff;  // 0 means "no checksum" (IPv4) and is invalid (IPv6)
-  put16(u + 6, sum);
+  store_be16(u + 6, sum);
   return end;
 }
 

@@ -5,14 +5,14 @@
 
 #include <fmt/format.h>
 
+#include "base/bytes.h"
+
 namespace strata::nts {
 
 namespace {
 
 constexpr size_t kHeader = 4;
 constexpr uint16_t kCritical = 0x8000;
-
-uint16_t load16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 
 void put16(std::vector<uint8_t>& out, uint16_t v) {
   out.push_back(static_cast<uint8_t>(v >> 8));
@@ -68,7 +68,7 @@ ParseResult failure(KeError error, std::string reason) {
 
 std::vector<uint16_t> ids_of(std::span<const uint8_t> body) {
   std::vector<uint16_t> ids;
-  for (size_t i = 0; i + 1 < body.size(); i += 2) ids.push_back(load16(&body[i]));
+  for (size_t i = 0; i + 1 < body.size(); i += 2) ids.push_back(base::load_be16(&body[i]));
   return ids;
 }
 
@@ -84,10 +84,10 @@ ParseResult parse_request(std::span<const uint8_t> bytes) {
         return failure(KeError::kBadRequest, fmt::format("request longer than {} octets", kMaxRequest));
       return out;  // kNeedMore
     }
-    const uint16_t word = load16(&bytes[pos]);
+    const uint16_t word = base::load_be16(&bytes[pos]);
     const bool critical = (word & kCritical) != 0;
     const uint16_t type = word & 0x7FFF;
-    const size_t length = load16(&bytes[pos + 2]);
+    const size_t length = base::load_be16(&bytes[pos + 2]);
     if (pos + kHeader + length > kMaxRequest)
       return failure(KeError::kBadRequest, fmt::format("request longer than {} octets", kMaxRequest));
     if (bytes.size() - pos - kHeader < length) return out;  // kNeedMore
@@ -137,7 +137,7 @@ ParseResult parse_request(std::span<const uint8_t> bytes) {
       case kPortNegotiation:
         if (out.request.port) return failure(KeError::kBadRequest, "two Port Negotiation records");
         if (length != 2) return failure(KeError::kBadRequest, fmt::format("Port Negotiation of {} octets", length));
-        out.request.port = load16(body.data());
+        out.request.port = base::load_be16(body.data());
         break;
       default:
         if (critical)
@@ -201,10 +201,10 @@ KeResponseParsed parse_response(std::span<const uint8_t> bytes) {
       if (bytes.size() > 65536) return fail("response longer than 65536 octets");
       return out;  // kNeedMore
     }
-    const uint16_t word = load16(&bytes[pos]);
+    const uint16_t word = base::load_be16(&bytes[pos]);
     const bool critical = (word & kCritical) != 0;
     const uint16_t type = word & 0x7FFF;
-    const size_t length = load16(&bytes[pos + 2]);
+    const size_t length = base::load_be16(&bytes[pos + 2]);
     if (bytes.size() - pos - kHeader < length) return out;  // kNeedMore
     const std::span<const uint8_t> body = bytes.subspan(pos + kHeader, length);
     pos += kHeader + length;
@@ -219,11 +219,11 @@ KeResponseParsed parse_response(std::span<const uint8_t> bytes) {
         break;
       case kErrorRecord:
         if (length != 2) return fail("Error record of the wrong length");
-        out.server_error = load16(body.data());
+        out.server_error = base::load_be16(body.data());
         break;
       case kWarningRecord:
         if (length != 2) return fail("Warning record of the wrong length");
-        out.warning = load16(body.data());
+        out.warning = base::load_be16(body.data());
         break;
       case kAeadAlgorithm:
         if (length % 2 != 0) return fail("AEAD Algorithm Negotiation of odd length");
@@ -237,7 +237,7 @@ KeResponseParsed parse_response(std::span<const uint8_t> bytes) {
         break;
       case kPortNegotiation:
         if (length != 2) return fail("Port Negotiation of the wrong length");
-        out.port = load16(body.data());
+        out.port = base::load_be16(body.data());
         break;
       default:
         if (critical) return fail(fmt::format("unrecognised critical record {}", type));

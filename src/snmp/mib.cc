@@ -161,9 +161,11 @@ std::vector<Def> build() {
       [](const Reading&) { return octets(STRATA_VERSION); });
   ntp({1, 1, 3, 0}, "ntpEntSoftwareVendor", Type::kOctets,
       [](const Reading&) { return octets("strata developers"); });
-  ntp({1, 1, 4, 0}, "ntpEntSystemType", Type::kOctets, [](const Reading&) { return octets(system_type()); });
+  // Fixed for the process's life: asked of the kernel once, not at every reading.
+  ntp({1, 1, 4, 0}, "ntpEntSystemType", Type::kOctets,
+      [type = system_type()](const Reading&) { return octets(type); });
   ntp({1, 1, 5, 0}, "ntpEntTimeResolution", Type::kUnsigned,
-      [](const Reading&) { return unsigned32(time_resolution()); });
+      [resolution = time_resolution()](const Reading&) { return unsigned32(resolution); });
   ntp({1, 1, 6, 0}, "ntpEntTimePrecision", Type::kInteger,
       reachable([](const Reading& r) { return integer(small(time_of(r), "precision", 0, -128, 127)); }));
   ntp({1, 1, 7, 0}, "ntpEntTimeDistance", Type::kOctets, reachable([](const Reading& r) {
