@@ -140,6 +140,26 @@ def xdp_frame_corpus():
     }
 
 
+def tx_frame_corpus():
+    """fuzz_tx_frame.cc: 0 + a sent reply as the error queue returns it; 1 + table operations."""
+    frames = xdp_frame_corpus()
+    def swap(frame):  # our reply: what xdp_frame_corpus has as requests will do for parsing
+        return frame[1:]
+    ops = bytes([0, 5, 1, 9,  1, 5, 1, 12,  2, 5, 1, 0,  2, 5, 1, 0,   # save, kernel, take twice
+                 0, 6, 2, 1,  0, 6, 3, 1,  2, 6, 2, 0,                   # a duplicate
+                 0, 7, 1, 1,  1, 7, 2, 3,  3, 7, 2, 0,  2, 7, 1, 0])     # other peers
+    fill = bytes(b for k in range(12) for b in (0, k * 17 % 256, k % 4, k))
+    return {
+        "loopback_v4": b"\0" + swap(frames["v4"]),
+        "ethernet_v6": b"\0" + swap(frames["v6"]),
+        "vlan_v6": b"\0" + swap(frames["vlan_v6"]),
+        "tunnel_v4": b"\0" + swap(frames["v4"])[14:],
+        "cut_short": b"\0" + swap(frames["v4"])[:50],
+        "table_ops": b"\1" + ops,
+        "table_fill": b"\1" + fill,
+    }
+
+
 def snmp_corpus():
     """fuzz_snmp.cc: stratad's "stats", "unique" and three "top" replies, NUL-separated."""
     import json
@@ -214,6 +234,7 @@ def main():
     write("mode6", mode6_corpus())
     write("frames", frames_corpus())
     write("xdp_frame", xdp_frame_corpus())
+    write("tx_frame", tx_frame_corpus())
     write("history", history_corpus())
     write("blocks", {  # fuzz_blocks.cc: octet 0 the state file, 1 a control request, 2 a duration
         "state": b"\x00" + b'{"format": "strata-blocks 1", "saved": 1796083000, "blocks": ['

@@ -145,6 +145,7 @@ struct LoadOptions {
   int placeholders = -1;  // NTS: per request (-1: 0-7 in turn)
   bool ke_only = false;   // NTS: NTS-KE exchanges only, `sockets` at once, for `duration`
   unsigned check_every = 1;  // NTS: decrypt and check one reply in this many (1: all)
+  bool interleaved = false;  // requests as an interleaved (xleave) client sends them
 };
 int run_load(const LoadOptions& options);
 

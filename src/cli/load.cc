@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/bytes.h"
 #include "control/json_text.h"
 #include "cli/commands.h"
 #include "cli/resolve.h"
@@ -127,6 +128,7 @@ struct Results {
   uint64_t kod = 0;
   uint64_t invalid = 0;    // matched but wrong mode/version/timestamps
   uint64_t unmatched = 0;  // unknown origin, duplicate, or too late
+  uint64_t interleaved = 0;  // --interleaved: valid replies in interleaved mode
   stats::Histogram latency_ns;
   stats::Histogram processing_ns;
 };
@@ -142,6 +144,8 @@ class LoadRun {
       : opt_(opt), server_(server), sources_(sources), nts_(nts) {
     std::random_device rd;
     key_ = (uint64_t{rd()} << 32) ^ rd();
+    receive_key_ = ((uint64_t{rd()} << 32) ^ rd()) | 1;
+    if (opt.interleaved) last_receive_.assign(opt.clients, 0);
     const double in_flight = opt.max ? 4.0 * window() : (*opt.rate) * (opt.timeout + 1.0) * 2;
     const uint64_t want = std::bit_ceil(static_cast<uint64_t>(std::max(65536.0, in_flight)));
     ring_.resize(std::min<uint64_t>(want, uint64_t{1} << 22));
@@ -197,6 +201,10 @@ class LoadRun {
   SourceRange sources_;
   NtsSession* nts_ = nullptr;
   uint64_t key_ = 0;
+  // --interleaved: a request's receive field is seq ^ receive_key_ (an interleaved reply
+  // echoes it as origin), and per client address the last reply's receive timestamp.
+  uint64_t receive_key_ = 0;
+  std::vector<uint64_t> last_receive_;
   std::vector<Slot> ring_;
   uint64_t mask_ = 0;
   std::vector<int> fds_;
@@ -319,6 +327,10 @@ std::string LoadRun::send_batch(size_t n, Nanos now) {
     ring_[seq & mask_] = Slot{seq, now.count()};
     wire::build_client_request(static_cast<uint8_t>(opt_.version), 6,
                                base::NtpTimestamp{seq ^ key_}, bufs[i]);
+    if (opt_.interleaved) {
+      base::store_be64(bufs[i].data() + 24, last_receive_[seq % opt_.clients]);
+      base::store_be64(bufs[i].data() + 32, seq ^ receive_key_);
+    }
     size_t length = wire::kHeaderSize;
     if (nts_ != nullptr) {
       // Checking every reply, each cookie is spent once and replaced from the replies; checking
@@ -396,9 +408,19 @@ void LoadRun::handle_reply(const uint8_t* data, size_t len, int64_t now_mono,
     return;
   }
   const wire::Header h = wire::decode_header({data, len});
-  const uint64_t seq = h.origin.raw ^ key_;
+  // A basic reply's origin is our transmit field, an interleaved one's our receive field.
+  const auto outstanding = [&](uint64_t s) {
+    const Slot& x = ring_[s & mask_];
+    return s < sent_ && x.seq == s && x.sent_ns != 0;
+  };
+  uint64_t seq = h.origin.raw ^ key_;
+  bool interleaved = false;
+  if (!outstanding(seq) && opt_.interleaved && outstanding(h.origin.raw ^ receive_key_)) {
+    seq = h.origin.raw ^ receive_key_;
+    interleaved = true;
+  }
   Slot& slot = ring_[seq & mask_];
-  if (seq >= sent_ || slot.seq != seq || slot.sent_ns == 0) {  // unknown, stale or duplicate
+  if (!outstanding(seq)) {  // unknown, stale or duplicate
     ++results_.unmatched;
     return;
   }
@@ -422,7 +444,7 @@ void LoadRun::handle_reply(const uint8_t* data, size_t len, int64_t now_mono,
     } else {
     std::array<nts::ClientCookie, 8> got{};
     size_t received = 0;
-    switch (nts::check_reply({data, len}, nts_->uid(h.origin.raw), nts_->s2c, got, received)) {
+    switch (nts::check_reply({data, len}, nts_->uid(seq ^ key_), nts_->s2c, got, received)) {
       case nts::ReplyCheck::kOk: break;
       case nts::ReplyCheck::kNak:
         ++nts_->naks;
@@ -443,13 +465,19 @@ void LoadRun::handle_reply(const uint8_t* data, size_t len, int64_t now_mono,
   }
   const double processing = base::ntp_diff_seconds(h.transmit, h.receive);
   const double offset = base::ntp_diff_seconds(h.receive, base::to_ntp(now_real));
-  if (h.receive.is_zero() || h.transmit.is_zero() || processing < 0 ||
-      processing > kMaxProcessing || std::fabs(offset) > kSaneOffset) {
+  // An interleaved reply's transmit time is its previous reply's: before this receive time.
+  const bool order_ok = interleaved ? processing <= 0 && -processing < kSaneOffset
+                                    : processing >= 0 && processing <= kMaxProcessing;
+  if (h.receive.is_zero() || h.transmit.is_zero() || !order_ok || std::fabs(offset) > kSaneOffset) {
     ++results_.invalid;
     return;
   }
   ++results_.valid;
-  results_.processing_ns.add(static_cast<uint64_t>(processing * 1e9));
+  if (opt_.interleaved) last_receive_[seq % opt_.clients] = h.receive.raw;
+  if (interleaved)
+    ++results_.interleaved;
+  else
+    results_.processing_ns.add(static_cast<uint64_t>(processing * 1e9));
 }
 
 nlohmann::json quantiles_us(const stats::Histogram& h) {
@@ -473,6 +501,7 @@ nlohmann::json LoadRun::report() const {
           {"send_errors", send_errors_},
           {"received", results_.received},
           {"valid", results_.valid},
+          {"interleaved", results_.interleaved},
           {"kod", results_.kod},
           {"invalid", results_.invalid},
           {"unmatched", results_.unmatched},
@@ -548,6 +577,8 @@ void LoadRun::print_text(const nlohmann::json& r) const {
   fmt::print("received    {:>12}  ({:.0f}/s)\n", r["received"].get<uint64_t>(),
              r["reply_rate"].get<double>());
   fmt::print("valid       {:>12}\n", r["valid"].get<uint64_t>());
+  if (opt_.interleaved)
+    fmt::print("interleaved {:>12}  (of the valid replies)\n", r["interleaved"].get<uint64_t>());
   fmt::print("KoD         {:>12}\n", r["kod"].get<uint64_t>());
   fmt::print("invalid     {:>12}\n", r["invalid"].get<uint64_t>());
   fmt::print("unmatched   {:>12}  (unknown origin, duplicate or late)\n", r["unmatched"].get<uint64_t>());

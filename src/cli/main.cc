@@ -172,6 +172,10 @@ int main(int argc, char** argv) {
                    "with --nts: decrypt and check one reply in N (default 1: every one); with N > 1 "
                    "the pool's cookies are reused in turn, a cheaper generator for benchmarks")
       ->check(CLI::Range(1u, 1000000u));
+  load->add_flag("--interleaved", l.interleaved,
+                 "each client address asks as an interleaved client (chronyd's xleave): origin = "
+                 "the receive timestamp of the server's last reply to that address; interleaved "
+                 "replies are counted and checked");
   load->add_flag("--ke-only", l.ke_only, "with --nts: only NTS-KE exchanges, --sockets of them at once, "
                                          "for --duration (handshakes per second and their latency)");
   load->add_option("--clients", l.clients,

@@ -197,6 +197,15 @@ void parse_server(Checker& check, const toml::table& t, ServerConfig& s) {
            [&](const toml::node& n) {
              if (auto v = check.boolean(n, "freebind")) s.socket.freebind = *v;
            }},
+          {"interleaved",
+           [&](const toml::node& n) {
+             if (auto v = check.boolean(n, "interleaved")) s.interleaved = *v;
+           }},
+          {"interleaved_entries",
+           [&](const toml::node& n) {
+             if (auto v = check.integer(n, "interleaved_entries", 4, 1 << 26))
+               s.interleaved_entries = static_cast<uint32_t>(*v);
+           }},
           {"receive_buffer",
            [&](const toml::node& n) {
              std::optional<uint64_t> bytes;

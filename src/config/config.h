@@ -48,6 +48,10 @@ struct ServerConfig {
   Seccomp seccomp = Seccomp::kKill;  // the filter installed once start-up is done
   io::BackendKind backend = io::BackendKind::kSockets;  // "xdp": AF_XDP sockets beside these ([xdp])
   io::SocketOptions socket;
+  // Interleaved mode (RFC 9769): kernel transmit timestamps for replies an interleaved request
+  // may follow, and per worker a table of them this big (all workers together).
+  bool interleaved = true;
+  uint32_t interleaved_entries = 1u << 18;
   friend bool operator==(const ServerConfig&, const ServerConfig&) = default;
 };
 

@@ -77,6 +77,22 @@ TEST(Config, RefusesBareV6WithPortInListen) {
   EXPECT_TRUE(parse_config("[server]\nlisten = [\"[::1]:123\", \"::1\"]\n", "l.toml").config);
 }
 
+TEST(Config, InterleavedMode) {
+  const Config d = default_config();
+  EXPECT_TRUE(d.server.interleaved);
+  EXPECT_EQ(d.server.interleaved_entries, 262144u);
+  const auto r = parse_config("[server]\ninterleaved = false\ninterleaved_entries = 4096\n", "i.toml");
+  ASSERT_TRUE(r.config);
+  EXPECT_FALSE(r.config->server.interleaved);
+  EXPECT_EQ(r.config->server.interleaved_entries, 4096u);
+  const auto bad = parse_config("[server]\ninterleaved = \"yes\"\ninterleaved_entries = 2\n", "i.toml");
+  EXPECT_FALSE(bad.config);
+  ASSERT_EQ(bad.errors.size(), 2u);
+  EXPECT_NE(bad.errors[0].to_string().find("i.toml:2: "), std::string::npos) << bad.errors[0].to_string();
+  EXPECT_NE(bad.errors[1].to_string().find("i.toml:3: "), std::string::npos) << bad.errors[1].to_string();
+  EXPECT_NE(bad.errors[1].to_string().find("interleaved_entries"), std::string::npos) << bad.errors[1].to_string();
+}
+
 TEST(Config, LocalSourceDefaultsLikeChrony) {
   auto r = parse_config("[time]\nsource = \"local\"\n", "t.toml");
   ASSERT_TRUE(r.config);

@@ -61,6 +61,10 @@ constexpr Family kOthers[] = {
     {"strata_client_records_capacity", "gauge", "Client records the configured memory holds."},
     {"strata_client_memory_bytes", "gauge", "Memory of the client tables (records and limiter)."},
     {"strata_ratelimit_prefixes", "gauge", "Rate-limit prefixes holding state."},
+    {"strata_interleave_held", "gauge",
+     "Transmit timestamps held for interleaved clients' next requests, all workers."},
+    {"strata_interleave_capacity", "gauge",
+     "Transmit timestamps the interleave tables hold ([server] interleaved_entries; 0: off)."},
     {"strata_workers", "gauge", "Worker threads serving NTP."},
     {"strata_time_synchronised", "gauge", "1 when the time source is synchronised, else 0."},
     {"strata_time_stratum", "gauge", "Stratum served."},
@@ -227,6 +231,8 @@ std::string metrics_text(const MetricsInput& in) {
   gauge(out, "strata_client_records_capacity", static_cast<double>(s.clients.capacity));
   gauge(out, "strata_client_memory_bytes", static_cast<double>(s.clients.memory_bytes));
   gauge(out, "strata_ratelimit_prefixes", static_cast<double>(s.clients.prefixes));
+  gauge(out, "strata_interleave_held", static_cast<double>(s.interleave.held));
+  gauge(out, "strata_interleave_capacity", static_cast<double>(s.interleave.capacity));
   gauge(out, "strata_workers", s.workers);
   gauge(out, "strata_time_synchronised", s.time.synchronised ? 1 : 0);
   gauge(out, "strata_time_stratum", s.time.synchronised ? s.time.stratum : 16);

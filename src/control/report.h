@@ -35,6 +35,11 @@ struct StatsSnapshot {
     size_t prefix_capacity = 0;
     size_t memory_bytes = 0;
   } clients;
+  struct Interleave {  // interleaved mode's tables (clients/interleave.h), all workers
+    bool enabled = false;
+    size_t held = 0;
+    size_t capacity = 0;
+  } interleave;
 };
 
 nlohmann::json stats_json(const StatsSnapshot& snapshot, base::RealTime now);

@@ -137,6 +137,8 @@ std::optional<config::Config> build_config(const Flags& flags,
 std::optional<std::vector<std::vector<int>>> open_sockets(config::ServerConfig& server) {
   std::vector<std::vector<int>> per_worker(server.threads);
   std::vector<base::Endpoint> bound;
+  io::SocketOptions options = server.socket;
+  options.tx_timestamps = server.interleaved;  // SO_TIMESTAMPING for interleaved mode
   // Every address first, before any of ours is bound: one that another process serves is
   // refused (our SO_REUSEPORT sockets would join its group and split its clients).
   for (const base::Endpoint& ep : server.listen) {
@@ -149,7 +151,7 @@ std::optional<std::vector<std::vector<int>>> open_sockets(config::ServerConfig& 
     std::vector<int> fds;
     std::string error;
     for (unsigned w = 0; w < server.threads; ++w) {
-      const int fd = io::open_server_socket(ep, server.socket, error);
+      const int fd = io::open_server_socket(ep, options, error);
       if (fd < 0) break;
       if (ep.port == 0) ep.port = io::bound_endpoint(fd).port;
       fds.push_back(fd);
@@ -900,6 +902,7 @@ int run(const Flags& flags) {
   std::mutex reload_mutex;
   server::ControlQueue control_queue(n);
   std::vector<std::unique_ptr<clients::Tracker>> trackers;
+  std::vector<std::unique_ptr<clients::InterleaveTable>> interleave_tables;
   std::random_device random;
   for (unsigned w = 0; w < n; ++w) {
     stats.push_back(std::make_unique<server::WorkerStats>());
@@ -912,6 +915,8 @@ int run(const Flags& flags) {
       backends.push_back(std::move(udp));
     tracker_options.seed = (uint64_t{random()} << 32) | random();
     trackers.push_back(std::make_unique<clients::Tracker>(tracker_options));
+    if (cfg->server.interleaved)
+      interleave_tables.push_back(std::make_unique<clients::InterleaveTable>(cfg->server.interleaved_entries / n));
   }
   // The control service counts in a block of its own (the last), summed with the workers'.
   stats.push_back(std::make_unique<server::WorkerStats>());
@@ -935,6 +940,10 @@ int run(const Flags& flags) {
   }
   size_t client_memory = 0;
   for (const auto& t : trackers) client_memory += t->table().memory_bytes() + t->prefixes().memory_bytes();
+  if (!interleave_tables.empty())
+    base::log(LogLevel::kInfo, "interleaved mode: {} transmit timestamps per worker, {:.1f} MiB in all",
+              interleave_tables[0]->capacity(),
+              static_cast<double>(interleave_tables[0]->memory_bytes() * n) / (1 << 20));
   base::log(LogLevel::kInfo,
             "client table: {} records and {} rate-limit prefixes per worker, {:.1f} MiB in all",
             tracker_options.table.capacity, tracker_options.prefix_capacity,
@@ -979,6 +988,7 @@ int run(const Flags& flags) {
     threads.emplace_back([&, w] {
       server::WorkerOptions options = worker_options;
       options.tracker = trackers[w].get();
+      options.interleave = interleave_tables.empty() ? nullptr : interleave_tables[w].get();
       options.rules = &rules_cell;
       options.blocks = &blocks_cell;
       options.meter = meters[w].get();
@@ -1023,6 +1033,11 @@ int run(const Flags& flags) {
       s.clients.prefixes += t->prefixes().size();
       s.clients.prefix_capacity += t->prefixes().capacity();
       s.clients.memory_bytes += t->table().memory_bytes() + t->prefixes().memory_bytes();
+    }
+    s.interleave.enabled = !interleave_tables.empty();
+    for (const auto& t : interleave_tables) {
+      s.interleave.held += t->held();
+      s.interleave.capacity += t->capacity();
     }
     return s;
   };

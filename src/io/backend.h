@@ -23,6 +23,8 @@ struct Packet {
   bool truncated = false;     // the datagram was longer than capacity (MSG_TRUNC)
   bool rx_kernel_time = false;  // rx_time came from the kernel (SO_TIMESTAMPNS)
   bool sent = false;          // set by Backend::send
+  bool want_tx_time = false;  // a reply: ask the kernel for its transmit timestamp, which a
+                              // later receive() collects (TxTimestamp)
   int ifindex = 0;            // interface the request arrived on
   base::Endpoint peer;        // the remote address and port
   base::IpAddress local;      // the local address the request was sent to
@@ -36,6 +38,15 @@ inline std::span<Packet> channel_run(std::span<Packet> packets) {
   while (end < packets.size() && packets[end].channel == packets[0].channel) ++end;
   return packets.first(end);
 }
+
+// The kernel's transmit timestamp of a reply sent with want_tx_time, and enough of the reply
+// to know which it was: its destination and the first octets of its payload.
+struct TxTimestamp {
+  base::IpAddress peer;
+  base::RealTime time{};
+  uint16_t length = 0;  // octets of `head` the kernel gave back (at most 48)
+  uint8_t head[48] = {};
+};
 
 class Backend {
  public:
@@ -51,6 +62,10 @@ class Backend {
   // nothing the worker's receive() and send() use (the control responder's replies go out
   // this way, beside the worker). Returns whether the kernel took it.
   virtual bool send_one(const Packet& p) = 0;
+  // The transmit timestamps receive() collected since the last call (valid until the next
+  // receive()). Empty for a backend that has none (AF_XDP frames, sockets without
+  // SO_TIMESTAMPING).
+  virtual std::span<const TxTimestamp> take_tx_timestamps() { return {}; }
   // Cumulative datagrams the kernel dropped for want of receive-queue space.
   virtual uint64_t rx_queue_drops() const = 0;
   // Makes a receive() in progress return soon (any thread).

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstring>
+#include <algorithm>
 #include <deque>
+#include <utility>
 #include <vector>
 
 #include "io/backend.h"
@@ -18,6 +20,7 @@ class MemoryBackend final : public Backend {
     base::IpAddress local;
     base::RealTime rx_time{};
     bool kernel_time = true;
+    bool want_tx_time = false;  // a reply that asked for its transmit timestamp
   };
 
   void inject(Datagram d) { queue_.push_back(std::move(d)); }
@@ -26,6 +29,12 @@ class MemoryBackend final : public Backend {
   // Makes send() refuse every reply (to test error counting).
   void fail_sends(bool fail) { fail_sends_ = fail; }
   void set_rx_queue_drops(uint64_t n) { drops_ = n; }
+  // Plays the kernel's transmit timestamps: a reply sent with want_tx_time gets one,
+  // `after_rx` after its request's receive time, collected by the next receive().
+  void stamp_transmits(bool on, base::Nanos after_rx = std::chrono::microseconds(30)) {
+    stamping_ = on;
+    tx_after_rx_ = after_rx;
+  }
 
   bool send_one(const Packet& p) override {
     if (fail_sends_) return false;
@@ -34,6 +43,9 @@ class MemoryBackend final : public Backend {
   }
 
   size_t receive(std::span<Packet> slots, base::Nanos) override {
+    taken_.clear();
+    taken_.swap(stamps_);
+    taken_once_ = false;
     size_t n = 0;
     while (n < slots.size() && !queue_.empty()) {
       Datagram& d = queue_.front();
@@ -58,12 +70,25 @@ class MemoryBackend final : public Backend {
     for (Packet& p : replies) {
       p.sent = !fail_sends_;
       if (!p.sent) continue;
-      sent_.push_back(Datagram{{p.data, p.data + p.length}, p.peer, p.local, p.rx_time, true});
+      sent_.push_back(Datagram{{p.data, p.data + p.length}, p.peer, p.local, p.rx_time, true,
+                               p.want_tx_time});
+      if (p.want_tx_time && stamping_) {
+        TxTimestamp t;
+        t.peer = p.peer.address;
+        t.time = p.rx_time + tx_after_rx_;
+        t.length = static_cast<uint16_t>(std::min<size_t>(p.length, sizeof t.head));
+        std::memcpy(t.head, p.data, t.length);
+        stamps_.push_back(t);
+      }
       ++n;
     }
     return n;
   }
 
+  std::span<const TxTimestamp> take_tx_timestamps() override {
+    if (std::exchange(taken_once_, true)) return {};
+    return taken_;
+  }
   uint64_t rx_queue_drops() const override { return drops_; }
   void wake() override {}
 
@@ -72,6 +97,11 @@ class MemoryBackend final : public Backend {
   std::vector<Datagram> sent_;
   bool fail_sends_ = false;
   uint64_t drops_ = 0;
+  bool stamping_ = false;
+  base::Nanos tx_after_rx_{0};
+  std::vector<TxTimestamp> stamps_;  // sent since the last receive()
+  std::vector<TxTimestamp> taken_;   // what the last receive() collected
+  bool taken_once_ = false;
 };
 
 }  // namespace strata::io

@@ -2,7 +2,10 @@
 #include "io/udp_backend.h"
 
 #include "io/pktinfo.h"
+#include "io/tx_frame.h"
 
+#include <linux/errqueue.h>
+#include <linux/net_tstamp.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
@@ -35,8 +38,12 @@ int open_server_socket(const base::Endpoint& address, const SocketOptions& optio
     error = errno_text("socket for", address);
     return -1;
   }
+  // Kernel receive times: SO_TIMESTAMPNS, or SO_TIMESTAMPING (software receive timestamps,
+  // reported with any transmit timestamps asked for packet by packet) for interleaved mode.
+  const int stamping = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE;
   bool ok = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1) &&
-            set_int(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1);
+            ((options.tx_timestamps && set_int(fd, SOL_SOCKET, SO_TIMESTAMPING, stamping)) ||
+             set_int(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1));
   // Only a wildcard socket needs to learn each request's local address (to reply from it);
   // on a socket bound to one address the kernel already uses that one, and the per-packet
   // control messages are work saved.
@@ -81,7 +88,13 @@ UdpBackend::UdpBackend(std::vector<int> fds, size_t batch)
       msgs_(batch),
       iovs_(batch),
       names_(batch),
-      controls_(batch) {
+      controls_(batch),
+      stamping_(fds_.size(), 0),
+      pending_(fds_.size(), 0),
+      err_msgs_(batch),
+      err_iovs_(batch),
+      err_frames_(batch * kErrorFrameSize),
+      err_controls_(batch) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   epoll_event ev{};
@@ -92,7 +105,12 @@ UdpBackend::UdpBackend(std::vector<int> fds, size_t batch)
     ev.data.u64 = i;
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fds_[i], &ev);
     bound_[i] = bound_endpoint(fds_[i]).address;
+    int flags = 0;
+    socklen_t len = sizeof flags;
+    stamping_[i] = ::getsockopt(fds_[i], SOL_SOCKET, SO_TIMESTAMPING, &flags, &len) == 0 &&
+                   (flags & SOF_TIMESTAMPING_SOFTWARE) != 0;
   }
+  tx_times_.reserve(4 * batch);
   ready_.reserve(fds_.size());
 }
 
@@ -128,6 +146,9 @@ void UdpBackend::poll_drops() {
 
 size_t UdpBackend::receive(std::span<Packet> slots, base::Nanos timeout) {
   poll_drops();
+  // Transmit timestamps first, so that the batch this returns can use them.
+  for (size_t i = 0; i < fds_.size(); ++i)
+    if (pending_[i] > 0) drain_errors(i);
   if (fds_.size() == 1) return receive_single(slots, timeout);
   for (int round = 0; round < 2; ++round) {
     while (!ready_.empty()) {
@@ -154,7 +175,12 @@ size_t UdpBackend::receive(std::span<Packet> slots, base::Nanos timeout) {
         [[maybe_unused]] const ssize_t r = ::read(wake_fd_, &value, sizeof value);
         return 0;
       }
-      if (std::find(ready_.begin(), ready_.end(), tag) == ready_.end()) ready_.push_back(tag);
+      // A timestamp that came after its socket's queue was read: read it now (epoll would
+      // report the socket again and again).
+      if (events[i].events & EPOLLERR) drain_errors(tag);
+      if ((events[i].events & EPOLLIN) &&
+          std::find(ready_.begin(), ready_.end(), tag) == ready_.end())
+        ready_.push_back(tag);
     }
   }
   return 0;
@@ -164,7 +190,13 @@ size_t UdpBackend::receive_single(std::span<Packet> slots, base::Nanos timeout) 
   // One socket: block in recvmmsg itself (one syscall per batch instead of epoll_wait +
   // recvmmsg), at most kMaxBlock at a time so a stop request is seen promptly.
   const base::Nanos block = std::min(timeout, kMaxBlock);
-  if (block.count() == 0) return receive_from(0, slots, MSG_DONTWAIT);
+  if (block.count() == 0) {
+    const size_t n = receive_from(0, slots, MSG_DONTWAIT);
+    // Polled without data (busy polling, or the AF_XDP backend's poll saw this socket's epoll
+    // fd readable): a late transmit timestamp may be what made it readable.
+    if (n == 0 && stamping_[0]) drain_errors(0);
+    return n;
+  }
   if (block != blocking_for_) {
     const timeval tv{static_cast<time_t>(block.count() / 1'000'000'000),
                      static_cast<suseconds_t>(block.count() % 1'000'000'000 / 1000)};
@@ -217,6 +249,12 @@ void UdpBackend::parse_control(const msghdr& h, size_t socket, Packet& p) {
       std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
       p.rx_time = base::RealTime{base::Nanos{int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec}};
       p.rx_kernel_time = true;
+    } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPING) {
+      scm_timestamping ts;  // [0]: the software timestamp
+      std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+      if (ts.ts[0].tv_sec == 0 && ts.ts[0].tv_nsec == 0) continue;
+      p.rx_time = base::RealTime{base::Nanos{int64_t{ts.ts[0].tv_sec} * 1'000'000'000 + ts.ts[0].tv_nsec}};
+      p.rx_kernel_time = true;
     } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
       in_pktinfo info;
       std::memcpy(&info, CMSG_DATA(c), sizeof info);
@@ -258,18 +296,34 @@ size_t UdpBackend::send_run(std::span<Packet> run) {
     h.msg_iov = &iovs_[i];
     h.msg_iovlen = 1;
     // A socket bound to one address sends from it; a wildcard one is told the source.
-    if (!bound_[socket].is_unspecified() || p.local.is_unspecified()) continue;
-    // IPv6 link-local and multicast need the interface the request came in on.
-    const bool pin = p.local.is_v6_link_local() || p.local.is_multicast() ||
-                     p.peer.address.is_v6_link_local();
-    set_source_address(h, controls_[i].bytes, p.local, pin ? p.ifindex : 0);
+    if (bound_[socket].is_unspecified() && !p.local.is_unspecified()) {
+      // IPv6 link-local and multicast need the interface the request came in on.
+      const bool pin = p.local.is_v6_link_local() || p.local.is_multicast() ||
+                       p.peer.address.is_v6_link_local();
+      set_source_address(h, controls_[i].bytes, p.local, pin ? p.ifindex : 0);
+    }
+    if (p.want_tx_time && stamping_[socket]) {
+      // This datagram only: its software transmit timestamp to the error queue.
+      cmsghdr* c = reinterpret_cast<cmsghdr*>(controls_[i].bytes + h.msg_controllen);
+      std::memset(c, 0, CMSG_SPACE(sizeof(uint32_t)));
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SO_TIMESTAMPING;
+      c->cmsg_len = CMSG_LEN(sizeof(uint32_t));
+      const uint32_t flags = SOF_TIMESTAMPING_TX_SOFTWARE;
+      std::memcpy(CMSG_DATA(c), &flags, sizeof flags);
+      h.msg_control = controls_[i].bytes;
+      h.msg_controllen += CMSG_SPACE(sizeof(uint32_t));
+    }
   }
   size_t done = 0, sent = 0;
   while (done < run.size()) {
     const int n = ::sendmmsg(fds_[socket], msgs_.data() + done,
                              static_cast<unsigned>(run.size() - done), 0);
     if (n > 0) {
-      for (size_t i = done; i < done + static_cast<size_t>(n); ++i) run[i].sent = true;
+      for (size_t i = done; i < done + static_cast<size_t>(n); ++i) {
+        run[i].sent = true;
+        if (run[i].want_tx_time && stamping_[socket]) ++pending_[socket];
+      }
       done += static_cast<size_t>(n);
       sent += static_cast<size_t>(n);
     } else if (errno != EINTR) {
@@ -277,6 +331,62 @@ size_t UdpBackend::send_run(std::span<Packet> run) {
     }
   }
   return sent;
+}
+
+void UdpBackend::drain_errors(size_t socket) {
+  if (tx_taken_) {
+    tx_times_.clear();
+    tx_taken_ = false;
+  }
+  const size_t batch = err_msgs_.size();
+  for (;;) {
+    for (size_t i = 0; i < batch; ++i) {
+      err_iovs_[i] = {&err_frames_[i * kErrorFrameSize], kErrorFrameSize};
+      msghdr& h = err_msgs_[i].msg_hdr;
+      h = msghdr{};
+      h.msg_iov = &err_iovs_[i];
+      h.msg_iovlen = 1;
+      h.msg_control = err_controls_[i].bytes;
+      h.msg_controllen = kErrorControlSize;
+    }
+    int n;
+    do {
+      n = ::recvmmsg(fds_[socket], err_msgs_.data(), static_cast<unsigned>(batch),
+                     MSG_ERRQUEUE | MSG_DONTWAIT, nullptr);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+      pending_[socket] = 0;  // the queue is empty: a late one is read with the next ones
+      return;
+    }
+    pending_[socket] -= std::min<uint32_t>(pending_[socket], static_cast<uint32_t>(n));
+    for (int i = 0; i < n; ++i) {
+      const msghdr& h = err_msgs_[i].msg_hdr;
+      TxTimestamp t;
+      bool stamped = false;
+      for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SO_TIMESTAMPING) continue;
+        scm_timestamping ts;
+        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        if (ts.ts[0].tv_sec == 0 && ts.ts[0].tv_nsec == 0) continue;
+        t.time = base::RealTime{base::Nanos{int64_t{ts.ts[0].tv_sec} * 1'000'000'000 + ts.ts[0].tv_nsec}};
+        stamped = true;
+      }
+      const size_t got = std::min<size_t>(err_msgs_[i].msg_len, kErrorFrameSize);
+      const auto sent = parse_sent({&err_frames_[i * kErrorFrameSize], got});
+      if (!stamped || !sent || tx_times_.size() == tx_times_.capacity()) continue;
+      t.peer = sent->peer.address;
+      t.length = static_cast<uint16_t>(std::min(sent->payload.size(), sizeof t.head));
+      std::memcpy(t.head, sent->payload.data(), t.length);
+      tx_times_.push_back(t);
+    }
+    if (static_cast<size_t>(n) < batch) return;
+  }
+}
+
+std::span<const TxTimestamp> UdpBackend::take_tx_timestamps() {
+  if (tx_taken_) return {};
+  tx_taken_ = true;
+  return tx_times_;
 }
 
 bool UdpBackend::send_one(const Packet& p) {

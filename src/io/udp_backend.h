@@ -1,7 +1,10 @@
 // The batched UDP socket backend: SO_REUSEPORT sockets (one per worker and listen address),
 // recvmmsg/sendmmsg, kernel receive timestamps (SO_TIMESTAMPNS), the local address of each
 // request (IP_PKTINFO / IPV6_RECVPKTINFO) so replies leave from it, and kernel queue drops
-// (SO_MEMINFO's drop counter, read a few times a second). Several sockets are multiplexed with epoll; a single one is read with a
+// (SO_MEMINFO's drop counter, read a few times a second). With SocketOptions::tx_timestamps
+// a reply marked want_tx_time asks for its kernel transmit timestamp (a SO_TIMESTAMPING
+// control message with SOF_TIMESTAMPING_TX_SOFTWARE, so no other reply costs one), and
+// receive() first reads the error queue of each socket with timestamps outstanding. Several sockets are multiplexed with epoll; a single one is read with a
 // blocking recvmmsg, which saves a syscall per batch (wake() then takes up to kMaxBlock).
 // Sockets are opened by the daemon before it drops root; each UdpBackend is then used by one
 // worker thread only.
@@ -19,6 +22,9 @@ namespace strata::io {
 struct SocketOptions {
   int receive_buffer = 0;  // bytes; 0 keeps the system default
   bool freebind = false;   // bind addresses not (yet) configured (IP_FREEBIND), e.g. anycast
+  // Kernel transmit timestamps on request (interleaved mode): SO_TIMESTAMPING for receive
+  // and transmit times instead of SO_TIMESTAMPNS. Not a config key of its own.
+  bool tx_timestamps = false;
   friend bool operator==(const SocketOptions&, const SocketOptions&) = default;
 };
 
@@ -41,6 +47,7 @@ class UdpBackend final : public Backend {
   size_t receive(std::span<Packet> slots, base::Nanos timeout) override;
   size_t send(std::span<Packet> replies) override;
   bool send_one(const Packet& p) override;
+  std::span<const TxTimestamp> take_tx_timestamps() override;
   uint64_t rx_queue_drops() const override { return drops_total_; }
   void wake() override;
   // Readable when a socket has a datagram or wake() was called (for a backend that waits on
@@ -65,6 +72,15 @@ class UdpBackend final : public Backend {
   size_t receive_from(size_t socket, std::span<Packet> slots, int flags);
   void parse_control(const msghdr& hdr, size_t socket, Packet& p);
   size_t send_run(std::span<Packet> run);
+  void drain_errors(size_t socket);
+  // What of a returned frame the error queue gives us: the headers and the reply's first
+  // octets (an NTS reply's cookies are cut off, MSG_TRUNC).
+  static constexpr size_t kErrorFrameSize = 256;
+  // Room for the scm_timestamping and the sock_extended_err (with an IPv6 offender).
+  static constexpr size_t kErrorControlSize = 192;
+  struct ErrorControl {
+    alignas(cmsghdr) uint8_t bytes[kErrorControlSize];
+  };
 
   std::vector<int> fds_;
   int epoll_fd_ = -1;
@@ -79,6 +95,15 @@ class UdpBackend final : public Backend {
   std::vector<iovec> iovs_;
   std::vector<sockaddr_storage> names_;
   std::vector<Control> controls_;
+  // Transmit timestamps: which sockets give them, how many each owes, what was collected.
+  std::vector<uint8_t> stamping_;
+  std::vector<uint32_t> pending_;
+  std::vector<TxTimestamp> tx_times_;
+  bool tx_taken_ = false;  // take_tx_timestamps() returned tx_times_: clear before adding
+  std::vector<mmsghdr> err_msgs_;
+  std::vector<iovec> err_iovs_;
+  std::vector<uint8_t> err_frames_;
+  std::vector<ErrorControl> err_controls_;
 };
 
 }  // namespace strata::io

@@ -159,5 +159,70 @@ TEST(UdpBackend, BindErrorsNameTheAddress) {
   EXPECT_NE(error.find("192.0.2.55:123"), std::string::npos) << error;
 }
 
+// Interleaved mode's plumbing on real sockets: SO_TIMESTAMPING receive times, a transmit
+// timestamp only for the replies that ask, read back from the error queue by the next
+// receive() with the reply's destination and first octets, on a bound socket (IPv4 and
+// IPv6) and on a wildcard one, alone and beside another socket (epoll).
+void check_tx_timestamps(const char* listen, const char* target_address, bool two_sockets) {
+  SCOPED_TRACE(std::string(listen) + (two_sockets ? " beside another socket" : ""));
+  SocketOptions options;
+  options.tx_timestamps = true;
+  std::string error;
+  const int fd = open_server_socket(*base::Endpoint::parse(listen, std::nullopt), options, error);
+  ASSERT_GE(fd, 0) << error;
+  const uint16_t port = bound_endpoint(fd).port;
+  std::vector<int> fds{fd};
+  if (two_sockets) fds.push_back(open_server_socket(*base::Endpoint::parse("127.0.0.1:0", std::nullopt), options, error));
+  UdpBackend backend(fds, 8);
+  const base::Endpoint target{*base::IpAddress::parse(target_address), port};
+  const int client = client_socket(target.address.family);
+  std::vector<uint8_t> buf(8 * 64);
+  std::vector<Packet> slots(8);
+  for (size_t i = 0; i < slots.size(); ++i) {
+    slots[i].data = &buf[i * 64];
+    slots[i].capacity = 64;
+  }
+  const base::RealTime before = base::now_real();
+  for (const char* text : {"first request", "second request"}) send_to(client, target, text);
+  size_t got = 0;
+  for (int tries = 0; got < 2 && tries < 20; ++tries)
+    got += backend.receive(std::span(slots).subspan(got), std::chrono::milliseconds(200));
+  ASSERT_EQ(got, 2u);
+  EXPECT_TRUE(backend.take_tx_timestamps().empty());
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(slots[i].rx_kernel_time);
+    EXPECT_GE(slots[i].rx_time, before);
+    // 48 octets, the first with a mark; only the first reply asks for its timestamp.
+    std::memset(slots[i].data, static_cast<int>('a' + i), 48);
+    slots[i].length = 48;
+    slots[i].want_tx_time = i == 0;
+  }
+  const base::RealTime sent_before = base::now_real();
+  ASSERT_EQ(backend.send(std::span(slots).first(2)), 2u);
+  const base::RealTime sent_after = base::now_real();
+  base::Endpoint from;
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(receive_from(client, from).size(), 48u);
+  // The next receive() reads the error queue first, whether or not a request comes.
+  std::vector<TxTimestamp> stamps;
+  for (int tries = 0; stamps.empty() && tries < 10; ++tries) {
+    backend.receive(slots, std::chrono::milliseconds(50));
+    for (const TxTimestamp& t : backend.take_tx_timestamps()) stamps.push_back(t);
+  }
+  ASSERT_EQ(stamps.size(), 1u);
+  EXPECT_EQ(stamps[0].length, 48u);
+  EXPECT_EQ(stamps[0].head[0], 'a');
+  EXPECT_EQ(stamps[0].head[47], 'a');
+  EXPECT_EQ(stamps[0].peer, target.address);  // the client's address: on loopback, the target's
+  EXPECT_GE(stamps[0].time, sent_before);
+  EXPECT_LE(stamps[0].time, sent_after);
+  EXPECT_TRUE(backend.take_tx_timestamps().empty());  // taken once
+  ::close(client);
+}
+
+TEST(UdpBackend, TransmitTimestampsOnRequestIpv4) { check_tx_timestamps("127.0.0.1:0", "127.0.0.1", false); }
+TEST(UdpBackend, TransmitTimestampsOnRequestIpv6) { check_tx_timestamps("[::1]:0", "::1", false); }
+TEST(UdpBackend, TransmitTimestampsOnAWildcardSocket) { check_tx_timestamps("0.0.0.0:0", "127.0.0.1", false); }
+TEST(UdpBackend, TransmitTimestampsBesideAnotherSocket) { check_tx_timestamps("127.0.0.1:0", "127.0.0.1", true); }
+
 }  // namespace
 }  // namespace strata::io

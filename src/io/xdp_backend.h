@@ -83,6 +83,8 @@ class XdpBackend final : public Backend {
   size_t receive(std::span<Packet> slots, base::Nanos timeout) override;
   size_t send(std::span<Packet> replies) override;
   bool send_one(const Packet& p) override;
+  // Only replies through the UDP sockets have kernel transmit timestamps.
+  std::span<const TxTimestamp> take_tx_timestamps() override { return sockets_->take_tx_timestamps(); }
   uint64_t rx_queue_drops() const override { return sockets_->rx_queue_drops() + xsk_drops_; }
   void wake() override { sockets_->wake(); }
 

@@ -2,6 +2,7 @@
 #include "server/worker.h"
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 #include <random>
 
@@ -44,6 +45,9 @@ Worker::Worker(io::Backend& backend, const clock::TimeStateCell& time, WorkerSta
       rx_(options.batch),
       tx_(options.batch),
       needs_stamp_(options.batch),
+      save_tx_(options.batch),
+      interleaved_(options.batch),
+      held_tx_(options.batch),
       keys_(options.batch),
       rng_state_(std::random_device{}() | 1) {
   if (options.tracker != nullptr) default_rules_.limits = options.tracker->options().limits;
@@ -81,8 +85,51 @@ void Worker::run(const std::atomic<bool>& stop) {
   }
 }
 
+void Worker::absorb_tx_timestamps() {
+  const std::span<const io::TxTimestamp> stamps = backend_.take_tx_timestamps();
+  if (stamps.empty()) return;
+  const int8_t precision = time_.load().precision;
+  auto& counters = stats_.counters;
+  for (const io::TxTimestamp& t : stamps) {
+    // Our server reply (mode 4); its receive timestamp is the key.
+    if (t.length < 48 || (t.head[0] & 7) != 4) continue;
+    const uint64_t rx = base::load_be64(t.head + 32);
+    const uint64_t tx = fuzz_below_precision(base::to_ntp(t.time), precision, next_random()).raw;
+    counters.add(options_.interleave->set_kernel_tx(rx, tx, t.peer) ? Counter::tx_timestamps_kernel
+                                                                    : Counter::tx_timestamps_unmatched);
+  }
+}
+
+void Worker::interleave(const io::Packet& in, const Decision& d, io::Packet& out, size_t slot) {
+  save_tx_[slot] = 0;
+  interleaved_[slot] = 0;
+  out.want_tx_time = false;
+  // A time reply (not a KoD) to an NTPv4 client request (the header's own fields: decide()
+  // fills request_version only for tracked requests).
+  if (options_.interleave == nullptr || !d.stamp_transmit || d.kod || in.length < 48 ||
+      ((in.data[0] >> 3) & 7) != 4 || (in.data[0] & 7) != 3)
+    return;
+  const uint64_t origin = base::load_be64(in.data + 24);
+  if ((origin & 1) == 0 || base::load_be64(in.data + 32) == base::load_be64(in.data + 40)) return;
+  // Whether or not this one can be served interleaved, the next one can.
+  save_tx_[slot] = 1;
+  out.want_tx_time = true;
+  auto& counters = stats_.counters;
+  const auto held = options_.interleave->take(origin, in.peer.address);
+  if (!held) {
+    counters.add(Counter::interleaved_basic);
+    return;
+  }
+  interleaved_[slot] = 1;
+  held_tx_[slot] = held->tx;
+  std::memcpy(out.data + 24, in.data + 32, 8);  // origin: the request's receive field
+  counters.add(Counter::interleaved_replies);
+  if (!held->kernel) counters.add(Counter::tx_timestamps_missing);
+}
+
 size_t Worker::run_once(base::Nanos timeout) {
   const size_t n = backend_.receive(rx_, timeout);
+  if (options_.interleave != nullptr) absorb_tx_timestamps();
   auto& counters = stats_.counters;
   counters.set(Counter::rx_queue_drops, backend_.rx_queue_drops());
   counters.add(Counter::receive_calls);
@@ -119,7 +166,10 @@ size_t Worker::run_once(base::Nanos timeout) {
     counters.add(v4 ? Counter::bytes_in_v4 : Counter::bytes_in_v6,
                  in.length + (v4 ? io::kIpUdpOverheadV4 : io::kIpUdpOverheadV6));
     const base::RealTime rx_time = in.rx_kernel_time ? in.rx_time : batch_time;
-    const auto receive = fuzz_below_precision(base::to_ntp(rx_time), state.precision, next_random());
+    auto receive = fuzz_below_precision(base::to_ntp(rx_time), state.precision, next_random());
+    // Interleaved mode's mark (chrony's): receive timestamps end in 1, transmits in 0, so an
+    // origin ending in 1 is one of our receive timestamps and only such requests are looked up.
+    if (options_.interleave != nullptr) receive.raw |= 1;
     io::Packet& out = tx_[replies];
     Decision d;
     if (options_.tracker != nullptr) {
@@ -152,6 +202,7 @@ size_t Worker::run_once(base::Nanos timeout) {
     keys_[replies] = d.key;
     nts_pending_[replies] = d.nts_seal_pending;
     nts_reply_[replies] = d.nts;
+    interleave(in, d, out, replies);
     if (d.nts_seal_pending) nts_seal_[replies] = d.nts_seal;
     ++replies;
   }
@@ -166,10 +217,19 @@ size_t Worker::run_once(base::Nanos timeout) {
     // Both timestamps' noise bits are random: keep T3 >= T2 within one precision step.
     const base::NtpTimestamp receive{base::load_be64(tx_[i].data + 32)};
     if (base::ntp_diff_raw(t, receive) < 0) t = receive;
+    if (options_.interleave != nullptr) {  // the mark: a transmit timestamp ends in 0
+      t.raw &= ~uint64_t{1};
+      if (base::ntp_diff_raw(t, receive) < 0) t.raw = receive.raw + 1;
+    }
+    // An interleaved reply carries the previous reply's transmit time; this one's is held.
+    const base::NtpTimestamp sent{interleaved_[i] ? held_tx_[i] & ~uint64_t{1} : t.raw};
     if (nts_pending_[i])
-      finish_reply({tx_[i].data, tx_[i].length}, t, nullptr, &nts_seal_[i], &nts_siv_[i]);
+      finish_reply({tx_[i].data, tx_[i].length}, sent, nullptr, &nts_seal_[i], &nts_siv_[i]);
     else
-      finish_reply({tx_[i].data, tx_[i].length}, t, keys_[i]);
+      finish_reply({tx_[i].data, tx_[i].length}, sent, keys_[i]);
+    if (save_tx_[i] && options_.interleave->save(receive.raw, t.raw, tx_[i].peer.address) ==
+                           clients::InterleaveTable::Saved::kEvicted)
+      counters.add(Counter::interleave_evicted);
     if (tx_[i].rx_kernel_time)
       stats_.processing_ns.add(static_cast<uint64_t>(std::max<int64_t>(0, (tx_time - tx_[i].rx_time).count())));
   }
@@ -178,6 +238,7 @@ size_t Worker::run_once(base::Nanos timeout) {
     const io::Packet& p = tx_[i];
     if (!p.sent) {
       counters.add(Counter::send_errors);
+      if (save_tx_[i]) options_.interleave->forget(base::load_be64(p.data + 32), p.peer.address);
       continue;
     }
     const bool v4 = p.peer.address.family == base::Family::kV4;

@@ -8,8 +8,10 @@
 #include <memory>
 #include <vector>
 
+#include "clients/interleave.h"
 #include "clients/tracker.h"
 #include "server/control_service.h"
+#include "server/decide.h"
 #include "server/rules.h"
 #include "clock/time_state.h"
 #include "io/backend.h"
@@ -48,6 +50,9 @@ struct WorkerOptions {
   // Serve NTS (RFC 8915) when the rules in force carry NTS secrets: the worker keeps its own
   // cookie jar, AEAD contexts and random source, and transmit buffers large enough.
   bool nts = false;
+  // Interleaved mode (RFC 9769, clients/interleave.h): this worker's table of transmit
+  // timestamps; null: basic mode only, and replies are not marked.
+  clients::InterleaveTable* interleave = nullptr;
 };
 
 // Sets the bits of `t` below 2^precision seconds to random values (RFC 5905 section 6: the
@@ -66,6 +71,11 @@ class Worker {
 
  private:
   uint64_t next_random();
+  // The kernel transmit timestamps the backend collected, into the interleave table.
+  void absorb_tx_timestamps();
+  // For an interleaved request (chrony's test: version 4, client mode, the origin's lowest bit
+  // set, receive != transmit): the held transmit timestamp of the reply its origin names.
+  void interleave(const io::Packet& in, const Decision& d, io::Packet& out, size_t slot);
 
   io::Backend& backend_;
   const clock::TimeStateCell& time_;
@@ -76,6 +86,9 @@ class Worker {
   std::vector<io::Packet> rx_;
   std::vector<io::Packet> tx_;
   std::vector<uint8_t> needs_stamp_;
+  std::vector<uint8_t> save_tx_;      // interleaved request: hold this reply's transmit time
+  std::vector<uint8_t> interleaved_;  // interleaved reply: its transmit is held_tx_
+  std::vector<uint64_t> held_tx_;
   std::vector<const auth::Key*> keys_;  // sign the reply with it after stamping (or null)
   // NTS: per reply slot, the S2C context and layout to seal it with after stamping.
   std::unique_ptr<nts::PacketState> nts_;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 
 #include "base/bytes.h"
@@ -117,8 +118,6 @@ TEST(FuzzBelowPrecision, KeepsSignificantBits) {
   EXPECT_EQ(fuzz_below_precision(t, -32, 0).raw, t.raw);
 }
 
-}  // namespace
-}  // namespace strata::server
 
 namespace strata::server {
 namespace {
@@ -264,6 +263,147 @@ TEST(RulesCellTest, IdleReadersDoNotDelayAPublish) {
   const RulesHold busy(cell, 0);
   EXPECT_FALSE(cell.publish(std::make_unique<Rules>(), std::chrono::milliseconds(1)));
   EXPECT_EQ(cell.held(), 2u);
+}
+
+}  // namespace
+}  // namespace strata::server
+
+// Interleaved mode, as a chrony `xleave` client drives it: its first request has a zero
+// origin; each next one carries our last receive timestamp as origin and its own receive and
+// transmit times. The third reply is the first interleaved one.
+class InterleavedWorkerTest : public WorkerTest {
+ protected:
+  InterleavedWorkerTest() {
+    WorkerOptions o;
+    o.interleave = &table;
+    iworker.emplace(backend, cell, stats, o);
+  }
+  // One request from `from` with the given origin/receive/transmit, received at `rx`.
+  wire::Header exchange(const char* from, uint64_t origin, uint64_t receive, uint64_t transmit,
+                        base::RealTime rx, bool* asked_tx = nullptr) {
+    auto d = client_request(from, rx);
+    d.bytes[0] |= 0xC0;  // LI 3: what an unsynchronised chronyd sends
+    base::store_be64(&d.bytes[24], origin);
+    base::store_be64(&d.bytes[32], receive);
+    base::store_be64(&d.bytes[40], transmit);
+    backend.clear_sent();
+    backend.inject(d);
+    EXPECT_EQ(iworker->run_once(std::chrono::milliseconds(0)), 1u);
+    EXPECT_EQ(backend.sent().size(), 1u);
+    if (asked_tx) *asked_tx = backend.sent().at(0).want_tx_time;
+    return wire::decode_header(backend.sent().at(0).bytes);
+  }
+  clients::InterleaveTable table{1024};
+  std::optional<Worker> iworker;
+};
+
+TEST_F(InterleavedWorkerTest, ThirdReplyCarriesTheKernelTransmitTimeOfTheSecond) {
+  backend.stamp_transmits(true, std::chrono::microseconds(40));
+  const base::RealTime t0 = base::now_real();
+  // 1: basic client start: zero origin. Basic reply, marked, nothing held.
+  bool asked = true;
+  const wire::Header r1 = exchange("198.51.100.7:40001", 0, 0, 0x1111111111111110ULL, t0, &asked);
+  EXPECT_EQ(r1.receive.raw & 1, 1u);
+  EXPECT_EQ(r1.transmit.raw & 1, 0u);
+  EXPECT_GT(base::ntp_diff_raw(r1.transmit, r1.receive), 0);
+  EXPECT_FALSE(asked);
+  EXPECT_EQ(table.held(), 0u);
+  // 2: interleaved request, origin = r1's receive: nothing held for it, so basic (origin = the
+  // request's transmit), but this reply's receive is saved and its TX timestamp asked for.
+  const base::RealTime t1 = t0 + std::chrono::seconds(1);
+  const wire::Header r2 = exchange("198.51.100.7:40002", r1.receive.raw, 0x2222222222222221ULL,
+                                   0x2222222222222230ULL, t1, &asked);
+  EXPECT_TRUE(asked);
+  EXPECT_EQ(r2.origin.raw, 0x2222222222222230ULL);
+  EXPECT_EQ(table.held(), 1u);
+  EXPECT_EQ(stats.counters.get(Counter::interleaved_basic), 1u);
+  // 3: origin = r2's receive, from another source port: interleaved. origin = the request's
+  // receive field, receive = now, transmit = r2's kernel transmit time (t1 + 40 us).
+  const base::RealTime t2 = t1 + std::chrono::seconds(1);
+  const wire::Header r3 = exchange("198.51.100.7:40003", r2.receive.raw, 0x3333333333333331ULL,
+                                   0x3333333333333340ULL, t2, &asked);
+  EXPECT_TRUE(asked);
+  EXPECT_EQ(r3.origin.raw, 0x3333333333333331ULL);
+  EXPECT_LT(std::abs(base::ntp_diff_seconds(r3.receive, base::to_ntp(t2))), 2e-6);
+  EXPECT_LT(std::abs(base::ntp_diff_seconds(r3.transmit, base::to_ntp(t1 + std::chrono::microseconds(40)))), 2e-6);
+  EXPECT_EQ(r3.transmit.raw & 1, 0u);
+  const auto& c = stats.counters;
+  EXPECT_EQ(c.get(Counter::interleaved_replies), 1u);
+  EXPECT_EQ(c.get(Counter::tx_timestamps_kernel), 1u);
+  EXPECT_EQ(c.get(Counter::tx_timestamps_missing), 0u);
+  // The entry served once: the same origin again gets a basic reply.
+  const wire::Header again = exchange("198.51.100.7:40004", r2.receive.raw, 0x4444444444444441ULL,
+                                      0x4444444444444450ULL, t2 + std::chrono::seconds(1));
+  EXPECT_EQ(again.origin.raw, 0x4444444444444450ULL);
+  EXPECT_EQ(c.get(Counter::interleaved_replies), 1u);
+  EXPECT_EQ(c.get(Counter::interleaved_basic), 2u);
+}
+
+TEST_F(InterleavedWorkerTest, WithoutKernelTimestampsTheDaemonsServesAndIsCounted) {
+  const base::RealTime t0 = base::now_real();
+  const wire::Header r1 = exchange("198.51.100.9:40001", 0x1235, 0x2221, 0x2230, t0);
+  const wire::Header r2 = exchange("198.51.100.9:40001", r1.receive.raw, 0x3331, 0x3340,
+                                   t0 + std::chrono::seconds(1));
+  EXPECT_EQ(r2.origin.raw, 0x3331u);
+  EXPECT_EQ(r2.transmit.raw, r1.transmit.raw);  // the daemon's T3 of r1
+  EXPECT_EQ(stats.counters.get(Counter::interleaved_replies), 1u);
+  EXPECT_EQ(stats.counters.get(Counter::tx_timestamps_missing), 1u);
+}
+
+TEST_F(InterleavedWorkerTest, OnlyTheClientItWasSentToAndOnlyInterleavedRequests) {
+  backend.stamp_transmits(true);
+  const base::RealTime t0 = base::now_real();
+  const wire::Header r1 = exchange("198.51.100.7:40001", 0x1235, 0x2221, 0x2230, t0);
+  // Another address echoing r1's receive timestamp: basic.
+  const wire::Header other = exchange("198.51.100.8:40001", r1.receive.raw, 0x3331, 0x3340, t0);
+  EXPECT_EQ(other.origin.raw, 0x3340u);
+  // receive == transmit (chrony's basic-mode request) or an even origin: not looked up.
+  const wire::Header same = exchange("198.51.100.7:40001", r1.receive.raw, 0x5550, 0x5550, t0);
+  EXPECT_EQ(same.origin.raw, 0x5550u);
+  const wire::Header even = exchange("198.51.100.7:40001", r1.receive.raw & ~1ULL, 0x6661, 0x6670, t0);
+  EXPECT_EQ(even.origin.raw, 0x6670u);
+  // NTPv3 never.
+  auto v3 = client_request("198.51.100.7:40001", t0, 3);
+  base::store_be64(&v3.bytes[24], r1.receive.raw);
+  base::store_be64(&v3.bytes[32], 0x7771);
+  backend.clear_sent();
+  backend.inject(v3);
+  iworker->run_once(std::chrono::milliseconds(0));
+  EXPECT_FALSE(backend.sent().at(0).want_tx_time);
+  EXPECT_EQ(wire::decode_header(backend.sent().at(0).bytes).origin.raw, 0xABCDEF0123456789ULL);
+  // The right client still gets it.
+  const wire::Header r = exchange("198.51.100.7:40009", r1.receive.raw, 0x8881, 0x8890, t0);
+  EXPECT_EQ(r.origin.raw, 0x8881u);
+  EXPECT_EQ(stats.counters.get(Counter::interleaved_replies), 1u);
+}
+
+TEST_F(InterleavedWorkerTest, AReplyNotSentIsForgotten) {
+  const base::RealTime t0 = base::now_real();
+  backend.fail_sends(true);
+  auto d = client_request("198.51.100.7:40001", t0);
+  base::store_be64(&d.bytes[24], 0x1235);
+  base::store_be64(&d.bytes[32], 0x2221);
+  backend.inject(d);
+  iworker->run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(table.held(), 0u);
+  EXPECT_EQ(stats.counters.get(Counter::send_errors), 1u);
+}
+
+TEST_F(WorkerTest, BasicModeDoesNotMarkOrHold) {
+  // Without a table, replies are not marked and nothing asks for transmit timestamps.
+  auto d = client_request("198.51.100.7:40001", base::now_real());
+  base::store_be64(&d.bytes[24], 0x1235);
+  base::store_be64(&d.bytes[32], 0x2221);
+  size_t odd_receives = 0;
+  for (int i = 0; i < 64; ++i) {
+    backend.clear_sent();
+    backend.inject(d);
+    worker.run_once(std::chrono::milliseconds(0));
+    EXPECT_FALSE(backend.sent().at(0).want_tx_time);
+    odd_receives += wire::decode_header(backend.sent().at(0).bytes).receive.raw & 1;
+  }
+  EXPECT_GT(odd_receives, 0u);
+  EXPECT_LT(odd_receives, 64u);  // random noise bits, not a mark
 }
 
 }  // namespace

@@ -200,7 +200,25 @@ namespace strata::stats {
     "slot: the sockets answered them.")                                                        \
   X(xdp_prog_no_meta, "", "packets", "Frames redirected without room for the receive time.")   \
   X(xdp_prog_pass_malformed, "", "packets",                                                      \
-    "Frames with cut-short headers the XDP program passed to the kernel to judge.")
+    "Frames with cut-short headers the XDP program passed to the kernel to judge.")            \
+  X(interleaved_replies, "", "packets",                                                          \
+    "Replies in interleaved mode (RFC 9769): the transmit timestamp of the client's previous "   \
+    "reply, taken after it left.")                                                              \
+  X(interleaved_basic, "", "packets",                                                            \
+    "Interleaved requests answered in basic mode: nothing held for their origin (a client's "   \
+    "first two exchanges, a lost reply, an entry given way or already used).")                  \
+  X(tx_timestamps_kernel, "", "packets",                                                         \
+    "Kernel transmit timestamps read back (SO_TIMESTAMPING) for replies an interleaved "        \
+    "request may follow.")                                                                      \
+  X(tx_timestamps_missing, "", "packets",                                                        \
+    "Interleaved replies that carried the daemon's transmit timestamp: the kernel's never came " \
+    "(AF_XDP replies have none).")                                                              \
+  X(tx_timestamps_unmatched, "", "packets",                                                      \
+    "Kernel transmit timestamps that found no held reply (already served, given way, or "       \
+    "later than half a second).")                                                               \
+  X(interleave_evicted, "", "entries",                                                           \
+    "Held transmit timestamps that gave way before their client asked: raise [server] "         \
+    "interleaved_entries.")
 
 enum class Counter : uint16_t {
 #define STRATA_COUNTER_ENUM(name, label, unit, help) name,
