@@ -4,17 +4,11 @@
 #include <cstring>
 
 #include "base/bytes.h"
+#include "base/frame_constants.h"
 
 namespace strata::analyze {
 
 namespace {
-
-constexpr uint16_t kEtherIpv4 = 0x0800;
-constexpr uint16_t kEtherIpv6 = 0x86DD;
-constexpr uint16_t kEtherVlan = 0x8100;
-constexpr uint16_t kEtherQinQ = 0x88A8;
-constexpr uint16_t kEtherQinQOld = 0x9100;
-constexpr uint8_t kProtoUdp = 17;
 
 // Each step fills the one Decoded of decode() in place: no copies of it on the way down.
 void truncated(Decoded& d) { d.kind = Frame::kTruncated; }
@@ -52,7 +46,7 @@ void ipv4(Decoded& d, std::span<const uint8_t> p) {
     d.kind = Frame::kFragment;
     return;
   }
-  if (p[9] != kProtoUdp) {
+  if (p[9] != base::kProtoUdp) {
     d.kind = Frame::kOtherIp;
     return;
   }
@@ -91,7 +85,7 @@ void ipv6(Decoded& d, std::span<const uint8_t> p) {
     d.kind = Frame::kFragment;
     return;
   }
-  if (next != kProtoUdp) {
+  if (next != base::kProtoUdp) {
     d.kind = Frame::kOtherIp;
     return;
   }
@@ -100,8 +94,8 @@ void ipv6(Decoded& d, std::span<const uint8_t> p) {
 }
 
 void by_ethertype(Decoded& d, uint16_t type, std::span<const uint8_t> p) {
-  if (type == kEtherIpv4) return ipv4(d, p);
-  if (type == kEtherIpv6) return ipv6(d, p);
+  if (type == base::kEtherIpv4) return ipv4(d, p);
+  if (type == base::kEtherIpv6) return ipv6(d, p);
   d.kind = Frame::kNotIp;
 }
 
@@ -136,7 +130,7 @@ void decode(int link_type, std::span<const uint8_t> f, Decoded& d) {
       size_t at = 12;
       uint16_t type = base::load_be16(&f[at]);
       at += 2;
-      for (int tags = 0; tags < 4 && (type == kEtherVlan || type == kEtherQinQ || type == kEtherQinQOld); ++tags) {
+      for (int tags = 0; tags < 4 && (type == base::kEtherVlan || type == base::kEtherQinQ || type == base::kEtherQinQOld); ++tags) {
         if (f.size() < at + 4) return truncated(d);
         type = base::load_be16(&f[at + 2]);
         at += 4;

@@ -4,16 +4,12 @@
 #include <cstring>
 
 #include "base/bytes.h"
+#include "base/frame_constants.h"
 
 namespace strata::io {
 
 namespace {
 
-constexpr uint16_t kEtherIpv4 = 0x0800;
-constexpr uint16_t kEtherIpv6 = 0x86dd;
-constexpr uint16_t kEtherVlan = 0x8100;
-constexpr uint16_t kEtherQinQ = 0x88a8;
-constexpr uint8_t kProtoUdp = 17;
 constexpr uint8_t kTtl = 64;  // Linux's default (net.ipv4.ip_default_ttl, IPv6 hop_limit)
 
 using base::load_be16;
@@ -51,7 +47,7 @@ ParsedFrame parse_frame(std::span<const uint8_t> frame) {
   size_t off = 14;
   if (len < off) return {{}, FrameError::kShort};
   uint16_t type = load_be16(f + 12);
-  for (int tags = 0; tags < 2 && (type == kEtherVlan || type == kEtherQinQ); ++tags) {
+  for (int tags = 0; tags < 2 && (type == base::kEtherVlan || type == base::kEtherQinQ); ++tags) {
     if (len < off + 4) return {{}, FrameError::kShort};
     type = load_be16(f + off + 2);
     off += 4;
@@ -59,12 +55,12 @@ ParsedFrame parse_frame(std::span<const uint8_t> frame) {
   FrameView& v = r.view;
   v.l3 = static_cast<uint16_t>(off);
   size_t udp = 0, ip_end = 0;
-  if (type == kEtherIpv4) {
+  if (type == base::kEtherIpv4) {
     if (len < off + 20) return {{}, FrameError::kShort};
     const uint8_t* ip = f + off;
     const size_t ihl = size_t{ip[0] & 0x0fu} * 4;
     if ((ip[0] >> 4) != 4 || ihl < 20) return {{}, FrameError::kNotUdp};
-    if (ip[9] != kProtoUdp) return {{}, FrameError::kNotUdp};
+    if (ip[9] != base::kProtoUdp) return {{}, FrameError::kNotUdp};
     if ((load_be16(ip + 6) & 0x3fff) != 0) return {{}, FrameError::kFragment};
     const size_t total = load_be16(ip + 2);
     if (total < ihl + 8 || off + total > len) return {{}, FrameError::kBadLength};
@@ -73,10 +69,10 @@ ParsedFrame parse_frame(std::span<const uint8_t> frame) {
     v.peer.address.family = v.local.address.family = base::Family::kV4;
     std::memcpy(v.peer.address.bytes.data(), ip + 12, 4);
     std::memcpy(v.local.address.bytes.data(), ip + 16, 4);
-  } else if (type == kEtherIpv6) {
+  } else if (type == base::kEtherIpv6) {
     if (len < off + 40) return {{}, FrameError::kShort};
     const uint8_t* ip = f + off;
-    if ((ip[0] >> 4) != 6 || ip[6] != kProtoUdp) return {{}, FrameError::kNotUdp};
+    if ((ip[0] >> 4) != 6 || ip[6] != base::kProtoUdp) return {{}, FrameError::kNotUdp};
     const size_t payload = load_be16(ip + 4);
     if (payload < 8 || off + 40 + payload > len) return {{}, FrameError::kBadLength};
     udp = off + 40;
@@ -90,7 +86,7 @@ ParsedFrame parse_frame(std::span<const uint8_t> frame) {
   if (udp + 8 > len) return {{}, FrameError::kShort};
   const size_t udp_length = load_be16(f + udp + 4);
   if (udp_length < 8 || udp + udp_length != ip_end) return {{}, FrameError::kBadLength};
-  if (type == kEtherIpv6 && load_be16(f + udp + 6) == 0) return {{}, FrameError::kZeroChecksum};
+  if (type == base::kEtherIpv6 && load_be16(f + udp + 6) == 0) return {{}, FrameError::kZeroChecksum};
   v.peer.port = load_be16(f + udp);
   v.local.port = load_be16(f + udp + 2);
   v.payload = static_cast<uint16_t>(udp + 8);
@@ -124,7 +120,7 @@ size_t write_reply(uint8_t* frame, size_t capacity, const FrameView& view,
     store_be16(ip + 4, 0);                                 // identification: atomic datagram
     store_be16(ip + 6, 0x4000);                            // DF (RFC 6864)
     ip[8] = kTtl;
-    ip[9] = kProtoUdp;
+    ip[9] = base::kProtoUdp;
     store_be16(ip + 10, 0);
     std::memcpy(ip + 12, src.data(), 4);
     std::memcpy(ip + 16, dst.data(), 4);
@@ -134,7 +130,7 @@ size_t write_reply(uint8_t* frame, size_t capacity, const FrameView& view,
     ip[0] = 0x60;                                     // traffic class 0, flow label 0
     ip[1] = ip[2] = ip[3] = 0;
     store_be16(ip + 4, udp_length);
-    ip[6] = kProtoUdp;
+    ip[6] = base::kProtoUdp;
     ip[7] = kTtl;
     std::memcpy(ip + 8, src.data(), 16);
     std::memcpy(ip + 24, dst.data(), 16);
@@ -145,7 +141,7 @@ size_t write_reply(uint8_t* frame, size_t capacity, const FrameView& view,
   store_be16(u + 2, view.peer.port);
   store_be16(u + 4, udp_length);
   store_be16(u + 6, 0);
-  pseudo += kProtoUdp + udp_length;
+  pseudo += base::kProtoUdp + udp_length;
   uint16_t sum = checksum_finish(checksum_add(pseudo, {u, udp_length}));
   if (sum == 0) sum = 0xffff;  // 0 means "no checksum" (IPv4) and is invalid (IPv6)
   store_be16(u + 6, sum);
