@@ -27,10 +27,11 @@ uint16_t InterleaveTable::tag(const base::IpAddress& peer) {
   return static_cast<uint16_t>(hash_key(AddressKey::from(peer), 0x5bd1e9955bd1e995ULL) >> 48);
 }
 
-InterleaveTable::Entry* InterleaveTable::find(uint64_t rx) {
+InterleaveTable::Entry* InterleaveTable::find(uint64_t rx, const base::IpAddress& peer) {
   for (Bucket* b : buckets(rx))
     for (Entry& e : b->ways)
-      if ((e.flags & kUsed) && e.rx == rx) return &e;
+      if ((e.flags & kUsed) && e.rx == rx)
+        return (e.flags & kDuplicate) || e.tag != tag(peer) ? nullptr : &e;
   return nullptr;
 }
 
@@ -70,8 +71,8 @@ InterleaveTable::Saved InterleaveTable::save(uint64_t rx, uint64_t tx, const bas
 }
 
 bool InterleaveTable::set_kernel_tx(uint64_t rx, uint64_t tx, const base::IpAddress& peer) {
-  Entry* e = find(rx);
-  if (e == nullptr || (e->flags & kDuplicate) || e->tag != tag(peer)) return false;
+  Entry* e = find(rx, peer);
+  if (e == nullptr) return false;
   const int64_t delta = diff(tx, rx);
   if (delta < 0 || delta >= kMaxDelta) return false;
   e->delta = static_cast<int32_t>(delta);
@@ -80,13 +81,12 @@ bool InterleaveTable::set_kernel_tx(uint64_t rx, uint64_t tx, const base::IpAddr
 }
 
 void InterleaveTable::forget(uint64_t rx, const base::IpAddress& peer) {
-  Entry* e = find(rx);
-  if (e != nullptr && !(e->flags & kDuplicate) && e->tag == tag(peer)) clear(*e);
+  if (Entry* e = find(rx, peer)) clear(*e);
 }
 
 std::optional<InterleaveTable::Held> InterleaveTable::take(uint64_t rx, const base::IpAddress& peer) {
-  Entry* e = find(rx);
-  if (e == nullptr || (e->flags & kDuplicate) || e->tag != tag(peer)) return std::nullopt;
+  Entry* e = find(rx, peer);
+  if (e == nullptr) return std::nullopt;
   const Held held{rx + static_cast<uint64_t>(int64_t{e->delta}), (e->flags & kKernel) != 0};
   clear(*e);
   return held;

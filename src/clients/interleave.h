@@ -85,7 +85,8 @@ class InterleaveTable {
     const uint64_t h = rx * 0x9e3779b97f4a7c15ULL;
     return {&buckets_[(h >> 32) & mask_], &buckets_[(h >> 8) & mask_]};
   }
-  Entry* find(uint64_t rx);
+  // The entry holding `rx` if `peer` may use it (not a duplicate, its address's tag).
+  Entry* find(uint64_t rx, const base::IpAddress& peer);
   void clear(Entry& e);
 
   std::vector<Bucket> buckets_;

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 namespace strata::io {
 
@@ -22,6 +23,19 @@ namespace {
 
 bool set_int(int fd, int level, int name, int value) {
   return ::setsockopt(fd, level, name, &value, sizeof value) == 0;
+}
+
+base::RealTime real_time(const timespec& ts) {
+  return base::RealTime{base::Nanos{int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec}};
+}
+
+// The software timestamp of an SO_TIMESTAMPING control message (its first of three); nothing
+// when the kernel left it zero (only a hardware one).
+std::optional<base::RealTime> software_timestamp(const cmsghdr* c) {
+  scm_timestamping ts;
+  std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+  if (ts.ts[0].tv_sec == 0 && ts.ts[0].tv_nsec == 0) return std::nullopt;
+  return real_time(ts.ts[0]);
 }
 
 std::string errno_text(const char* what, const base::Endpoint& a) {
@@ -247,14 +261,13 @@ void UdpBackend::parse_control(const msghdr& h, size_t socket, Packet& p) {
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
       timespec ts;
       std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-      p.rx_time = base::RealTime{base::Nanos{int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec}};
+      p.rx_time = real_time(ts);
       p.rx_kernel_time = true;
     } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPING) {
-      scm_timestamping ts;  // [0]: the software timestamp
-      std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-      if (ts.ts[0].tv_sec == 0 && ts.ts[0].tv_nsec == 0) continue;
-      p.rx_time = base::RealTime{base::Nanos{int64_t{ts.ts[0].tv_sec} * 1'000'000'000 + ts.ts[0].tv_nsec}};
-      p.rx_kernel_time = true;
+      if (const auto t = software_timestamp(c)) {
+        p.rx_time = *t;
+        p.rx_kernel_time = true;
+      }
     } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
       in_pktinfo info;
       std::memcpy(&info, CMSG_DATA(c), sizeof info);
@@ -365,11 +378,10 @@ void UdpBackend::drain_errors(size_t socket) {
       bool stamped = false;
       for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SO_TIMESTAMPING) continue;
-        scm_timestamping ts;
-        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-        if (ts.ts[0].tv_sec == 0 && ts.ts[0].tv_nsec == 0) continue;
-        t.time = base::RealTime{base::Nanos{int64_t{ts.ts[0].tv_sec} * 1'000'000'000 + ts.ts[0].tv_nsec}};
-        stamped = true;
+        if (const auto time = software_timestamp(c)) {
+          t.time = *time;
+          stamped = true;
+        }
       }
       const size_t got = std::min<size_t>(err_msgs_[i].msg_len, kErrorFrameSize);
       const auto sent = parse_sent({&err_frames_[i * kErrorFrameSize], got});

@@ -45,7 +45,6 @@ Worker::Worker(io::Backend& backend, const clock::TimeStateCell& time, WorkerSta
       rx_(options.batch),
       tx_(options.batch),
       needs_stamp_(options.batch),
-      save_tx_(options.batch),
       interleaved_(options.batch),
       held_tx_(options.batch),
       keys_(options.batch),
@@ -101,7 +100,6 @@ void Worker::absorb_tx_timestamps() {
 }
 
 void Worker::interleave(const io::Packet& in, const Decision& d, io::Packet& out, size_t slot) {
-  save_tx_[slot] = 0;
   interleaved_[slot] = 0;
   out.want_tx_time = false;
   // A time reply (not a KoD) to an NTPv4 client request (the header's own fields: decide()
@@ -111,8 +109,8 @@ void Worker::interleave(const io::Packet& in, const Decision& d, io::Packet& out
     return;
   const uint64_t origin = base::load_be64(in.data + 24);
   if ((origin & 1) == 0 || base::load_be64(in.data + 32) == base::load_be64(in.data + 40)) return;
-  // Whether or not this one can be served interleaved, the next one can.
-  save_tx_[slot] = 1;
+  // Whether or not this one can be served interleaved, the next one can: its transmit time
+  // is asked for and held (want_tx_time marks the replies to hold).
   out.want_tx_time = true;
   auto& counters = stats_.counters;
   const auto held = options_.interleave->take(origin, in.peer.address);
@@ -227,7 +225,7 @@ size_t Worker::run_once(base::Nanos timeout) {
       finish_reply({tx_[i].data, tx_[i].length}, sent, nullptr, &nts_seal_[i], &nts_siv_[i]);
     else
       finish_reply({tx_[i].data, tx_[i].length}, sent, keys_[i]);
-    if (save_tx_[i] && options_.interleave->save(receive.raw, t.raw, tx_[i].peer.address) ==
+    if (tx_[i].want_tx_time && options_.interleave->save(receive.raw, t.raw, tx_[i].peer.address) ==
                            clients::InterleaveTable::Saved::kEvicted)
       counters.add(Counter::interleave_evicted);
     if (tx_[i].rx_kernel_time)
@@ -238,7 +236,7 @@ size_t Worker::run_once(base::Nanos timeout) {
     const io::Packet& p = tx_[i];
     if (!p.sent) {
       counters.add(Counter::send_errors);
-      if (save_tx_[i]) options_.interleave->forget(base::load_be64(p.data + 32), p.peer.address);
+      if (p.want_tx_time) options_.interleave->forget(base::load_be64(p.data + 32), p.peer.address);
       continue;
     }
     const bool v4 = p.peer.address.family == base::Family::kV4;

@@ -86,7 +86,6 @@ class Worker {
   std::vector<io::Packet> rx_;
   std::vector<io::Packet> tx_;
   std::vector<uint8_t> needs_stamp_;
-  std::vector<uint8_t> save_tx_;      // interleaved request: hold this reply's transmit time
   std::vector<uint8_t> interleaved_;  // interleaved reply: its transmit is held_tx_
   std::vector<uint64_t> held_tx_;
   std::vector<const auth::Key*> keys_;  // sign the reply with it after stamping (or null)
