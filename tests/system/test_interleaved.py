@@ -104,7 +104,17 @@ class InterleavedTest(unittest.TestCase):
             stats = d.stats()
         self.assertEqual(data.get("Interleaved"), "Yes", data)
         self.assertEqual(data.get("Mode"), "Server", data)
-        self.assertEqual(data.get("NTP tests"), "111 111 1111", data)
+        # chronyc's tests of the last sample: RFC 5905's 1-3 (duplicate, bogus, invalid) and
+        # 5-7 must pass, and of the last four maximum delay (A), delay ratio (B) and
+        # synchronisation loop (D). Test C (maxdelaydevratio) is chronyd's statistical filter
+        # against a delay far above its recent minimum: one sample delayed by a busy machine
+        # fails it (CI saw "111 111 1101" once with everything else right), so it is not a
+        # property of the server and is not asserted.
+        tests = data.get("NTP tests", "").split()
+        self.assertEqual(len(tests), 3, data)
+        self.assertEqual(tests[0], "111", data)
+        self.assertEqual(tests[1], "111", data)
+        self.assertEqual((tests[2][0], tests[2][1], tests[2][3]), ("1", "1", "1"), data)
         # chronyd's own TX: kernel; every exchange answered and valid.
         self.assertEqual(data.get("Total TX"), data.get("Total valid RX"), data)
         sent = counters["responses_sent"]
