@@ -1,8 +1,6 @@
 // NTP time conversions (see ntp_time.h).
 #include "base/ntp_time.h"
 
-#include <time.h>
-
 #include <cmath>
 
 namespace strata::base {
@@ -67,13 +65,13 @@ Nanos from_ntp_fixed(int64_t fixed) {
 RealTime now_real() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
-  return RealTime{Nanos{int64_t{ts.tv_sec} * kNanosPerSecond + ts.tv_nsec}};
+  return RealTime{nanos_of(ts)};
 }
 
 Nanos now_mono() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return Nanos{int64_t{ts.tv_sec} * kNanosPerSecond + ts.tv_nsec};
+  return nanos_of(ts);
 }
 
 }  // namespace strata::base

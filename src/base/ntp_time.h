@@ -3,6 +3,8 @@
 // Used by every module that touches packets or the clock; pure functions, any thread.
 #pragma once
 
+#include <time.h>
+
 #include <chrono>
 #include <cstdint>
 
@@ -57,6 +59,9 @@ inline constexpr int64_t ntp_diff_raw(NtpTimestamp a, NtpTimestamp b) {
 // Duration -> NTP 32.32 fixed point (signed), and back.
 int64_t to_ntp_fixed(Nanos d);
 Nanos from_ntp_fixed(int64_t fixed);
+
+// A kernel timespec (clock_gettime, SO_TIMESTAMPNS, SO_TIMESTAMPING) as nanoseconds.
+inline Nanos nanos_of(const timespec& ts) { return Nanos{int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec}; }
 
 // Reads CLOCK_REALTIME.
 RealTime now_real();

@@ -8,6 +8,13 @@ namespace {
 
 RealTime unix_seconds(int64_t s, int64_t ns = 0) { return RealTime{Nanos{s * 1'000'000'000 + ns}}; }
 
+TEST(NtpTime, NanosOfTimespecKeepsEveryNanosecondPast2038) {
+  // 2100-01-01 00:00:00 UTC plus 999,999,999 ns: beyond 32-bit seconds, no rounding.
+  const timespec ts{4'102'444'800, 999'999'999};
+  EXPECT_EQ(nanos_of(ts).count(), 4'102'444'800'999'999'999);
+  EXPECT_EQ(nanos_of(timespec{0, 1}).count(), 1);
+}
+
 TEST(NtpTime, UnixEpochIsNtpSeconds2208988800) {
   const NtpTimestamp t = to_ntp(unix_seconds(0));
   EXPECT_EQ(t.seconds(), 2208988800u);

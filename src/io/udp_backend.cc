@@ -25,9 +25,7 @@ bool set_int(int fd, int level, int name, int value) {
   return ::setsockopt(fd, level, name, &value, sizeof value) == 0;
 }
 
-base::RealTime real_time(const timespec& ts) {
-  return base::RealTime{base::Nanos{int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec}};
-}
+base::RealTime real_time(const timespec& ts) { return base::RealTime{base::nanos_of(ts)}; }
 
 // The software timestamp of an SO_TIMESTAMPING control message (its first of three); nothing
 // when the kernel left it zero (only a hardware one).
